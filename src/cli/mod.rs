@@ -1,0 +1,4 @@
+//! Headless commands. Each submodule parses its own arguments and calls the library;
+//! none of them holds logic the GUI would need.
+
+pub mod info;

@@ -1,0 +1,11 @@
+//! cxr-review: review landmark segmentations of chest X-rays with HybridGNet uncertainty.
+//!
+//! Data flows one way through the modules:
+//! file → [`xray`] (pixels, spacing, window) → model pre-processing → model →
+//! prediction (mean, std, latent) → annotation document → metrics → exports.
+//! The GUI ([`gui`]) and the command line ([`cli`]) both call into the same stages.
+
+pub mod cli;
+pub mod gui;
+pub mod landmarks;
+pub mod xray;

@@ -1,0 +1,39 @@
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cxr_review::cli;
+
+/// Review lung and heart landmark segmentations of chest X-rays.
+///
+/// With no command, opens the viewer on the given files or folders
+/// (or on the built-in synthetic phantom when none are given).
+#[derive(Parser)]
+#[command(name = "cxr-review", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Images or folders to open in the viewer.
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print an image's metadata as JSON; optionally write it as displayed.
+    Info(cli::info::Args),
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    let result = match args.command {
+        Some(Command::Info(a)) => cli::info::run(a),
+        None => cxr_review::gui::run(args.paths),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -6,6 +6,11 @@
 //! The GUI ([`gui`]) and the command line ([`cli`]) both call into the same stages.
 
 pub mod cli;
+pub mod formats;
 pub mod gui;
 pub mod landmarks;
+pub mod masks;
+pub mod metrics;
+pub mod model;
+pub mod plots;
 pub mod xray;

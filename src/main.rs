@@ -21,12 +21,21 @@ struct Cli {
 enum Command {
     /// Print an image's metadata as JSON; optionally write it as displayed.
     Info(cli::info::Args),
+    /// Landmarks with CheXmask-U uncertainty for images or folders, as CSV files.
+    Infer(cli::infer::Args),
+    /// Time encoding and N-sample decoding on random weights.
+    Bench(cli::bench::Args),
+    /// Score a CheXmask file against a reference (Dice, Hausdorff, HD95, node errors).
+    Eval(cli::eval::Args),
 }
 
 fn main() -> ExitCode {
     let args = Cli::parse();
     let result = match args.command {
         Some(Command::Info(a)) => cli::info::run(a),
+        Some(Command::Infer(a)) => cli::infer::run(a),
+        Some(Command::Bench(a)) => cli::bench::run(a),
+        Some(Command::Eval(a)) => cli::eval::run(a),
         None => cxr_review::gui::run(args.paths),
     };
     match result {

@@ -94,7 +94,7 @@ fn wheel_zooms_at_the_cursor() {
         unit: MouseWheelUnit::Point,
         delta: Vec2::new(0.0, 120.0),
         phase: TouchPhase::Move,
-        source: egui::MouseWheelSource::Mouse,
+        source: egui::MouseWheelSource::Wheel,
         modifiers: Modifiers::NONE,
     });
     h.run_steps(2);

@@ -1,4 +1,7 @@
 //! Headless commands. Each submodule parses its own arguments and calls the library;
 //! none of them holds logic the GUI would need.
 
+pub mod bench;
+pub mod eval;
 pub mod info;
+pub mod infer;

@@ -115,11 +115,18 @@ impl XrayImage {
             .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
     }
 
-    /// The window a reader sees first: the file's own, else one spanning the data.
+    /// The window a reader sees first: the file's own; else, for 8-bit data, the full
+    /// 0–255 range, so ordinary PNG/JPEG radiographs display exactly as stored; else
+    /// one spanning the data, since deeper files (16-bit PNG, DICOM without a window)
+    /// usually fill only part of their range (10–12-bit detector data).
     pub fn default_window(&self) -> Window {
         self.file_window.unwrap_or_else(|| {
             let (lo, hi) = self.value_range();
-            if lo.is_finite() { Window::spanning(lo as f64, hi as f64) } else { Window::spanning(0.0, 255.0) }
+            if !lo.is_finite() || (self.source.bits_stored <= 8 && lo >= 0.0 && hi <= 255.0) {
+                Window::spanning(0.0, 255.0)
+            } else {
+                Window::spanning(lo as f64, hi as f64)
+            }
         })
     }
 

@@ -29,6 +29,12 @@ pub fn load(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
         }
     };
 
+    // The JPEG decoder runs lenient and would fill a cut-off scan with grey: a
+    // half-missing radiograph must be refused, not shown.
+    if format == ImageFormat::Jpeg && jpeg_is_truncated(bytes) {
+        return Err(LoadError::new(path, "JPEG is truncated: the image data ends before its end-of-image marker"));
+    }
+
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
     // The default limits (512 MiB per allocation) stop a forged header from
     // allocating unbounded memory; keep them explicitly.
@@ -82,6 +88,48 @@ fn gray_values(path: &Path, img: DynamicImage) -> Result<(Vec<f32>, u16), LoadEr
     })
 }
 
+/// Walk the JPEG marker segments from SOI: true when the data runs out before EOI.
+/// Segment lengths are followed, so thumbnails inside APP segments are skipped, and
+/// entropy-coded data is scanned to its next real marker (FF 00 is a stuffed byte,
+/// FF D0–D7 a restart). Anything malformed is left for the decoder to judge.
+fn jpeg_is_truncated(b: &[u8]) -> bool {
+    let mut pos = 2; // after SOI
+    loop {
+        // Markers may be preceded by any number of FF fill bytes.
+        while b.get(pos) == Some(&0xFF) && b.get(pos + 1) == Some(&0xFF) {
+            pos += 1;
+        }
+        let (Some(&ff), Some(&marker)) = (b.get(pos), b.get(pos + 1)) else { return true };
+        if ff != 0xFF {
+            return false;
+        }
+        match marker {
+            0xD9 => return false,
+            0x01 | 0xD0..=0xD7 => pos += 2,
+            _ => {
+                let Some(len) = b.get(pos + 2..pos + 4).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize) else {
+                    return true;
+                };
+                pos += 2 + len;
+                if pos > b.len() {
+                    return true;
+                }
+                if marker == 0xDA {
+                    // Entropy-coded data: runs until an FF not followed by 00 or RSTn.
+                    loop {
+                        match (b.get(pos), b.get(pos + 1)) {
+                            (Some(0xFF), Some(0x00 | 0xD0..=0xD7)) => pos += 2,
+                            (Some(0xFF), Some(_)) => break,
+                            (Some(_), _) => pos += 1,
+                            (None, _) => return true,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Rec.601 luma, rounded to the nearest integer level so grey stored as RGB
 /// (R = G = B) comes back exactly as the grey value.
 fn luma<T: Into<f64>>(r: T, g: T, b: T) -> f32 {
@@ -91,6 +139,19 @@ fn luma<T: Into<f64>>(r: T, g: T, b: T) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jpeg_truncation_is_detected_from_markers() {
+        // SOI, APP0 (len 4), SOS (len 3) + data with a stuffed FF00 and RST0, EOI.
+        let whole = [0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 1, 2, 0xFF, 0xDA, 0, 3, 9, 0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, 0xFF, 0xD9];
+        assert!(!jpeg_is_truncated(&whole));
+        for cut in 2..whole.len() {
+            assert!(jpeg_is_truncated(&whole[..cut]), "cut at {cut}");
+        }
+        // An EOI inside an APP segment (a thumbnail) does not end the file.
+        let thumb = [0xFF, 0xD8, 0xFF, 0xE1, 0, 6, 0xFF, 0xD9, 0, 0, 0xFF, 0xDA, 0, 2, 7, 7];
+        assert!(jpeg_is_truncated(&thumb));
+    }
 
     #[test]
     fn luma_keeps_grey_exact_and_weights_channels() {

@@ -1,0 +1,105 @@
+//! `cxr-review bench`: how long encoding, decoding N samples and a whole prediction take, on
+//! random (seeded) weights of the released architecture. Prints medians of repeated runs.
+
+use std::time::Instant;
+
+use burn::tensor::{Tensor, TensorData};
+
+use crate::model::config::ModelConfig;
+use crate::model::uncertainty::draw_latents;
+use crate::model::{DeviceChoice, HybridGNet, Sampling, predict, select_device};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// auto (a GPU if there is one), gpu or cpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
+    /// Latent samples decoded per image.
+    #[arg(long, default_value_t = 50)]
+    pub samples: usize,
+    /// Model input sides to measure (multiples of 32).
+    #[arg(long = "size", default_values_t = [1024], num_args = 1..)]
+    pub sizes: Vec<usize>,
+    /// Timed runs per measurement (after one warm-up run); the table shows medians.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// Median milliseconds of `repeats` runs of `f`, after one untimed run.
+fn time_ms(repeats: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    median(
+        (0..repeats)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect(),
+    )
+}
+
+pub fn build_profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "dev profile (this crate opt-level 1, dependencies opt-level 3, debug assertions on)"
+    } else {
+        "release profile"
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(args.samples >= 1 && args.repeats >= 1, "--samples and --repeats must be at least 1");
+    for &s in &args.sizes {
+        ModelConfig::released(s).validate().map_err(anyhow::Error::msg)?;
+    }
+    let selected = select_device(args.device)?;
+    println!("device: {}", selected.description);
+    println!("build:  {}", build_profile());
+    println!(
+        "weights: random (seed 0), released architecture; N = {} samples; median of {} runs",
+        args.samples, args.repeats
+    );
+    println!();
+    println!(
+        "| input | encode ms | decode N={} ms | total N={} ms | total N=1 ms | ratio N/1 |",
+        args.samples, args.samples
+    );
+    println!("|------:|----------:|---------------:|---------------:|-------------:|----------:|");
+    for &size in &args.sizes {
+        let model = HybridGNet::random(&ModelConfig::released(size), 0, &selected.device);
+        let image: Vec<f32> =
+            (0..size * size).map(|i| (((i % size) as f32 / size as f32) * 6.0).sin() * 0.4 + 0.5).collect();
+        let latents = model.config().latents;
+
+        let encode = time_ms(args.repeats, || {
+            let e = model.encode_pixels(&image);
+            // Reading μ back waits for the device to finish the whole encoder.
+            let _ = e.mu.to_data();
+        });
+        let encoding = model.encode_pixels(&image);
+        let mu = encoding.mu.try_to_vec_as::<f32>().expect("f32");
+        let logvar = encoding.logvar.try_to_vec_as::<f32>().expect("f32");
+        let decode = time_ms(args.repeats, || {
+            let z = draw_latents(&mu, &logvar, args.samples, 1);
+            let z = Tensor::from_data(TensorData::new(z, [args.samples, latents]), model.device());
+            let _ = model.decode(z, &encoding).output.to_data();
+        });
+        let total = |n: usize| {
+            time_ms(args.repeats, || {
+                drop(predict(&model, &image, size as u32, size as u32, Sampling::Random { samples: n, seed: 1 }))
+            })
+        };
+        let (total_n, total_1) = (total(args.samples), total(1));
+        println!(
+            "| {size:>5} | {encode:>9.1} | {decode:>14.1} | {total_n:>14.1} | {total_1:>12.1} | {:>9.2} |",
+            total_n / total_1
+        );
+    }
+    Ok(())
+}

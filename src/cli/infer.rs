@@ -1,0 +1,247 @@
+//! `cxr-review infer INPUT... --out DIR`: landmarks with CheXmask-U uncertainty for every
+//! image, one CSV each (`Node,Mean x,Mean y,Std x,Std y`), plus `summary.csv`.
+//!
+//! Re-running on the same folder skips images whose CSV is already there and keeps their
+//! summary rows; an image that cannot be read is reported and skipped.
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::landmarks::NUM_NODES;
+use crate::model::weights::write_atomically;
+use crate::model::{DeviceChoice, HybridGNet, Prediction, Sampling, predict_xray, select_device};
+use crate::xray;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Images or folders of images.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Folder for the per-image CSVs and summary.csv (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Latent samples per image (1 or more).
+    #[arg(long, default_value_t = 50)]
+    pub samples: usize,
+    /// Seed of the latent noise; the same seed gives the same numbers.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// HybridGNet weights: a PyTorch state dict (.pt/.pth) in the released layout, or .safetensors.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// auto (a GPU if there is one), gpu or cpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+pub const SUMMARY_HEADER: [&str; 6] = ["image", "width", "height", "mean_node_std", "latent_sigma2_mean", "seconds"];
+pub const NODE_HEADER: [&str; 5] = ["Node", "Mean x", "Mean y", "Std x", "Std y"];
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let Some(weights) = &args.weights else {
+        bail!(
+            "--weights FILE is required: no trained model ships with cxr-review yet. \
+             Pass a HybridGNet state dict in the released layout (.pt/.pth) or a .safetensors file."
+        );
+    };
+    if args.samples == 0 {
+        bail!("--samples must be at least 1");
+    }
+    let images = xray::expand_paths(&args.inputs)?;
+    if images.is_empty() {
+        bail!("no images found in the given inputs");
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("{}: cannot create output folder", args.out.display()))?;
+
+    let selected = select_device(args.device)?;
+    let model = HybridGNet::load(weights, &selected.device)?;
+    eprintln!(
+        "model: {} (input {}, {}), device: {}",
+        weights.display(),
+        model.config().input_size,
+        if model.config().skip_blocks { "skip blocks" } else { "no skip blocks" },
+        selected.description
+    );
+
+    let summary_path = args.out.join("summary.csv");
+    let mut previous = read_summary(&summary_path)?;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut seen = HashSet::new();
+    let (mut done, mut skipped, mut failed) = (0, 0, 0);
+
+    let bar = ProgressBar::new(images.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed_precise} eta {eta} {msg}").expect("valid template"),
+    );
+    for path in &images {
+        let name = file_name(path);
+        bar.set_message(name.clone());
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.clone());
+        if !seen.insert(stem.clone()) {
+            bar.println(format!("skipped {}: another input already writes {stem}.csv", path.display()));
+            failed += 1;
+            bar.inc(1);
+            continue;
+        }
+        let csv_path = args.out.join(format!("{stem}.csv"));
+        if csv_path.exists() {
+            if let Some(row) = previous.remove(&name) {
+                rows.push(row);
+            }
+            skipped += 1;
+            bar.inc(1);
+            continue;
+        }
+        let start = Instant::now();
+        let result = xray::load(path).map_err(anyhow::Error::from).and_then(|img| {
+            let p = predict_xray(&model, &img, Sampling::Random { samples: args.samples, seed: args.seed });
+            write_atomically(&csv_path, &node_csv(&p)?)
+                .with_context(|| format!("{}: cannot write", csv_path.display()))?;
+            Ok((img.width, img.height, p))
+        });
+        match result {
+            Ok((w, h, p)) => {
+                let secs = start.elapsed().as_secs_f64();
+                rows.push(vec![
+                    name,
+                    w.to_string(),
+                    h.to_string(),
+                    format!("{:.4}", p.score),
+                    p.latent_sigma2_mean.to_string(),
+                    format!("{secs:.3}"),
+                ]);
+                done += 1;
+            }
+            Err(e) => {
+                bar.println(format!("skipped {}: {e:#}", path.display()));
+                failed += 1;
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    write_summary(&summary_path, &rows)?;
+    eprintln!("{done} predicted, {skipped} already done, {failed} failed; results in {}", args.out.display());
+    if failed > 0 {
+        bail!("{failed} of {} images could not be processed (see messages above)", images.len());
+    }
+    Ok(())
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+}
+
+/// The CheXmask-U per-image table: one row per node, pixels of the original image.
+pub fn node_csv(p: &Prediction) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(NODE_HEADER)?;
+    for i in 0..NUM_NODES {
+        w.write_record([
+            i.to_string(),
+            format!("{:.3}", p.mean[i][0]),
+            format!("{:.3}", p.mean[i][1]),
+            format!("{:.4}", p.std[i][0]),
+            format!("{:.4}", p.std[i][1]),
+        ])?;
+    }
+    Ok(w.into_inner()?)
+}
+
+/// Rows of an earlier summary.csv by image name; none when there is no file yet.
+fn read_summary(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    if !path.exists() {
+        return Ok(BTreeMap::new());
+    }
+    let mut r = csv::Reader::from_path(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut out = BTreeMap::new();
+    for rec in r.records() {
+        let rec = rec.with_context(|| format!("{}: malformed row", path.display()))?;
+        let row: Vec<String> = rec.iter().map(String::from).collect();
+        if let Some(name) = row.first() {
+            out.insert(name.clone(), row);
+        }
+    }
+    Ok(out)
+}
+
+fn write_summary(path: &Path, rows: &[Vec<String>]) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(SUMMARY_HEADER)?;
+    for row in rows {
+        w.write_record(row)?;
+    }
+    write_atomically(path, &w.into_inner()?).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelConfig;
+    use image::{GrayImage, Luma};
+
+    #[test]
+    fn writes_tables_skips_unreadable_images_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let weights = dir.path().join("w.safetensors");
+        let config = ModelConfig { input_size: 64, channels: [4, 4, 8, 8, 8, 8], latents: 8, skip_blocks: true };
+        HybridGNet::random(&config, 1, &burn::tensor::Device::flex()).save(&weights).unwrap();
+        let images = dir.path().join("images");
+        std::fs::create_dir(&images).unwrap();
+        GrayImage::from_fn(40, 30, |x, y| Luma([(x * 5 + y * 3) as u8])).save(images.join("a.png")).unwrap();
+        GrayImage::from_fn(20, 50, |x, y| Luma([(x * 7 + y) as u8])).save(images.join("b.png")).unwrap();
+        std::fs::write(images.join("broken.png"), b"not a png").unwrap();
+        let out = dir.path().join("out");
+        let args = || Args {
+            inputs: vec![images.clone()],
+            out: out.clone(),
+            samples: 4,
+            seed: 3,
+            weights: Some(weights.clone()),
+            device: DeviceChoice::Cpu,
+        };
+
+        let err = run(args()).unwrap_err().to_string();
+        assert!(err.contains("1 of 3 images"), "{err}");
+        let a = std::fs::read_to_string(out.join("a.csv")).unwrap();
+        let lines: Vec<&str> = a.lines().collect();
+        assert_eq!(lines.len(), 1 + NUM_NODES);
+        assert_eq!(lines[0], "Node,Mean x,Mean y,Std x,Std y");
+        assert!(lines[120].starts_with("119,"));
+        assert!(!out.join("broken.csv").exists());
+        let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+        let rows: Vec<&str> = summary.lines().collect();
+        assert_eq!(rows[0], "image,width,height,mean_node_std,latent_sigma2_mean,seconds");
+        assert_eq!(rows.len(), 3, "{summary}");
+        assert!(rows[1].starts_with("a.png,40,30,") && rows[2].starts_with("b.png,20,50,"), "{summary}");
+
+        // Again: nothing is recomputed and the earlier summary rows are kept as they were.
+        assert!(run(args()).is_err());
+        assert_eq!(std::fs::read_to_string(out.join("summary.csv")).unwrap(), summary);
+
+        // A removed table is recomputed, identically for the same seed.
+        std::fs::remove_file(out.join("a.csv")).unwrap();
+        assert!(run(args()).is_err());
+        assert_eq!(std::fs::read_to_string(out.join("a.csv")).unwrap(), a);
+        assert!(std::fs::read_dir(&out).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+    }
+
+    #[test]
+    fn weights_are_required_until_a_model_ships() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = Args {
+            inputs: vec![dir.path().into()],
+            out: dir.path().join("o"),
+            samples: 2,
+            seed: 0,
+            weights: None,
+            device: DeviceChoice::Cpu,
+        };
+        let err = run(args).unwrap_err().to_string();
+        assert!(err.contains("--weights FILE is required"), "{err}");
+    }
+}

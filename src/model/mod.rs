@@ -1,0 +1,257 @@
+//! HybridGNet landmark segmentation with CheXmask-U uncertainty (METHOD.md §2–4).
+//!
+//! Stages, one file each: [`preprocess`] (pad and resize), [`encoder`] (image → μ, log σ²,
+//! conv5, conv6), [`decoder`] with [`chebconv`], [`norm`], [`lookup`] and [`graph`], then
+//! [`uncertainty`] (N latent samples decoded as one batch → per-node mean and spread).
+//! [`weights`] reads and writes weight files, [`backend`] picks the device at run time.
+//!
+//! Tensors carry their backend in their `Device` (burn ≥ 0.22), so nothing here is generic
+//! over a backend type: the same model runs on flex (CPU) or wgpu, chosen when it is loaded.
+//!
+//! Use [`HybridGNet::load`] then [`uncertainty::predict`] (or [`uncertainty::predict_xray`]).
+
+pub mod backend;
+pub mod chebconv;
+pub mod config;
+pub mod decoder;
+pub mod encoder;
+pub mod graph;
+pub mod lookup;
+pub mod norm;
+pub mod preprocess;
+pub mod uncertainty;
+pub mod weights;
+
+#[cfg(test)]
+mod testing;
+
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+pub use backend::{DeviceChoice, SelectedDevice, select_device};
+pub use config::ModelConfig;
+pub use decoder::Decoded;
+pub use encoder::Encoding;
+pub use uncertainty::{Prediction, Sampling, predict, predict_xray};
+pub use weights::{StateDict, WeightsError};
+
+use decoder::Decoder;
+use encoder::Encoder;
+use graph::Graphs;
+use lookup::FeatureMap;
+
+/// A HybridGNet on one device.
+#[derive(Debug)]
+pub struct HybridGNet {
+    config: ModelConfig,
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+    graphs: Graphs,
+    device: Device,
+}
+
+impl HybridGNet {
+    /// Load weights (`.pt`/`.pth` PyTorch state dict or `.safetensors`); the architecture
+    /// (input size, skip blocks) is read from the tensors' shapes.
+    pub fn load(path: &Path, device: &Device) -> Result<Self, WeightsError> {
+        Self::from_state_dict(&StateDict::read(path)?, device)
+    }
+
+    pub fn from_state_dict(sd: &StateDict, device: &Device) -> Result<Self, WeightsError> {
+        let config = weights::infer_config(sd)?;
+        let (encoder, decoder) = weights::build(sd, &config, device)?;
+        Ok(HybridGNet { config, encoder, decoder, graphs: Graphs::new(device), device: device.clone() })
+    }
+
+    /// Random weights, initialised as PyTorch initialises a fresh model (for benchmarks and
+    /// tests; its landmarks mean nothing).
+    pub fn random(config: &ModelConfig, seed: u64, device: &Device) -> Self {
+        let sd = weights::random_state_dict(config, seed);
+        Self::from_state_dict(&sd, device).expect("random weights follow the layout they were made from")
+    }
+
+    /// The weights in the released key layout.
+    pub fn state_dict(&self) -> StateDict {
+        weights::state_dict(&self.encoder, &self.decoder)
+    }
+
+    /// Save in our format: safetensors in the released key layout (see [`weights`]).
+    pub fn save(&self, path: &Path) -> Result<(), WeightsError> {
+        let c = &self.config;
+        self.state_dict().write_safetensors(
+            path,
+            &[("input_size", c.input_size.to_string()), ("skip_blocks", c.skip_blocks.to_string())],
+        )
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The decoder's graphs on this model's device, for running decoder stages one by one.
+    pub fn graphs(&self) -> &Graphs {
+        &self.graphs
+    }
+
+    /// Encode one model input image of S×S values in [0, 1] (row-major).
+    pub fn encode_pixels(&self, pixels: &[f32]) -> Encoding {
+        let s = self.config.input_size;
+        assert_eq!(pixels.len(), s * s, "model input must be {s}×{s}");
+        let image = Tensor::from_data(TensorData::new(pixels.to_vec(), [1, 1, s, s]), &self.device);
+        self.encoder.forward(image)
+    }
+
+    /// Decode a batch of latents `z` (batch, latents) against one encoded image: conv5 and
+    /// conv6 are shared by every row, nothing is encoded again.
+    pub fn decode(&self, z: Tensor<2>, encoding: &Encoding) -> Decoded {
+        let conv5 = FeatureMap::new(encoding.conv5.clone());
+        let conv6 = FeatureMap::new(encoding.conv6.clone());
+        self.decoder.forward(z, &conv5, &conv6, &self.graphs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::testing::{cpu, values};
+
+    fn small(skip_blocks: bool) -> ModelConfig {
+        ModelConfig { input_size: 64, channels: [4, 4, 8, 8, 8, 8], latents: 8, skip_blocks }
+    }
+
+    #[test]
+    fn a_model_can_move_to_a_worker_thread() {
+        fn sendable<T: Send + Sync>() {}
+        sendable::<HybridGNet>();
+        sendable::<Prediction>();
+    }
+
+    #[test]
+    fn shapes_through_the_network() {
+        let d = cpu();
+        for skip in [true, false] {
+            let model = HybridGNet::random(&small(skip), 1, &d);
+            let enc = model.encode_pixels(&vec![0.5; 64 * 64]);
+            assert_eq!(enc.mu.dims(), [1, 8]);
+            assert_eq!(enc.conv5.dims(), [1, 8, 4, 4]);
+            assert_eq!(enc.conv6.dims(), [1, 8, 2, 2]);
+            let out = model.decode(Tensor::zeros([3, 8], &d), &enc);
+            assert_eq!(out.output.dims(), [3, 120, 2]);
+            assert_eq!(out.pos1.map(|p| p.dims()), skip.then_some([3, 60, 2]));
+            assert_eq!(out.pos2.map(|p| p.dims()), skip.then_some([3, 120, 2]));
+        }
+    }
+
+    #[test]
+    fn decoding_a_batch_equals_decoding_each_row() {
+        // Rows of a batch are independent. Compared on what precedes any lookup (the lookups
+        // are discontinuous: 1e-7 differences from another summation order may change them).
+        let d = cpu();
+        let img: Vec<f32> = (0..64 * 64).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect();
+        let z: Vec<f32> = (0..3 * 8).map(|i| (i as f32 * 0.37).sin()).collect();
+        for skip in [false, true] {
+            let model = HybridGNet::random(&small(skip), 2, &d);
+            let enc = model.encode_pixels(&img);
+            let decode = |z: Vec<f32>, n: usize| {
+                let out = model.decode(Tensor::from_data(TensorData::new(z, [n, 8]), &d), &enc);
+                if skip { values(&out.pos1.expect("pos1")) } else { values(&out.output) }
+            };
+            let batch = decode(z.clone(), 3);
+            let per = batch.len() / 3;
+            for r in 0..3 {
+                let one = decode(z[r * 8..(r + 1) * 8].to_vec(), 1);
+                for (a, b) in one.iter().zip(&batch[r * per..(r + 1) * per]) {
+                    assert!((a - b).abs() < 1e-5, "skip {skip} row {r}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn saved_weights_load_back_identically() {
+        let d = cpu();
+        let model = HybridGNet::random(&small(true), 3, &d);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        model.save(&path).unwrap();
+        let back = HybridGNet::load(&path, &d).unwrap();
+        assert_eq!(back.config(), model.config());
+        assert_eq!(back.state_dict().tensors, model.state_dict().tensors);
+        // The saved keys are exactly the released layout.
+        let keys: Vec<String> = weights::layout(model.config()).into_iter().map(|(k, ..)| k).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(back.state_dict().tensors.keys().cloned().collect::<Vec<_>>(), sorted);
+    }
+
+    #[test]
+    fn older_chebconv_layout_loads_to_the_same_model() {
+        let d = cpu();
+        let model = HybridGNet::random(&small(true), 4, &d);
+        let mut sd = model.state_dict();
+        // Rewrite every ChebConv as one `weight` (K, in, out), torch_geometric < 2.
+        let prefixes: Vec<String> =
+            sd.tensors.keys().filter_map(|k| k.strip_suffix(".lins.0.weight").map(String::from)).collect();
+        for p in prefixes {
+            let mut k = 0;
+            let mut stacked = Vec::new();
+            let (mut fin, mut fout) = (0, 0);
+            while let Some(t) = sd.tensors.remove(&format!("{p}.lins.{k}.weight")) {
+                (fout, fin) = (t.shape[0], t.shape[1]);
+                for r in 0..fin {
+                    stacked.extend((0..fout).map(|c| t.values[c * fin + r]));
+                }
+                k += 1;
+            }
+            sd.tensors
+                .insert(format!("{p}.weight"), weights::StateTensor { shape: vec![k, fin, fout], values: stacked });
+        }
+        let old = HybridGNet::from_state_dict(&sd, &d).unwrap();
+        assert_eq!(old.state_dict().tensors, model.state_dict().tensors);
+    }
+
+    #[test]
+    fn bad_weights_are_reported_with_key_and_shapes() {
+        let d = cpu();
+        let model = HybridGNet::random(&small(true), 5, &d);
+        let good = model.state_dict();
+
+        let mut sd = good.clone();
+        sd.tensors.remove("graphConv_up3.bias");
+        let e = HybridGNet::from_state_dict(&sd, &d).unwrap_err().to_string();
+        assert!(e.contains("missing key `graphConv_up3.bias`"), "{e}");
+
+        let mut sd = good.clone();
+        sd.tensors.get_mut("encoder.dconv_down2.block.5.weight").unwrap().shape = vec![4, 4, 3, 2];
+        let e = HybridGNet::from_state_dict(&sd, &d).unwrap_err().to_string();
+        assert!(
+            e.contains("`encoder.dconv_down2.block.5.weight` has shape [4, 4, 3, 2], the model expects [4, 4, 3, 3]"),
+            "{e}"
+        );
+
+        let mut sd = good.clone();
+        let t = sd.tensors.remove("SC_2.graphConv_pre.lins.0.weight").unwrap();
+        sd.tensors.insert(
+            "SC_2.graphConv_pre.lins.0.weight".into(),
+            weights::StateTensor { shape: vec![3, 32], values: vec![0.0; 96] },
+        );
+        drop(t);
+        let e = HybridGNet::from_state_dict(&sd, &d).unwrap_err().to_string();
+        assert!(e.contains("[3, 32]") && e.contains("[2, 32]"), "{e}");
+
+        let mut sd = good.clone();
+        sd.tensors.insert("encoder.extra.weight".into(), weights::StateTensor { shape: vec![1], values: vec![0.0] });
+        let e = HybridGNet::from_state_dict(&sd, &d).unwrap_err().to_string();
+        assert!(e.contains("`encoder.extra.weight`"), "{e}");
+
+        let mut sd = good;
+        sd.tensors.get_mut("encoder.fc_mu.weight").unwrap().shape = vec![8, 33];
+        let e = HybridGNet::from_state_dict(&sd, &d).unwrap_err().to_string();
+        assert!(e.contains("encoder.fc_mu.weight") && e.contains("33"), "{e}");
+    }
+}

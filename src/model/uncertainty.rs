@@ -1,0 +1,229 @@
+//! CheXmask-U uncertainty (METHOD.md §4): encode once, decode N latent samples as one batch,
+//! and summarise the spread of every landmark.
+//!
+//! Latent noise is drawn on the host from a seeded generator, so a prediction depends only on
+//! the image, the weights, N and the seed, whichever device runs the network.
+
+use burn::tensor::{Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use super::HybridGNet;
+use super::preprocess::{Letterbox, model_input};
+use crate::landmarks::{NUM_NODES, Point};
+use crate::xray::XrayImage;
+
+/// Which latents to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampling {
+    /// z = μ alone: the plain HybridGNet prediction (std 0).
+    Mean,
+    /// `samples` draws z = μ + ε·σ, ε ~ N(0, I) from `seed`.
+    Random { samples: usize, seed: u64 },
+}
+
+/// A landmark prediction with its uncertainty, in pixels of the original image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Per node: mean (x, y) over the samples.
+    #[serde(with = "node_array")]
+    pub mean: [Point; NUM_NODES],
+    /// Per node: population standard deviation (x, y) over the samples.
+    #[serde(with = "node_array")]
+    pub std: [Point; NUM_NODES],
+    /// σ² = exp(log σ²) of every latent.
+    pub latent_sigma2: Vec<f32>,
+    pub latent_sigma2_mean: f32,
+    /// Mean over nodes and both axes of the node standard deviations, pixels.
+    pub score: f32,
+    pub samples: usize,
+    /// `None` for [`Sampling::Mean`].
+    pub seed: Option<u64>,
+    /// Where the image sat in the model input.
+    pub letterbox: Letterbox,
+}
+
+impl Prediction {
+    /// Mean of the node's x and y standard deviation, pixels.
+    pub fn node_std(&self, node: usize) -> f32 {
+        (self.std[node][0] + self.std[node][1]) / 2.0
+    }
+}
+
+/// Predict on an X-ray as it is displayed at its default window (METHOD.md §2 step 1).
+pub fn predict_xray(model: &HybridGNet, image: &XrayImage, sampling: Sampling) -> Prediction {
+    let grey = image.display_intensities(image.default_window());
+    predict(model, &grey, image.width, image.height, sampling)
+}
+
+/// Predict on a grey image in [0, 1] (row-major, `width`×`height`).
+pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampling: Sampling) -> Prediction {
+    let (input, letterbox) = model_input(grey, width, height, model.config().input_size);
+    let encoding = model.encode_pixels(&input);
+    let mu = host(&encoding.mu);
+    let logvar = host(&encoding.logvar);
+    let (z, samples, seed) = match sampling {
+        Sampling::Mean => (mu.clone(), 1, None),
+        Sampling::Random { samples, seed } => (draw_latents(&mu, &logvar, samples, seed), samples, Some(seed)),
+    };
+    assert!(samples > 0, "at least one sample");
+    let z = Tensor::from_data(TensorData::new(z, [samples, mu.len()]), model.device());
+    let decoded = host(&model.decode(z, &encoding).output);
+    summarise(&decoded, samples, &logvar, letterbox, seed)
+}
+
+fn host<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    t.try_to_vec_as::<f32>().expect("f32 data")
+}
+
+/// `n` rows of z = μ + ε·exp(½ log σ²), ε ~ N(0, I) from `seed`; row-major (n, latents).
+pub fn draw_latents(mu: &[f32], logvar: &[f32], n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let sigma: Vec<f32> = logvar.iter().map(|lv| (0.5 * lv).exp()).collect();
+    let mut z = Vec::with_capacity(n * mu.len());
+    for _ in 0..n {
+        for (m, s) in mu.iter().zip(&sigma) {
+            let e: f64 = StandardNormal.sample(&mut rng);
+            z.push(m + e as f32 * s);
+        }
+    }
+    z
+}
+
+/// Statistics of decoded samples (n, 120, 2) in model units, mapped to image pixels.
+pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox, seed: Option<u64>) -> Prediction {
+    assert_eq!(decoded.len(), n * NUM_NODES * 2, "decoded samples");
+    let mut mean = [[0.0f32; 2]; NUM_NODES];
+    let mut std = [[0.0f32; 2]; NUM_NODES];
+    for node in 0..NUM_NODES {
+        let mut m = [0.0f32; 2];
+        let mut s = [0.0f32; 2];
+        for axis in 0..2 {
+            let vals = (0..n).map(|i| decoded[(i * NUM_NODES + node) * 2 + axis] as f64);
+            let mu = vals.clone().sum::<f64>() / n as f64;
+            let var = vals.map(|v| (v - mu) * (v - mu)).sum::<f64>() / n as f64;
+            m[axis] = mu as f32;
+            s[axis] = var.sqrt() as f32;
+        }
+        mean[node] = letterbox.to_image(m);
+        std[node] = letterbox.scale_to_image(s);
+    }
+    let latent_sigma2: Vec<f32> = logvar.iter().map(|lv| lv.exp()).collect();
+    let latent_sigma2_mean =
+        latent_sigma2.iter().map(|&v| v as f64).sum::<f64>() as f32 / latent_sigma2.len().max(1) as f32;
+    let score = std.iter().map(|s| (s[0] + s[1]) as f64 / 2.0).sum::<f64>() as f32 / NUM_NODES as f32;
+    Prediction { mean, std, latent_sigma2, latent_sigma2_mean, score, samples: n, seed, letterbox }
+}
+
+/// Serde for `[Point; 120]` (serde's derives stop at arrays of 32) as a list of pairs.
+mod node_array {
+    use super::{NUM_NODES, Point};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[Point; NUM_NODES], s: S) -> Result<S::Ok, S::Error> {
+        v.as_slice().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[Point; NUM_NODES], D::Error> {
+        let v = Vec::<Point>::deserialize(d)?;
+        let n = v.len();
+        v.try_into().map_err(|_| serde::de::Error::invalid_length(n, &"120 (x, y) pairs"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelConfig;
+    use crate::model::testing::cpu;
+
+    fn model() -> HybridGNet {
+        let config = ModelConfig { input_size: 64, channels: [4, 4, 8, 8, 8, 8], latents: 8, skip_blocks: true };
+        HybridGNet::random(&config, 11, &cpu())
+    }
+
+    fn image() -> (Vec<f32>, u32, u32) {
+        let (w, h) = (80u32, 60u32);
+        let px = (0..w * h).map(|i| ((i % w) as f32 / w as f32 + (i / w) as f32 / h as f32) / 2.0).collect();
+        (px, w, h)
+    }
+
+    #[test]
+    fn one_sample_at_mu_is_the_plain_decode() {
+        let m = model();
+        let (px, w, h) = image();
+        let p = predict(&m, &px, w, h, Sampling::Mean);
+        assert_eq!((p.samples, p.seed, p.score), (1, None, 0.0));
+        // The same thing by hand: preprocess, encode, decode z = μ, map back.
+        let (input, lb) = model_input(&px, w, h, 64);
+        let enc = m.encode_pixels(&input);
+        let out = host(&m.decode(enc.mu.clone(), &enc).output);
+        for node in [0, 57, 119] {
+            let q = lb.to_image([out[node * 2], out[node * 2 + 1]]);
+            assert!((q[0] - p.mean[node][0]).abs() < 1e-3 && (q[1] - p.mean[node][1]).abs() < 1e-3);
+        }
+        assert!(p.std.iter().all(|s| *s == [0.0, 0.0]));
+    }
+
+    #[test]
+    fn same_seed_same_prediction_other_seed_differs() {
+        let m = model();
+        let (px, w, h) = image();
+        let a = predict(&m, &px, w, h, Sampling::Random { samples: 5, seed: 7 });
+        let b = predict(&m, &px, w, h, Sampling::Random { samples: 5, seed: 7 });
+        let c = predict(&m, &px, w, h, Sampling::Random { samples: 5, seed: 8 });
+        assert_eq!(a, b);
+        assert_ne!(a.mean, c.mean);
+        assert!(a.score > 0.0);
+        assert_eq!(a.latent_sigma2.len(), 8);
+    }
+
+    #[test]
+    fn spread_vanishes_when_sigma_does() {
+        // log σ² → −∞: every draw is μ, so all samples decode alike.
+        let mu = [0.3f32, -1.0, 2.0];
+        let z = draw_latents(&mu, &[-80.0; 3], 4, 1);
+        for row in z.chunks(3) {
+            assert_eq!(row, mu);
+        }
+        let decoded: Vec<f32> = (0..4).flat_map(|_| (0..240).map(|i| i as f32 / 240.0)).collect();
+        let p = summarise(&decoded, 4, &[-80.0; 3], Letterbox::new(100, 100), Some(1));
+        assert_eq!(p.score, 0.0);
+        assert!(p.latent_sigma2_mean < 1e-30);
+    }
+
+    #[test]
+    fn a_model_with_vanishing_sigma_has_no_spread() {
+        // fc_logvar outputs −80 everywhere: σ ≈ 4e-18, so every draw rounds to μ.
+        let config = ModelConfig { input_size: 64, channels: [4, 4, 8, 8, 8, 8], latents: 8, skip_blocks: true };
+        let mut sd = crate::model::weights::random_state_dict(&config, 5);
+        sd.tensors.get_mut("encoder.fc_logvar.weight").unwrap().values.fill(0.0);
+        sd.tensors.get_mut("encoder.fc_logvar.bias").unwrap().values.fill(-80.0);
+        let m = HybridGNet::from_state_dict(&sd, &cpu()).unwrap();
+        let (px, w, h) = image();
+        let p = predict(&m, &px, w, h, Sampling::Random { samples: 6, seed: 2 });
+        assert_eq!(p.score, 0.0);
+        assert!(p.std.iter().all(|s| *s == [0.0, 0.0]));
+        assert!(p.latent_sigma2_mean < 1e-30);
+    }
+
+    #[test]
+    fn statistics_are_population_and_in_image_pixels() {
+        // Two samples of node 0 at x = 0.25 and 0.75 (model units) on a 200×100 image
+        // (padded side 200, 50 rows before): mean 0.5 → 100 px; std 0.25 → 50 px.
+        let mut decoded = vec![0.5f32; 2 * 240];
+        decoded[0] = 0.25;
+        decoded[240] = 0.75;
+        let p = summarise(&decoded, 2, &[0.0, 2f32.ln()], Letterbox::new(200, 100), Some(3));
+        assert_eq!(p.mean[0], [100.0, 50.0]);
+        assert_eq!(p.std[0], [50.0, 0.0]);
+        assert_eq!(p.mean[1], [100.0, 50.0]);
+        assert!((p.latent_sigma2_mean - 1.5).abs() < 1e-6);
+        assert!((p.score - 25.0 / 120.0).abs() < 1e-6);
+        let json = serde_json::to_string(&p).unwrap();
+        let back: Prediction = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+    }
+}

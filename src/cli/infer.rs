@@ -29,7 +29,8 @@ pub struct Args {
     /// Seed of the latent noise; the same seed gives the same numbers.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// HybridGNet weights: a PyTorch state dict (.pt/.pth) in the released layout, or .safetensors.
+    /// HybridGNet weights: a PyTorch state dict (.pt/.pth) in the released layout, or
+    /// .safetensors. Default: the model shipped in assets/ (or $CXR_WEIGHTS).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// auto (a GPU if there is one), gpu or cpu.
@@ -41,12 +42,7 @@ pub const SUMMARY_HEADER: [&str; 6] = ["image", "width", "height", "mean_node_st
 pub const NODE_HEADER: [&str; 5] = ["Node", "Mean x", "Mean y", "Std x", "Std y"];
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let Some(weights) = &args.weights else {
-        bail!(
-            "--weights FILE is required: no trained model ships with cxr-review yet. \
-             Pass a HybridGNet state dict in the released layout (.pt/.pth) or a .safetensors file."
-        );
-    };
+    let weights = &crate::model::shipped::resolve(args.weights.as_deref()).map_err(anyhow::Error::msg)?;
     if args.samples == 0 {
         bail!("--samples must be at least 1");
     }
@@ -231,17 +227,20 @@ mod tests {
     }
 
     #[test]
-    fn weights_are_required_until_a_model_ships() {
+    fn a_missing_weights_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
+        let img = crate::xray::phantom::chest_phantom();
+        img.to_gray8(img.default_window()).save(dir.path().join("a.png")).unwrap();
+        let missing = dir.path().join("missing.safetensors");
         let args = Args {
-            inputs: vec![dir.path().into()],
+            inputs: vec![dir.path().join("a.png")],
             out: dir.path().join("o"),
             samples: 2,
             seed: 0,
-            weights: None,
+            weights: Some(missing.clone()),
             device: DeviceChoice::Cpu,
         };
-        let err = run(args).unwrap_err().to_string();
-        assert!(err.contains("--weights FILE is required"), "{err}");
+        let err = format!("{:#}", run(args).unwrap_err());
+        assert!(err.contains("missing.safetensors"), "{err}");
     }
 }

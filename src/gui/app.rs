@@ -281,10 +281,11 @@ impl eframe::App for CxrApp {
                     ui.label(RichText::new("Loading…").color(Color32::LIGHT_GRAY));
                 });
             }
-            self.hover = match self.shown.as_mut() {
-                Some(shown) => viewer::show(ui, shown),
-                None => None,
-            };
+            self.hover = None;
+            if let Some(shown) = self.shown.as_mut() {
+                let (out, _) = viewer::show(ui, shown, None);
+                self.hover = out.hover;
+            }
         });
 
         if ctx.input(|i| !i.raw.hovered_files.is_empty()) {

@@ -1,6 +1,8 @@
 //! The desktop viewer (eframe with the wgpu renderer).
 
 pub mod app;
+pub mod inference;
+pub mod overlay;
 pub mod status_bar;
 pub mod view;
 pub mod viewer;

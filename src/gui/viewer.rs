@@ -5,7 +5,9 @@ use eframe::egui_wgpu;
 use egui::{Event, MouseWheelUnit, PointerButton, Sense, Vec2};
 use std::sync::Arc;
 
+use super::overlay;
 use super::view::View;
+use crate::landmarks::{NUM_NODES, Point};
 use super::xray_renderer::XrayPaint;
 use crate::xray::{Window, XrayImage};
 
@@ -23,6 +25,36 @@ pub struct Shown {
     pub user_invert: bool,
     /// Raw units per point of right-drag, scaled to the data's range.
     wl_sensitivity: f64,
+    /// What the current primary drag does, decided where it started.
+    drag: Option<DragKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum DragKind {
+    Pan,
+    Node,
+}
+
+/// What the reader did to the landmark graph this frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NodeEvent {
+    /// A primary drag started on `node`; `add` when Shift or Ctrl was held.
+    DragStart { node: usize, add: bool },
+    /// The dragged nodes moved by this many image pixels.
+    DragMove([f32; 2]),
+    DragEnd,
+    /// A click on a node (`add`: Shift/Ctrl held, toggles it in the selection).
+    Click { node: usize, add: bool },
+    /// A click on the image away from every node.
+    ClickEmpty,
+}
+
+/// Everything the viewer reports back for one frame.
+#[derive(Debug, Clone, Default)]
+pub struct ViewerOutput {
+    pub hover: Option<Hover>,
+    pub hovered_node: Option<usize>,
+    pub events: Vec<NodeEvent>,
 }
 
 /// What lies under the mouse pointer.
@@ -46,6 +78,7 @@ impl Shown {
             rect: None,
             user_invert: false,
             wl_sensitivity: span / 512.0,
+            drag: None,
         }
     }
 
@@ -84,12 +117,14 @@ impl Shown {
     }
 }
 
-/// Show `shown` filling the available space; returns what the pointer is over.
-pub fn show(ui: &mut egui::Ui, shown: &mut Shown) -> Option<Hover> {
+/// Show `shown` filling the available space. With `nodes`, a primary drag that starts on a
+/// node moves nodes instead of panning. Returns what the pointer is over and node events.
+pub fn show(ui: &mut egui::Ui, shown: &mut Shown, nodes: Option<&[Point; NUM_NODES]>) -> (ViewerOutput, egui::Response) {
     let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
+    let mut out = ViewerOutput::default();
     let size = rect.size();
     if size.x < 1.0 || size.y < 1.0 {
-        return None;
+        return (out, response);
     }
     shown.rect = Some(rect);
     let dims = shown.dims();
@@ -121,9 +156,43 @@ pub fn show(ui: &mut egui::Ui, shown: &mut Shown) -> Option<Hover> {
             view.zoom_around(anchor, factor);
         }
     }
-    if response.dragged_by(PointerButton::Primary) || response.dragged_by(PointerButton::Middle) {
+    let add = ui.input(|i| i.modifiers.shift || i.modifiers.command);
+    let node_under = |shown: &Shown, pos: Option<egui::Pos2>| {
+        nodes.zip(pos).and_then(|(n, p)| overlay::node_at(shown, n, p, overlay::NODE_RADIUS + 4.0))
+    };
+    // The view must be current for hit-testing: store it before deciding.
+    let view_now = *view;
+    shown.view = Some(view_now);
+    if response.drag_started_by(PointerButton::Primary) {
+        let origin = ui.input(|i| i.pointer.press_origin());
+        shown.drag = Some(match node_under(shown, origin) {
+            Some(node) => {
+                out.events.push(NodeEvent::DragStart { node, add });
+                DragKind::Node
+            }
+            None => DragKind::Pan,
+        });
+    }
+    let view = shown.view.as_mut().expect("set above");
+    let primary = response.dragged_by(PointerButton::Primary);
+    if primary && shown.drag == Some(DragKind::Node) {
+        let d = response.drag_delta() / view.zoom;
+        if d != Vec2::ZERO {
+            out.events.push(NodeEvent::DragMove([d.x, d.y]));
+        }
+    } else if primary || response.dragged_by(PointerButton::Middle) {
         view.pan(response.drag_delta());
     }
+    if response.drag_stopped() && shown.drag.take() == Some(DragKind::Node) {
+        out.events.push(NodeEvent::DragEnd);
+    }
+    if response.clicked() {
+        out.events.push(match node_under(shown, response.interact_pointer_pos()) {
+            Some(node) => NodeEvent::Click { node, add },
+            None => NodeEvent::ClickEmpty,
+        });
+    }
+    let view = shown.view.as_mut().expect("set above");
     if response.double_clicked() {
         *view = View::fit(size, dims);
     }
@@ -144,5 +213,7 @@ pub fn show(ui: &mut egui::Ui, shown: &mut Shown) -> Option<Hover> {
             texels_per_pixel: 1.0 / (view.zoom * ppp),
         },
     ));
-    pointer.and_then(|p| shown.hover_at(p))
+    out.hover = pointer.and_then(|p| shown.hover_at(p));
+    out.hovered_node = node_under(shown, response.hover_pos());
+    (out, response)
 }

@@ -19,6 +19,7 @@ pub mod graph;
 pub mod lookup;
 pub mod norm;
 pub mod preprocess;
+pub mod shipped;
 pub mod uncertainty;
 pub mod weights;
 

@@ -13,4 +13,5 @@ pub mod masks;
 pub mod metrics;
 pub mod model;
 pub mod plots;
+pub mod train;
 pub mod xray;

@@ -27,6 +27,8 @@ enum Command {
     Bench(cli::bench::Args),
     /// Score a CheXmask file against a reference (Dice, Hausdorff, HD95, node errors).
     Eval(cli::eval::Args),
+    /// Train a HybridGNet on images with landmarks (METHOD.md §5).
+    Train(cli::train::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Some(Command::Infer(a)) => cli::infer::run(a),
         Some(Command::Bench(a)) => cli::bench::run(a),
         Some(Command::Eval(a)) => cli::eval::run(a),
+        Some(Command::Train(a)) => cli::train::run(a),
         None => cxr_review::gui::run(args.paths),
     };
     match result {

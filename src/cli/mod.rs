@@ -5,3 +5,4 @@ pub mod bench;
 pub mod eval;
 pub mod info;
 pub mod infer;
+pub mod train;

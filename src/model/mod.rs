@@ -37,8 +37,8 @@ pub use encoder::Encoding;
 pub use uncertainty::{Prediction, Sampling, predict, predict_xray};
 pub use weights::{StateDict, WeightsError};
 
-use decoder::Decoder;
-use encoder::Encoder;
+pub use decoder::Decoder;
+pub use encoder::Encoder;
 use graph::Graphs;
 use lookup::FeatureMap;
 
@@ -70,6 +70,15 @@ impl HybridGNet {
     pub fn random(config: &ModelConfig, seed: u64, device: &Device) -> Self {
         let sd = weights::random_state_dict(config, seed);
         Self::from_state_dict(&sd, device).expect("random weights follow the layout they were made from")
+    }
+
+    /// Assemble a model from trained parts (the trainer owns encoder and decoder separately).
+    pub fn from_parts(config: ModelConfig, encoder: Encoder, decoder: Decoder, device: &Device) -> Self {
+        HybridGNet { config, encoder, decoder, graphs: Graphs::new(device), device: device.clone() }
+    }
+
+    pub fn into_parts(self) -> (ModelConfig, Encoder, Decoder) {
+        (self.config, self.encoder, self.decoder)
     }
 
     /// The weights in the released key layout.

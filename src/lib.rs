@@ -13,5 +13,6 @@ pub mod masks;
 pub mod metrics;
 pub mod model;
 pub mod plots;
+pub mod review;
 pub mod train;
 pub mod xray;

@@ -1,0 +1,260 @@
+//! The per-image annotation file (`<image file name>.cxr.json`), documented in
+//! `docs/annotation-format.md`. It holds the prediction, the reviewer's corrections and the
+//! review status, and names the image by content hash so it cannot be applied to another.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+use crate::landmarks::{NUM_NODES, Point};
+use crate::model::Prediction;
+use crate::xray::XrayImage;
+
+pub const FORMAT: &str = "cxr-review-annotation/1";
+pub const SUFFIX: &str = ".cxr.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Unreviewed,
+    Accepted,
+    Corrected,
+    Rejected,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Unreviewed => "unreviewed",
+            Status::Accepted => "accepted",
+            Status::Corrected => "corrected",
+            Status::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageIdentity {
+    /// The path the image was opened from.
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
+    pub width: u32,
+    pub height: u32,
+    /// Row and column spacing in mm, when the file gives it.
+    pub pixel_spacing_mm: Option<[f64; 2]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelIdentity {
+    pub weights: String,
+    /// SHA-256 of the weights file, hex (empty for an imported prediction).
+    pub weights_sha256: String,
+    pub samples: usize,
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Annotation {
+    pub format: String,
+    pub image: ImageIdentity,
+    pub model: ModelIdentity,
+    /// Predicted mean per node, original-image pixels.
+    pub predicted: Vec<Point>,
+    /// Standard deviation of x and y per node over the latent samples, pixels.
+    pub predicted_std: Vec<Point>,
+    /// Mean node std: the image's uncertainty score.
+    pub score: f32,
+    /// The reviewer's positions (equal to `predicted` until something is moved).
+    pub corrected: Vec<Point>,
+    /// Nodes the reviewer moved.
+    pub edited: Vec<bool>,
+    pub status: Status,
+    pub note: String,
+    pub reviewer: String,
+    /// RFC 3339, UTC.
+    pub created: String,
+    pub modified: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnnotationError {
+    #[error("{path}: cannot read: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a cxr-review annotation: {reason}")]
+    Malformed { path: PathBuf, reason: String },
+    #[error("{path} belongs to another image ({reason}); refusing to apply it to {image}")]
+    WrongImage { path: PathBuf, image: PathBuf, reason: String },
+}
+
+/// SHA-256 of a file's bytes, hex.
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    Ok(hex(&Sha256::digest(std::fs::read(path)?)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where the annotation of `image` lives: beside it, or in `dir` when one is chosen.
+pub fn path_for(image: &Path, dir: Option<&Path>) -> PathBuf {
+    let name = format!("{}{SUFFIX}", image.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+    match dir {
+        Some(d) => d.join(name),
+        None => image.with_file_name(name),
+    }
+}
+
+impl Annotation {
+    /// A fresh, unreviewed annotation of `image` (read from `path`, hash `sha256`).
+    pub fn from_prediction(path: &Path, sha256: String, image: &XrayImage, p: &Prediction, model: ModelIdentity) -> Self {
+        let now = now_rfc3339();
+        Annotation {
+            format: FORMAT.into(),
+            image: ImageIdentity {
+                path: path.to_path_buf(),
+                sha256,
+                width: image.width,
+                height: image.height,
+                pixel_spacing_mm: image.spacing.map(|s| [s.row_mm, s.col_mm]),
+            },
+            model,
+            predicted: p.mean.to_vec(),
+            predicted_std: p.std.to_vec(),
+            score: p.score,
+            corrected: p.mean.to_vec(),
+            edited: vec![false; NUM_NODES],
+            status: Status::Unreviewed,
+            note: String::new(),
+            reviewer: default_reviewer(),
+            created: now.clone(),
+            modified: now,
+        }
+    }
+
+    pub fn predicted_array(&self) -> [Point; NUM_NODES] {
+        std::array::from_fn(|i| self.predicted[i])
+    }
+
+    pub fn std_array(&self) -> [Point; NUM_NODES] {
+        std::array::from_fn(|i| self.predicted_std[i])
+    }
+
+    pub fn corrected_array(&self) -> [Point; NUM_NODES] {
+        std::array::from_fn(|i| self.corrected[i])
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("annotation serialises")
+    }
+
+    /// Parse and check the node counts.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, AnnotationError> {
+        let malformed = |reason: String| AnnotationError::Malformed { path: path.to_path_buf(), reason };
+        let a: Annotation = serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
+        if a.format != FORMAT {
+            return Err(malformed(format!("format {:?}, expected {FORMAT:?}", a.format)));
+        }
+        for (name, n) in [
+            ("predicted", a.predicted.len()),
+            ("predicted_std", a.predicted_std.len()),
+            ("corrected", a.corrected.len()),
+            ("edited", a.edited.len()),
+        ] {
+            if n != NUM_NODES {
+                return Err(malformed(format!("`{name}` has {n} entries, expected {NUM_NODES}")));
+            }
+        }
+        Ok(a)
+    }
+
+    pub fn read(path: &Path) -> Result<Self, AnnotationError> {
+        let bytes = std::fs::read(path).map_err(|source| AnnotationError::Io { path: path.to_path_buf(), source })?;
+        Self::parse(&bytes, path)
+    }
+
+    /// Read the annotation at `path` for the image at `image_path`, refusing one made for
+    /// other pixels (content hash or size differ).
+    pub fn read_for(path: &Path, image_path: &Path, sha256: &str, image: &XrayImage) -> Result<Self, AnnotationError> {
+        let a = Self::read(path)?;
+        let wrong = |reason: String| AnnotationError::WrongImage { path: path.to_path_buf(), image: image_path.to_path_buf(), reason };
+        if a.image.sha256 != sha256 {
+            return Err(wrong(format!("it was made for {} with SHA-256 {}…", a.image.path.display(), &a.image.sha256.get(..12).unwrap_or(""))));
+        }
+        if (a.image.width, a.image.height) != (image.width, image.height) {
+            return Err(wrong(format!("size {}×{} vs {}×{}", a.image.width, a.image.height, image.width, image.height)));
+        }
+        Ok(a)
+    }
+
+    /// Write atomically (temporary file, fsync, rename), stamping the modification time.
+    pub fn save(&mut self, path: &Path) -> std::io::Result<()> {
+        self.modified = now_rfc3339();
+        super::atomic::write_atomic(path, &self.to_json())
+    }
+}
+
+fn default_reviewer() -> String {
+    std::env::var("CXR_REVIEWER").or_else(|_| std::env::var("USER")).unwrap_or_default()
+}
+
+/// Current UTC time as RFC 3339 with seconds.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    rfc3339(secs as i64)
+}
+
+/// Seconds since 1970 → "YYYY-MM-DDTHH:MM:SSZ" (proleptic Gregorian, days-from-civil inverse).
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_000_000), "2026-11-18T11:06:40Z");
+    }
+
+    #[test]
+    fn annotation_paths() {
+        assert_eq!(path_for(Path::new("/d/a.dcm"), None), PathBuf::from("/d/a.dcm.cxr.json"));
+        assert_eq!(path_for(Path::new("/d/a.dcm"), Some(Path::new("/o"))), PathBuf::from("/o/a.dcm.cxr.json"));
+    }
+
+    #[test]
+    fn short_node_lists_are_refused() {
+        let img = crate::xray::phantom::chest_phantom();
+        let p = crate::model::uncertainty::summarise(
+            &crate::landmarks::template().iter().flat_map(|q| [q[0] / 1024.0, q[1] / 1024.0]).collect::<Vec<_>>(),
+            1,
+            &[0.0; 4],
+            crate::model::preprocess::Letterbox::new(1024, 1024),
+            None,
+        );
+        let model = ModelIdentity { weights: "w".into(), weights_sha256: String::new(), samples: 1, seed: None };
+        let mut a = Annotation::from_prediction(Path::new("x.png"), "ab".into(), &img, &p, model);
+        assert!(Annotation::parse(&a.to_json(), Path::new("a.json")).is_ok());
+        a.corrected.pop();
+        let err = Annotation::parse(&a.to_json(), Path::new("a.json")).unwrap_err().to_string();
+        assert!(err.contains("`corrected` has 119"), "{err}");
+        let err = Annotation::parse(b"{\"format\":", Path::new("a.json")).unwrap_err().to_string();
+        assert!(err.starts_with("a.json: not a cxr-review annotation"), "{err}");
+    }
+}

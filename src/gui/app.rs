@@ -8,16 +8,21 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Instant;
 
+use super::inference::Inference;
+use super::overlay::{self, Layers};
+use super::review::{self, PanelAction, Review};
 use super::status_bar;
-use super::viewer::{self, Hover, Shown};
-use super::worklist::Worklist;
+use super::viewer::{self, Hover, NodeEvent, Shown};
+use super::worklist::{self, Worklist};
+use crate::review::annotation::file_sha256;
+use crate::review::{Annotation, ModelIdentity};
 use super::xray_renderer::XrayRenderer;
 use crate::xray::{self, LoadError, XrayImage, phantom};
 
 /// A load running on a worker thread so the window never freezes.
 struct Loading {
     index: usize,
-    rx: Receiver<Result<XrayImage, LoadError>>,
+    rx: Receiver<Result<(XrayImage, String), LoadError>>,
 }
 
 pub struct CxrApp {
@@ -31,11 +36,28 @@ pub struct CxrApp {
     launched: Instant,
     first_frame_reported: bool,
     title: String,
+    inference: Option<Inference>,
+    /// Weights the reader chose (None: the shipped model).
+    weights: Option<PathBuf>,
+    model_description: String,
+    review: Option<Review>,
+    layers: Layers,
+    hovered_node: Option<usize>,
+    /// Time from an image appearing to its review being saved, for the note in the panel.
+    shown_at: Instant,
+    /// Path of the image on screen (None for the phantom).
+    shown_path: Option<PathBuf>,
+    shown_sha: String,
 }
 
 impl CxrApp {
     /// Set up the GPU pipeline and open `paths` (files or folders); with none, the phantom.
     pub fn new(cc: &eframe::CreationContext<'_>, paths: Vec<PathBuf>) -> Self {
+        Self::with_weights(cc, paths, std::env::var_os("CXR_WEIGHTS").map(PathBuf::from))
+    }
+
+    /// As [`new`](Self::new) with the model weights to use (None: the shipped model).
+    pub fn with_weights(cc: &eframe::CreationContext<'_>, paths: Vec<PathBuf>, weights: Option<PathBuf>) -> Self {
         if let Some(rs) = cc.wgpu_render_state.as_ref() {
             XrayRenderer::install(rs);
         }
@@ -49,9 +71,18 @@ impl CxrApp {
             launched: Instant::now(),
             first_frame_reported: false,
             title: String::new(),
+            inference: None,
+            weights,
+            model_description: String::new(),
+            review: None,
+            layers: Layers::default(),
+            hovered_node: None,
+            shown_at: Instant::now(),
+            shown_path: None,
+            shown_sha: String::new(),
         };
         if paths.is_empty() {
-            app.show_image(phantom::chest_phantom());
+            app.show_image(phantom::chest_phantom(), None, String::new(), &cc.egui_ctx);
         } else {
             app.open_paths(&paths, &cc.egui_ctx);
         }
@@ -78,6 +109,30 @@ impl CxrApp {
         self.loading.is_some()
     }
 
+    pub fn review(&self) -> Option<&Review> {
+        self.review.as_ref()
+    }
+
+    pub fn review_mut(&mut self) -> Option<&mut Review> {
+        self.review.as_mut()
+    }
+
+    pub fn worklist_mut(&mut self) -> &mut Worklist {
+        &mut self.worklist
+    }
+
+    /// Is the model still working on the image on screen?
+    pub fn is_predicting(&self) -> bool {
+        let id = self.shown.as_ref().map(|s| s.id);
+        matches!((&self.inference, id), (Some(inf), Some(id)) if inf.is_running(id))
+    }
+
+    /// Use these weights instead of the shipped model (before the first prediction).
+    pub fn set_weights(&mut self, weights: PathBuf) {
+        self.weights = Some(weights);
+        self.inference = None;
+    }
+
     /// Replace the worklist with `paths` (folders expand to their images) and open the first.
     pub fn open_paths(&mut self, paths: &[PathBuf], ctx: &egui::Context) {
         match xray::expand_paths(paths) {
@@ -99,19 +154,103 @@ impl CxrApp {
         let (tx, rx) = channel();
         let ctx = ctx.clone();
         std::thread::spawn(move || {
-            let _ = tx.send(xray::load(&path));
+            let result = xray::load(&path).and_then(|img| {
+                let sha = file_sha256(&path).map_err(|e| LoadError { path: path.clone(), reason: e.to_string() })?;
+                Ok((img, sha))
+            });
+            let _ = tx.send(result);
             ctx.request_repaint();
         });
         self.loading = Some(Loading { index, rx });
     }
 
-    fn show_image(&mut self, image: XrayImage) {
-        self.shown = Some(Shown::new(Arc::new(image), self.next_image_id));
+    fn show_image(&mut self, image: XrayImage, path: Option<PathBuf>, sha: String, ctx: &egui::Context) {
+        if let Some(r) = self.review.as_mut() {
+            r.edit.end_drag();
+            r.autosave();
+        }
+        self.review = None;
+        let id = self.next_image_id;
         self.next_image_id += 1;
+        let image = Arc::new(image);
+        self.shown = Some(Shown::new(image.clone(), id));
+        self.shown_at = Instant::now();
         self.error = None;
+        self.shown_path = path.clone();
+        self.shown_sha = sha.clone();
+        if let Some(p) = &path {
+            match review::saved_annotation(p, &sha, &image) {
+                Ok(Some(a)) => {
+                    self.worklist.reviews.insert(p.clone(), worklist::info_of(&a));
+                    self.review = Some(Review::new(id, path, a, image.spacing));
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // Keep the other image's file untouched: this review will not be saved.
+                    self.error = Some(format!("{e}. The prediction below is not saved."));
+                    self.shown_path = None;
+                }
+            }
+        }
+        let weights = self.weights.clone();
+        let ctx2 = ctx.clone();
+        let inference = self.inference.get_or_insert_with(|| Inference::start(weights, move || ctx2.request_repaint()));
+        inference.request(id, image);
     }
 
-    fn poll_loading(&mut self) {
+    fn poll_inference(&mut self) {
+        let Some(inference) = self.inference.as_mut() else { return };
+        for answer in inference.poll() {
+            let Some(shown) = self.shown.as_ref().filter(|s| s.id == answer.image_id) else { continue };
+            match answer.result {
+                Ok((prediction, model)) => {
+                    self.model_description = format!("{} · {:.2} s for N={}", model.description, answer.seconds, prediction.samples);
+                    let identity = ModelIdentity {
+                        weights: model.weights.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                        weights_sha256: model.weights_sha256.clone(),
+                        samples: prediction.samples,
+                        seed: prediction.seed,
+                    };
+                    let path = self.shown_path.clone().unwrap_or_else(|| PathBuf::from(&shown.image.source.label));
+                    let a = Annotation::from_prediction(&path, self.shown_sha.clone(), &shown.image, &prediction, identity);
+                    if let Some(p) = &self.shown_path {
+                        self.worklist.reviews.insert(p.clone(), worklist::info_of(&a));
+                    }
+                    self.review = Some(Review::new(shown.id, self.shown_path.clone(), a, shown.image.spacing));
+                }
+                Err(e) if e == "skipped" => {}
+                Err(e) => self.error = Some(format!("The model could not run: {e}")),
+            }
+        }
+    }
+
+    fn apply_node_events(&mut self, events: &[NodeEvent]) {
+        let Some(r) = self.review.as_mut() else { return };
+        for e in events {
+            match *e {
+                NodeEvent::DragStart { node, add } => r.edit.begin_drag(node, add),
+                NodeEvent::DragMove(d) => r.edit.drag_by(d),
+                NodeEvent::DragEnd => {
+                    r.edit.end_drag();
+                    r.autosave();
+                }
+                NodeEvent::Click { node, add } => r.edit.select(node, add),
+                NodeEvent::ClickEmpty => r.edit.clear_selection(),
+            }
+        }
+    }
+
+    fn refresh_review_info(&mut self) {
+        if let (Some(r), Some(p)) = (&self.review, &self.shown_path) {
+            let info = worklist::info_of(&r.annotation);
+            if self.worklist.reviews.get(p) != Some(&info) {
+                self.worklist.reviews.insert(p.clone(), info);
+            }
+        }
+    }
+
+    fn poll_loading(&mut self, ctx: &egui::Context) {
         let Some(loading) = &self.loading else { return };
         let Ok(result) = loading.rx.try_recv() else { return };
         let index = loading.index;
@@ -120,9 +259,10 @@ impl CxrApp {
             return; // the reader moved on while this was loading
         }
         match result {
-            Ok(image) => {
+            Ok((image, sha)) => {
                 self.worklist.errors.remove(&index);
-                self.show_image(image);
+                let path = self.worklist.files.get(index).cloned();
+                self.show_image(image, path, sha, ctx);
             }
             Err(e) => {
                 let msg = format!("Cannot open {}", e);
@@ -165,6 +305,43 @@ impl CxrApp {
         if pressed(Key::P) || pressed(Key::PageUp) {
             self.step(-1, ctx);
         }
+        let command = |key| ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND, key));
+        if let Some(r) = self.review.as_mut() {
+            // Shift first: egui's key matching lets Ctrl+Shift+Z also satisfy Ctrl+Z.
+            if ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z)) {
+                r.edit.redo();
+                r.autosave();
+            } else if command(Key::Z) {
+                r.edit.undo();
+                r.autosave();
+            }
+            if command(Key::Y) {
+                r.edit.redo();
+                r.autosave();
+            }
+            if pressed(Key::A) {
+                r.accept();
+                self.step(1, ctx);
+            } else if pressed(Key::X) {
+                r.reject();
+                self.step(1, ctx);
+            } else if pressed(Key::Escape) {
+                r.edit.clear_selection();
+            } else if pressed(Key::Delete) || pressed(Key::Backspace) {
+                let sel = r.edit.selected_nodes();
+                r.edit.reset_nodes(&sel);
+                r.autosave();
+            }
+        }
+        if pressed(Key::C) {
+            self.layers.contours = !self.layers.contours;
+        }
+        if pressed(Key::E) {
+            self.layers.ellipses = !self.layers.ellipses;
+        }
+        if pressed(Key::M) {
+            self.layers.fill = !self.layers.fill;
+        }
         let Some(shown) = self.shown.as_mut() else { return };
         if pressed(Key::F) {
             shown.view = None; // refit at the next layout, with the real viewport size
@@ -201,7 +378,12 @@ impl CxrApp {
                 if ui.button("Open synthetic phantom").clicked() {
                     self.worklist = Worklist::default();
                     self.loading = None;
-                    self.show_image(phantom::chest_phantom());
+                    self.show_image(phantom::chest_phantom(), None, String::new(), &ctx);
+                }
+                if ui.button("Model weights…").on_hover_text("Use a HybridGNet .pt or .safetensors instead of the shipped model").clicked() {
+                    if let Some(w) = rfd::FileDialog::new().add_filter("Weights", &["pt", "pth", "safetensors"]).pick_file() {
+                        self.set_weights(w);
+                    }
                 }
                 ui.separator();
                 if ui.button("Quit").clicked() {
@@ -232,6 +414,8 @@ impl CxrApp {
             ui.menu_button("Help", |ui| {
                 ui.label("Wheel: zoom at cursor · Drag: pan · Right-drag: window/level");
                 ui.label("F fit · 1 one-to-one · R reset window · I invert · N/P next/previous");
+                ui.label("Drag a node to move it · Shift/Ctrl-click to select several · Del resets the selection");
+                ui.label("A accept · X reject · Ctrl+Z undo · Ctrl+Y redo · C contours · E ellipses · M fill");
                 ui.label("Drop files or folders onto the window to open them.");
             });
         });
@@ -250,7 +434,8 @@ impl CxrApp {
 impl eframe::App for CxrApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
-        self.poll_loading();
+        self.poll_loading(&ctx);
+        self.poll_inference();
         self.handle_dropped_files(&ctx);
         self.handle_keys(&ctx);
         self.update_title(&ctx);
@@ -260,6 +445,35 @@ impl eframe::App for CxrApp {
         egui::Panel::bottom("status").show(ui, |ui| {
             status_bar::ui(ui, self.shown.as_ref(), self.hover, position);
         });
+        let predicting = self.is_predicting();
+        if self.review.is_some() || predicting {
+            let hovered = self.hovered_node;
+            let model = self.model_description.clone();
+            let mut layers = self.layers;
+            let action = egui::Panel::right("review")
+                .resizable(true)
+                .default_size(300.0)
+                .show(ui, |ui| match self.review.as_mut() {
+                    Some(r) => {
+                        let a = r.panel(ui, hovered, &mut layers, &model);
+                        r.autosave();
+                        a
+                    }
+                    None => {
+                        ui.horizontal(|ui| {
+                            ui.spinner();
+                            ui.label("Predicting landmarks (N = 50 samples)…");
+                        });
+                        PanelAction::None
+                    }
+                })
+                .inner;
+            self.layers = layers;
+            if action == PanelAction::Next {
+                self.step(1, &ctx);
+            }
+        }
+        self.refresh_review_info();
         if self.worklist.len() > 1 {
             let clicked = egui::Panel::left("worklist")
                 .resizable(true)
@@ -282,9 +496,31 @@ impl eframe::App for CxrApp {
                 });
             }
             self.hover = None;
+            self.hovered_node = None;
             if let Some(shown) = self.shown.as_mut() {
-                let (out, _) = viewer::show(ui, shown, None);
+                let review = self.review.as_ref().filter(|r| r.image_id == shown.id);
+                let nodes = review.map(|r| r.edit.positions);
+                let (out, response) = viewer::show(ui, shown, nodes.as_ref());
                 self.hover = out.hover;
+                self.hovered_node = out.hovered_node;
+                let events = out.events.clone();
+                self.apply_node_events(&events);
+                if let (Some(r), Some(shown)) = (self.review.as_ref(), self.shown.as_ref()) {
+                    let painter = ui.painter_at(response.rect);
+                    let edited = r.edit.edited();
+                    let graph = overlay::Graph {
+                        positions: &r.edit.positions,
+                        predicted: &r.edit.predicted,
+                        std: &r.annotation.std_array(),
+                        edited: &edited,
+                        selected: &r.edit.selected,
+                        hovered: self.hovered_node,
+                    };
+                    overlay::draw(&painter, shown, &graph, self.layers);
+                    let legend = egui::Rect::from_min_size(response.rect.right_top() + egui::vec2(-190.0, 8.0), egui::vec2(180.0, 46.0));
+                    let scale = overlay::std_scale(shown.image.width, shown.image.height);
+                    overlay::legend(&painter, legend, scale, shown.image.spacing.map(|s| s.col_mm));
+                }
             }
         });
 

@@ -19,6 +19,7 @@ pub const SEED: u64 = 0;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
     pub weights: PathBuf,
+    pub weights_sha256: String,
     pub description: String,
 }
 
@@ -116,5 +117,6 @@ fn load(weights: Option<&std::path::Path>) -> Result<(HybridGNet, ModelInfo), St
         if c.skip_blocks { "skip blocks" } else { "no skip blocks" },
         device.description
     );
-    Ok((model, ModelInfo { weights: path, description }))
+    let weights_sha256 = crate::review::annotation::file_sha256(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((model, ModelInfo { weights: path, weights_sha256, description }))
 }

@@ -3,6 +3,7 @@
 pub mod app;
 pub mod inference;
 pub mod overlay;
+pub mod review;
 pub mod status_bar;
 pub mod view;
 pub mod viewer;

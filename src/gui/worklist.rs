@@ -5,17 +5,56 @@ use egui::{Color32, RichText};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::review::annotation::{self, Annotation, Status};
+
 #[derive(Default)]
 pub struct Worklist {
     pub files: Vec<PathBuf>,
     pub current: Option<usize>,
     /// Load failures by index, shown in red so the reader sees which files are broken.
     pub errors: HashMap<usize, String>,
+    /// Review status and image score of the files that have an annotation, by path.
+    pub reviews: HashMap<PathBuf, ReviewInfo>,
+}
+
+/// What the list shows about an image's review.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReviewInfo {
+    pub status: Status,
+    /// Mean node std, pixels at 1024 (so images of any size compare).
+    pub score_1024: f32,
+}
+
+/// Image score (mean node std at 1024 px) above which an image is flagged as probably not a
+/// chest radiograph the model knows (out of distribution). Set from the shipped model's
+/// validation scores: see assets/README.md.
+pub const OOD_SCORE_1024: f32 = 8.0;
+
+impl ReviewInfo {
+    pub fn ood(&self) -> bool {
+        self.score_1024 > OOD_SCORE_1024
+    }
 }
 
 impl Worklist {
     pub fn new(files: Vec<PathBuf>) -> Self {
-        Worklist { current: if files.is_empty() { None } else { Some(0) }, files, errors: HashMap::new() }
+        let reviews = files.iter().filter_map(|f| Some((f.clone(), read_info(f)?))).collect();
+        Worklist { current: if files.is_empty() { None } else { Some(0) }, files, errors: HashMap::new(), reviews }
+    }
+
+    /// Least certain first (highest score), images without a prediction last, then by name.
+    /// The current image stays current.
+    pub fn sort_by_uncertainty(&mut self) {
+        let current = self.current_path().map(Path::to_path_buf);
+        let score = |f: &PathBuf| self.reviews.get(f).map(|r| r.score_1024).unwrap_or(f32::NEG_INFINITY);
+        let mut order: Vec<usize> = (0..self.files.len()).collect();
+        order.sort_by(|&a, &b| {
+            score(&self.files[b]).total_cmp(&score(&self.files[a])).then_with(|| self.files[a].cmp(&self.files[b]))
+        });
+        let errors = std::mem::take(&mut self.errors);
+        self.files = order.iter().map(|&i| self.files[i].clone()).collect();
+        self.errors = order.iter().enumerate().filter_map(|(new, old)| Some((new, errors.get(old)?.clone()))).collect();
+        self.current = current.and_then(|c| self.files.iter().position(|f| *f == c));
     }
 
     pub fn len(&self) -> usize {
@@ -38,13 +77,27 @@ impl Worklist {
     }
 
     /// Draw the list; returns the index the reader clicked.
-    pub fn ui(&self, ui: &mut egui::Ui) -> Option<usize> {
+    pub fn ui(&mut self, ui: &mut egui::Ui) -> Option<usize> {
         let mut clicked = None;
         ui.heading(format!("Images ({})", self.files.len()));
+        let done = self.reviews.values().filter(|r| r.status != Status::Unreviewed).count();
+        ui.label(format!("{done} reviewed"));
+        if ui.button("Least certain first").on_hover_text("Sort by image score (mean node std), highest first").clicked() {
+            self.sort_by_uncertainty();
+        }
         ui.separator();
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
             for (i, path) in self.files.iter().enumerate() {
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let mut name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if let Some(r) = self.reviews.get(path) {
+                    let mark = match r.status {
+                        Status::Unreviewed => "·",
+                        Status::Accepted => "✔",
+                        Status::Corrected => "✎",
+                        Status::Rejected => "✖",
+                    };
+                    name = format!("{mark} {name}  {:.1}{}", r.score_1024, if r.ood() { " OOD" } else { "" });
+                }
                 let mut text = RichText::new(name);
                 if self.errors.contains_key(&i) {
                     text = text.color(Color32::from_rgb(230, 90, 80));
@@ -66,6 +119,17 @@ impl Worklist {
     }
 }
 
+/// The review info of `image` from its annotation file beside it, if there is a valid one.
+pub fn read_info(image: &Path) -> Option<ReviewInfo> {
+    let a = Annotation::read(&annotation::path_for(image, None)).ok()?;
+    Some(info_of(&a))
+}
+
+pub fn info_of(a: &Annotation) -> ReviewInfo {
+    let side = a.image.width.max(a.image.height).max(1) as f32;
+    ReviewInfo { status: a.status, score_1024: a.score * 1024.0 / side }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +143,22 @@ mod tests {
         assert_eq!(w.step(1), None);
         assert_eq!(w.step(-5), Some(0));
         assert_eq!(Worklist::new(vec![]).step(1), None);
+    }
+
+    #[test]
+    fn least_certain_first_keeps_the_current_image() {
+        let mut w = Worklist::new(vec!["a.png".into(), "b.png".into(), "c.png".into(), "d.png".into()]);
+        w.current = Some(0);
+        w.errors.insert(3, "broken".into());
+        let info = |s| ReviewInfo { status: Status::Unreviewed, score_1024: s };
+        w.reviews.insert("a.png".into(), info(2.0));
+        w.reviews.insert("b.png".into(), info(9.0));
+        w.reviews.insert("c.png".into(), info(5.0));
+        w.sort_by_uncertainty();
+        let names: Vec<_> = w.files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["b.png", "c.png", "a.png", "d.png"]);
+        assert_eq!(w.current, Some(2));
+        assert_eq!(w.errors.get(&3).map(String::as_str), Some("broken"));
+        assert!(w.reviews[&PathBuf::from("b.png")].ood() && !w.reviews[&PathBuf::from("a.png")].ood());
     }
 }

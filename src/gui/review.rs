@@ -1,0 +1,234 @@
+//! The review of the image on screen: its annotation, the edit state, autosave, and the
+//! side panel with status, correction errors and layer toggles.
+
+use egui::{Color32, RichText};
+use std::path::{Path, PathBuf};
+
+use super::overlay::{self, Layers};
+use crate::landmarks::{NUM_NODES, Organ};
+use crate::review::correction::{Correction, correction};
+use crate::review::{Annotation, EditState, Status, annotation};
+use crate::xray::PixelSpacing;
+
+pub struct Review {
+    pub image_id: u64,
+    /// The image file; None for the synthetic phantom, whose review is never saved.
+    pub image_path: Option<PathBuf>,
+    pub annotation: Annotation,
+    pub edit: EditState,
+    pub spacing: Option<PixelSpacing>,
+    /// Last save result, for the panel.
+    pub save_message: Option<Result<String, String>>,
+}
+
+/// What the panel asks the app to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanelAction {
+    None,
+    Next,
+}
+
+impl Review {
+    pub fn new(image_id: u64, image_path: Option<PathBuf>, annotation: Annotation, spacing: Option<PixelSpacing>) -> Self {
+        let edit = EditState::new(annotation.predicted_array(), annotation.corrected_array());
+        Review { image_id, image_path, annotation, edit, spacing, save_message: None }
+    }
+
+    pub fn file(&self) -> Option<PathBuf> {
+        self.image_path.as_deref().map(|p| annotation::path_for(p, None))
+    }
+
+    pub fn correction(&self) -> Correction {
+        correction(&self.edit.predicted, &self.edit.positions, self.spacing)
+    }
+
+    /// Copy the edit state into the annotation and write it if anything changed.
+    pub fn autosave(&mut self) {
+        if !self.edit.dirty {
+            return;
+        }
+        self.sync();
+        self.save();
+    }
+
+    fn sync(&mut self) {
+        self.annotation.corrected = self.edit.positions.to_vec();
+        self.annotation.edited = self.edit.edited().to_vec();
+        if self.edit.any_edited() && self.annotation.status == Status::Unreviewed {
+            self.annotation.status = Status::Corrected;
+        }
+        if !self.edit.any_edited() && self.annotation.status == Status::Corrected {
+            self.annotation.status = Status::Unreviewed;
+        }
+    }
+
+    pub fn save(&mut self) {
+        self.edit.dirty = false;
+        let Some(path) = self.file() else {
+            self.save_message = Some(Err("the synthetic phantom is not saved".into()));
+            return;
+        };
+        self.save_message = Some(match self.annotation.save(&path) {
+            Ok(()) => Ok(format!("saved {}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default())),
+            Err(e) => Err(format!("cannot save {}: {e}", path.display())),
+        });
+    }
+
+    /// Accept: `corrected` when nodes were moved, else `accepted`.
+    pub fn accept(&mut self) {
+        self.edit.end_drag();
+        self.sync();
+        self.annotation.status = if self.edit.any_edited() { Status::Corrected } else { Status::Accepted };
+        self.save();
+    }
+
+    pub fn reject(&mut self) {
+        self.edit.end_drag();
+        self.sync();
+        self.annotation.status = Status::Rejected;
+        self.save();
+    }
+
+    /// The side panel. `hovered` is the node under the pointer.
+    pub fn panel(&mut self, ui: &mut egui::Ui, hovered: Option<usize>, layers: &mut Layers, model: &str) -> PanelAction {
+        let mut action = PanelAction::None;
+        ui.heading("Review");
+        ui.label(RichText::new(model).small().color(Color32::GRAY));
+        ui.separator();
+        let a = &self.annotation;
+        let side = a.image.width.max(a.image.height) as f32;
+        let score_1024 = a.score * 1024.0 / side;
+        ui.label(format!("image score {:.2} px (mean node std; {:.2} at 1024)", a.score, score_1024));
+        if score_1024 > super::worklist::OOD_SCORE_1024 {
+            ui.label(RichText::new("! unusually uncertain: possibly not a chest X-ray the model knows").color(Color32::from_rgb(240, 170, 60)));
+        }
+        ui.horizontal(|ui| {
+            ui.label("status");
+            ui.label(RichText::new(self.annotation.status.label()).strong());
+        });
+        ui.horizontal(|ui| {
+            ui.label("reviewer");
+            if ui.text_edit_singleline(&mut self.annotation.reviewer).lost_focus() {
+                self.edit.dirty = true;
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("note");
+            if ui.text_edit_singleline(&mut self.annotation.note).lost_focus() {
+                self.edit.dirty = true;
+            }
+        });
+        ui.horizontal(|ui| {
+            if ui.button("Accept (A)").clicked() {
+                self.accept();
+                action = PanelAction::Next;
+            }
+            if ui.button("Reject (X)").clicked() {
+                self.reject();
+                action = PanelAction::Next;
+            }
+        });
+        ui.horizontal(|ui| {
+            if ui.button("Undo").clicked() {
+                self.edit.undo();
+            }
+            if ui.button("Redo").clicked() {
+                self.edit.redo();
+            }
+            let sel = self.edit.selected_nodes();
+            if ui.add_enabled(!sel.is_empty(), egui::Button::new("Reset selected")).clicked() {
+                self.edit.reset_nodes(&sel);
+            }
+        });
+        ui.horizontal(|ui| {
+            for organ in Organ::ALL {
+                if ui.small_button(format!("Reset {}", short(organ))).clicked() {
+                    self.edit.reset_organ(organ);
+                }
+            }
+        });
+        ui.separator();
+
+        ui.label(RichText::new("Correction vs prediction").strong());
+        let c = self.correction();
+        let mm = self.spacing.is_some();
+        egui::Grid::new("correction").striped(true).show(ui, |ui| {
+            ui.label("");
+            ui.label("mean px");
+            ui.label("max px");
+            if mm {
+                ui.label("max mm");
+            }
+            ui.label("Dice");
+            ui.end_row();
+            for o in &c.organs {
+                ui.label(RichText::new(o.organ.name()).color(overlay::organ_colour(o.organ)));
+                ui.monospace(format!("{:.1}", o.mean_px));
+                ui.monospace(format!("{:.1}", o.max_px));
+                if mm {
+                    ui.monospace(format!("{:.1}", o.max_mm.unwrap_or(0.0)));
+                }
+                ui.monospace(format!("{:.4}", o.dice));
+                ui.end_row();
+            }
+        });
+        let moved = self.edit.edited().iter().filter(|&&e| e).count();
+        ui.label(format!("{moved} of {NUM_NODES} nodes moved"));
+        ui.separator();
+
+        if let Some(i) = hovered {
+            let (organ, k) = Organ::of_node(i).expect("node index in range");
+            let s = self.edit_std(i);
+            ui.label(RichText::new(format!("node {i} · {} #{k}", organ.name())).strong());
+            ui.monospace(format!("std x {:.2} y {:.2} px", s[0], s[1]));
+            if self.edit.is_edited(i) {
+                let d = c.node_px[i];
+                let mm = c.node_mm.map(|m| format!(" ({:.2} mm)", m[i])).unwrap_or_default();
+                ui.monospace(format!("moved {d:.1} px{mm}"));
+            }
+        } else {
+            ui.label(RichText::new("hover a node for details").color(Color32::GRAY));
+        }
+        ui.separator();
+        ui.label(RichText::new("Layers").strong());
+        ui.checkbox(&mut layers.contours, "contours (C)");
+        ui.checkbox(&mut layers.nodes, "nodes");
+        ui.checkbox(&mut layers.ellipses, "1-σ ellipses (E)");
+        ui.checkbox(&mut layers.fill, "mask fill (M)");
+        ui.checkbox(&mut layers.prediction, "prediction under edits");
+        if let Some(msg) = &self.save_message {
+            ui.separator();
+            match msg {
+                Ok(m) => ui.label(RichText::new(m).color(Color32::GRAY)),
+                Err(e) => ui.label(RichText::new(e).color(Color32::from_rgb(240, 100, 90))),
+            };
+        }
+        action
+    }
+
+    pub fn edit_std(&self, node: usize) -> [f32; 2] {
+        self.annotation.predicted_std[node]
+    }
+}
+
+fn short(organ: Organ) -> &'static str {
+    match organ {
+        Organ::RightLung => "R lung",
+        Organ::LeftLung => "L lung",
+        Organ::Heart => "heart",
+    }
+}
+
+/// Open the annotation saved beside `image_path`, if any; an annotation of another image is
+/// an error the app shows (and the file is left untouched).
+pub fn saved_annotation(
+    image_path: &Path,
+    sha256: &str,
+    image: &crate::xray::XrayImage,
+) -> Result<Option<Annotation>, String> {
+    let path = annotation::path_for(image_path, None);
+    if !path.exists() {
+        return Ok(None);
+    }
+    Annotation::read_for(&path, image_path, sha256, image).map(Some).map_err(|e| e.to_string())
+}

@@ -65,7 +65,7 @@ impl Review {
     pub fn save(&mut self) {
         self.edit.dirty = false;
         let Some(path) = self.file() else {
-            self.save_message = Some(Err("the synthetic phantom is not saved".into()));
+            self.save_message = Some(Err("not saved: the synthetic phantom, or an image whose annotation file belongs to another image".into()));
             return;
         };
         self.save_message = Some(match self.annotation.save(&path) {

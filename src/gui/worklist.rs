@@ -91,10 +91,10 @@ impl Worklist {
                 let mut name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 if let Some(r) = self.reviews.get(path) {
                     let mark = match r.status {
-                        Status::Unreviewed => "·",
-                        Status::Accepted => "✔",
-                        Status::Corrected => "✎",
-                        Status::Rejected => "✖",
+                        Status::Unreviewed => "[ ]",
+                        Status::Accepted => "[A]",
+                        Status::Corrected => "[C]",
+                        Status::Rejected => "[R]",
                     };
                     name = format!("{mark} {name}  {:.1}{}", r.score_1024, if r.ood() { " OOD" } else { "" });
                 }

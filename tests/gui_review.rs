@@ -1,0 +1,228 @@
+//! The review workflow driven through the real app with simulated pointer and key events:
+//! drag a node, the annotation file follows; undo; reopen restores; status keys; wrong
+//! image refused; worklist sorted by uncertainty.
+
+mod common;
+
+use egui::{Event, Key, Modifiers, PointerButton, Pos2};
+use egui_kittest::Harness;
+use std::path::{Path, PathBuf};
+
+use cxr_review::formats::chexmask::parse_landmarks;
+use cxr_review::gui::CxrApp;
+use cxr_review::model::{HybridGNet, ModelConfig};
+use cxr_review::review::annotation::{self, Annotation, ModelIdentity, file_sha256};
+use cxr_review::review::{Status, atomic};
+use cxr_review::xray;
+
+/// Copy JSRT images into `dir` (annotations are written beside images) and return them
+/// with their reference landmarks.
+fn jsrt_copies(dir: &Path, names: &[&str]) -> Vec<(PathBuf, [[f32; 2]; 120])> {
+    let jsrt = common::shared_data().join("jsrt");
+    let csv = std::fs::read_to_string(jsrt.join("landmarks.csv")).unwrap();
+    names
+        .iter()
+        .map(|name| {
+            let dst = dir.join(format!("{name}.png"));
+            std::fs::copy(jsrt.join("images").join(format!("{name}.png")), &dst).unwrap();
+            let line = csv.lines().find(|l| l.starts_with(&format!("{name},"))).unwrap();
+            let text = line.splitn(3, ',').nth(2).unwrap().trim_matches('"');
+            (dst, parse_landmarks(text).unwrap())
+        })
+        .collect()
+}
+
+/// An unreviewed annotation whose "prediction" is the reference contour, with spread
+/// `std` px, as if the model had run.
+fn seed_annotation(image: &Path, landmarks: [[f32; 2]; 120], std: f32) {
+    let img = xray::load(image).unwrap();
+    let sha = file_sha256(image).unwrap();
+    let letterbox = cxr_review::model::preprocess::Letterbox::new(img.width, img.height);
+    let decoded: Vec<f32> = landmarks.iter().flat_map(|p| [p[0] / 1024.0, p[1] / 1024.0]).collect();
+    let mut p = cxr_review::model::uncertainty::summarise(&decoded, 1, &[0.0; 4], letterbox, None);
+    p.std = [[std, std]; 120];
+    p.score = std;
+    let model = ModelIdentity { weights: "reference".into(), weights_sha256: String::new(), samples: 1, seed: None };
+    let mut a = Annotation::from_prediction(image, sha, &img, &p, model);
+    a.save(&annotation::path_for(image, None)).unwrap();
+}
+
+fn harness(paths: Vec<PathBuf>, weights: Option<PathBuf>) -> Harness<'static, CxrApp> {
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1100.0, 800.0))
+        .wgpu()
+        .build_eframe(move |cc| CxrApp::with_weights(cc, paths.clone(), weights.clone()));
+    for _ in 0..600 {
+        h.run_steps(1);
+        if !h.state().is_loading() && !h.state().is_predicting() && h.state().review().is_some() {
+            h.run_steps(2);
+            return h;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("no review appeared: error {:?}", h.state().error());
+}
+
+fn drag(h: &mut Harness<'static, CxrApp>, from: Pos2, to: Pos2) {
+    h.event(Event::PointerMoved(from));
+    h.run_steps(1);
+    h.event(Event::PointerButton { pos: from, button: PointerButton::Primary, pressed: true, modifiers: Modifiers::NONE });
+    h.run_steps(1);
+    for k in 1..=6 {
+        let p = from + (to - from) * (k as f32 / 6.0);
+        h.event(Event::PointerMoved(p));
+        h.run_steps(1);
+    }
+    h.event(Event::PointerButton { pos: to, button: PointerButton::Primary, pressed: false, modifiers: Modifiers::NONE });
+    h.run_steps(2);
+}
+
+fn node_screen(h: &Harness<'static, CxrApp>, node: usize) -> Pos2 {
+    let r = h.state().review().unwrap();
+    let p = r.edit.positions[node];
+    h.state().shown().unwrap().screen_pos_of(p[0], p[1]).unwrap()
+}
+
+fn key(h: &mut Harness<'static, CxrApp>, key: Key, modifiers: Modifiers) {
+    h.event(Event::Key { key, physical_key: None, pressed: true, repeat: false, modifiers });
+    h.event(Event::Key { key, physical_key: None, pressed: false, repeat: false, modifiers });
+    h.run_steps(2);
+}
+
+#[test]
+fn dragging_a_node_saves_undo_restores_and_reopening_brings_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = jsrt_copies(dir.path(), &["JPCLN001"]);
+    let (image, lm) = &images[0];
+    seed_annotation(image, *lm, 3.0);
+    let file = annotation::path_for(image, None);
+
+    let mut h = harness(vec![image.clone()], None);
+    let node = 100; // a heart node
+    let before = h.state().review().unwrap().edit.positions[node];
+    let from = node_screen(&h, node);
+    let zoom = h.state().shown().unwrap().view.unwrap().zoom;
+    drag(&mut h, from, from + egui::vec2(30.0, -20.0));
+
+    let moved = h.state().review().unwrap().edit.positions[node];
+    let expect = [before[0] + 30.0 / zoom, before[1] - 20.0 / zoom];
+    assert!((moved[0] - expect[0]).abs() < 1.0 && (moved[1] - expect[1]).abs() < 1.0, "{moved:?} vs {expect:?}");
+    // Only that node moved, and the file on disk says so.
+    let saved = Annotation::read(&file).unwrap();
+    assert_eq!(saved.edited.iter().filter(|&&e| e).count(), 1);
+    assert!(saved.edited[node]);
+    assert_eq!(saved.corrected[node], moved);
+    assert_eq!(saved.status, Status::Corrected);
+    let heart_dice = h.state().review().unwrap().correction().organs[2].dice;
+    assert!(heart_dice < 1.0 && heart_dice > 0.9, "heart Dice {heart_dice}");
+
+    // Dragging empty image space pans instead of moving nodes.
+    let positions = h.state().review().unwrap().edit.positions;
+    let offset = h.state().shown().unwrap().view.unwrap().offset;
+    let empty = h.state().shown().unwrap().screen_pos_of(512.0, 40.0).unwrap();
+    drag(&mut h, empty, empty + egui::vec2(40.0, 0.0));
+    assert_eq!(h.state().review().unwrap().edit.positions, positions);
+    assert_ne!(h.state().shown().unwrap().view.unwrap().offset, offset);
+
+    key(&mut h, Key::Z, Modifiers::COMMAND);
+    assert_eq!(h.state().review().unwrap().edit.positions[node], before);
+    let saved = Annotation::read(&file).unwrap();
+    assert!(!saved.edited[node] && saved.status == Status::Unreviewed, "undo is saved too");
+    key(&mut h, Key::Y, Modifiers::COMMAND);
+    assert_eq!(h.state().review().unwrap().edit.positions[node], moved);
+
+    // Accept: with a moved node the status is "corrected"; reopening restores everything.
+    key(&mut h, Key::A, Modifiers::NONE);
+    drop(h);
+    let saved = Annotation::read(&file).unwrap();
+    assert_eq!(saved.status, Status::Corrected);
+    let h = harness(vec![image.clone()], None);
+    let r = h.state().review().unwrap();
+    assert_eq!(r.edit.positions[node], moved);
+    assert!(r.edit.is_edited(node));
+    assert_eq!(r.annotation.status, Status::Corrected);
+}
+
+#[test]
+fn reject_and_accept_keys_set_the_status_and_move_on_least_certain_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = jsrt_copies(dir.path(), &["JPCLN001", "JPCLN015", "JPCLN017"]);
+    for ((path, lm), std) in images.iter().zip([2.0, 9.0, 5.0]) {
+        seed_annotation(path, *lm, std);
+    }
+    let mut h = harness(vec![dir.path().to_path_buf()], None);
+    h.state_mut().worklist_mut().sort_by_uncertainty();
+    let order: Vec<String> =
+        h.state().worklist().files.iter().map(|f| f.file_stem().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(order, ["JPCLN015", "JPCLN017", "JPCLN001"]);
+    let current = h.state().worklist().current_path().unwrap().to_path_buf();
+    assert!(current.ends_with("JPCLN001.png"), "the open image stays current: {current:?}");
+
+    key(&mut h, Key::X, Modifiers::NONE);
+    assert_eq!(Annotation::read(&annotation::path_for(&current, None)).unwrap().status, Status::Rejected);
+    // First in the sorted list: open it and accept it untouched.
+    h.state_mut().worklist_mut().current = Some(0);
+    key(&mut h, Key::P, Modifiers::NONE);
+    let first = h.state().worklist().files[0].clone();
+    let h = {
+        drop(h);
+        harness(vec![first.clone()], None)
+    };
+    let mut h = h;
+    key(&mut h, Key::A, Modifiers::NONE);
+    assert_eq!(Annotation::read(&annotation::path_for(&first, None)).unwrap().status, Status::Accepted);
+}
+
+#[test]
+fn an_annotation_of_another_image_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = jsrt_copies(dir.path(), &["JPCLN001", "JPCLN015"]);
+    seed_annotation(&images[0].0, images[0].1, 3.0);
+    // Put JPCLN001's annotation where JPCLN015's belongs.
+    let foreign = annotation::path_for(&images[1].0, None);
+    std::fs::copy(annotation::path_for(&images[0].0, None), &foreign).unwrap();
+    let original = std::fs::read(&foreign).unwrap();
+
+    let config = ModelConfig::released(64);
+    let weights = dir.path().join("w.safetensors");
+    HybridGNet::random(&config, 1, &burn::tensor::Device::flex()).save(&weights).unwrap();
+    let mut h = harness(vec![images[1].0.clone()], Some(weights));
+    let err = h.state().error().unwrap().to_string();
+    assert!(err.contains("belongs to another image") && err.contains("JPCLN015.png"), "{err}");
+    // The model's prediction is shown, but editing it never overwrites the foreign file.
+    // (Random weights may put nodes off screen, so edit through the review state.)
+    let r = h.state_mut().review_mut().unwrap();
+    r.edit.move_nodes(&[10], [15.0, 15.0]);
+    r.autosave();
+    key(&mut h, Key::A, Modifiers::NONE);
+    let msg = format!("{:?}", h.state().review().map(|r| r.save_message.clone()));
+    assert!(msg.contains("not saved") || msg.contains("None"), "{msg}");
+    assert_eq!(std::fs::read(&foreign).unwrap(), original);
+}
+
+#[test]
+fn a_save_killed_midway_leaves_the_previous_file_intact() {
+    // The child process writes the temporary file and is killed before the rename.
+    if std::env::var_os("CXR_KILL_CHILD").is_some() {
+        let path = PathBuf::from(std::env::var_os("CXR_KILL_CHILD").unwrap());
+        let tmp = atomic::temp_path(&path);
+        let mut f = std::fs::File::create(tmp).unwrap();
+        use std::io::Write;
+        f.write_all(b"{\"format\": \"cxr-review-annotation/1\", \"image\": ").unwrap();
+        f.flush().unwrap();
+        std::process::abort();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let images = jsrt_copies(dir.path(), &["JPCLN001"]);
+    seed_annotation(&images[0].0, images[0].1, 3.0);
+    let file = annotation::path_for(&images[0].0, None);
+    let before = std::fs::read(&file).unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["a_save_killed_midway_leaves_the_previous_file_intact", "--exact", "--nocapture"])
+        .env("CXR_KILL_CHILD", &file)
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child was killed");
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    assert!(Annotation::read(&file).is_ok());
+}

@@ -1,112 +1,223 @@
 //! The trainer on a tiny synthetic data set (phantoms with the template landmarks, shifted),
-//! and the real JSRT split layout.
+//! the command line end to end, and the real JSRT split when the shared data is there.
 
-mod common;
+use std::path::{Path, PathBuf};
 
-use std::path::Path;
-
+use clap::Parser;
 use cxr_review::formats::chexmask::landmarks_text;
 use cxr_review::landmarks::template;
 use cxr_review::model::HybridGNet;
-use cxr_review::train::{TrainOptions, Trainer, dataset, run};
+use cxr_review::train::dataset::{self, Prepared};
+use cxr_review::train::{RunFiles, TrainOptions, Trainer, run};
 use cxr_review::xray::phantom::chest_phantom;
 
 fn options(epochs: usize) -> TrainOptions {
-    TrainOptions {
-        size: 64,
-        skip_blocks: true,
-        epochs,
-        batch: 2,
-        lr: 1e-3,
-        lr_step: 50,
-        lr_factor: 0.9,
-        weight_decay: 1e-5,
-        kl_start: 1e-5,
-        kl_end: 1e-2,
-        kl_warmup: 10,
-        seed: 7,
-    }
+    TrainOptions { size: 64, epochs, batch: 2, lr: 1e-3, kl_warmup: 10, seed: 7, val_samples: 3, ..TrainOptions::default() }
 }
 
-/// Four phantom images, each crop shifted, with the template landmarks shifted alike.
+/// Five phantom images, each shifted, with the template landmarks shifted alike: four for
+/// training, one for validation.
 fn synthetic(dir: &Path) {
     let img = chest_phantom();
     let gray = img.to_gray8(img.default_window());
+    let (w, h) = (gray.width() as i64, gray.height() as i64);
     let mut csv = String::from("image,split,Landmarks\n");
-    for (i, (dx, dy)) in [(0i64, 0i64), (40, 0), (0, 40), (-30, 20)].into_iter().enumerate() {
-        let shifted = image::ImageBuffer::from_fn(1024, 1024, |x, y| {
+    let shifts = [(0i64, 0i64), (40, 0), (0, 40), (-30, 20), (20, -20)];
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    for (i, (dx, dy)) in shifts.into_iter().enumerate() {
+        let shifted = image::ImageBuffer::from_fn(w as u32, h as u32, |x, y| {
             let (sx, sy) = (x as i64 - dx, y as i64 - dy);
-            if (0..1024).contains(&sx) && (0..1024).contains(&sy) { *gray.get_pixel(sx as u32, sy as u32) } else { image::Luma([0u8]) }
+            if (0..w).contains(&sx) && (0..h).contains(&sy) { *gray.get_pixel(sx as u32, sy as u32) } else { image::Luma([0u8]) }
         });
-        let name = format!("p{i}.png");
-        shifted.save(dir.join(&name)).unwrap();
-        let l = template().map(|p| [p[0] + dx as f32, p[1] + dy as f32]);
-        let split = if i < 3 { "train" } else { "val" };
-        csv.push_str(&format!("{name},{split},\"{}\"\n", landmarks_text(&l)));
+        // Smaller than the phantom: training reads any size (and letterboxes it).
+        let small = image::imageops::resize(&shifted, 256, 256, image::imageops::FilterType::Triangle);
+        let scale = 256.0 / w as f32;
+        small.save(dir.join("images").join(format!("p{i}.png"))).unwrap();
+        let l = template().map(|p| [(p[0] + dx as f32) * scale, (p[1] + dy as f32) * scale]);
+        let split = if i < 4 { "train" } else { "val" };
+        // Identifiers without extension, as the JSRT CSV writes them.
+        csv.push_str(&format!("p{i},{split},\"{}\"\n", landmarks_text(&l)));
     }
     std::fs::write(dir.join("landmarks.csv"), csv).unwrap();
 }
 
-#[test]
-fn loss_drops_and_a_resumed_run_continues_where_it_stopped() {
-    let dir = tempfile::tempdir().unwrap();
-    synthetic(dir.path());
-    let train = dataset::prepare(&dataset::read_split(dir.path(), "train").unwrap(), 64).unwrap();
-    let val = dataset::prepare(&dataset::read_split(dir.path(), "val").unwrap(), 64).unwrap();
-    assert_eq!((train.len(), val.len()), (3, 1));
-    let cpu = burn::tensor::Device::flex();
+fn load(dir: &Path) -> (Vec<Prepared>, Vec<Prepared>) {
+    let train = dataset::prepare(&dataset::read_split(dir, "train").unwrap(), 64, || {}).unwrap();
+    let val = dataset::prepare(&dataset::read_split(dir, "val").unwrap(), 64, || {}).unwrap();
+    (train, val)
+}
 
-    let out = dir.path().join("m.safetensors");
-    let mut trainer = Trainer::new(options(12), &cpu).unwrap();
-    let mut losses = Vec::new();
-    run(&mut trainer, &train, &val, &out, |_| {}, |r| losses.push(r.mse)).unwrap();
-    assert_eq!(losses.len(), 12);
-    let first = losses[..2].iter().sum::<f64>() / 2.0;
-    let last = losses[10..].iter().sum::<f64>() / 2.0;
-    assert!(last < first * 0.5, "landmark MSE {first} -> {last}: {losses:?}");
+fn cpu() -> burn::tensor::Device {
+    burn::tensor::Device::flex()
+}
 
-    // The files a run leaves behind: best model, last model, state, log.
-    let best = HybridGNet::load(&out, &cpu).unwrap();
-    assert_eq!(best.config().input_size, 64);
-    let log = std::fs::read_to_string(dir.path().join("m.safetensors.log.csv")).unwrap();
-    assert_eq!(log.lines().count(), 13, "{log}");
-
-    // Resume for two more epochs: the epoch counter continues and the log grows.
-    let mut resumed = Trainer::resume(&out, &cpu).unwrap();
-    assert_eq!(resumed.state.epoch, 12);
-    resumed.state.options.epochs = 14;
-    let mut more = Vec::new();
-    run(&mut resumed, &train, &val, &out, |_| {}, |r| more.push(r.epoch)).unwrap();
-    assert_eq!(more, vec![13, 14]);
-    let log = std::fs::read_to_string(dir.path().join("m.safetensors.log.csv")).unwrap();
-    assert_eq!(log.lines().count(), 15);
+/// Train `trainer` to its epoch limit; (loss, val error) per epoch.
+fn train(trainer: &mut Trainer, data: &(Vec<Prepared>, Vec<Prepared>), files: &RunFiles) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    run(trainer, &data.0, &data.1, files, |_, _| {}, |r| out.push((r.loss.total, r.val.error_px))).unwrap();
+    out
 }
 
 #[test]
-fn a_bad_row_is_named() {
+fn the_loss_drops_and_the_run_leaves_its_files() {
     let dir = tempfile::tempdir().unwrap();
     synthetic(dir.path());
-    let csv = std::fs::read_to_string(dir.path().join("landmarks.csv")).unwrap();
-    let broken = csv.replacen(",train,\"", ",train,\"1,2,", 2).replacen(",train,\"1,2,", ",train,\"", 1);
-    std::fs::write(dir.path().join("landmarks.csv"), broken).unwrap();
-    let err = dataset::read_split(dir.path(), "train").unwrap_err().to_string();
-    assert!(err.contains("row 3"), "{err}");
-    assert!(err.contains("landmarks.csv"), "{err}");
+    let data = load(dir.path());
+    assert_eq!((data.0.len(), data.1.len()), (4, 1));
+    assert!(data.0.iter().all(|p| p.pixels.len() == 64 * 64));
 
-    std::fs::write(dir.path().join("landmarks.csv"), "name,Landmarks\nx,1\n").unwrap();
-    let err = dataset::read_split(dir.path(), "train").unwrap_err().to_string();
-    assert!(err.contains("`image`"), "{err}");
+    let files = RunFiles::new(&dir.path().join("m.safetensors"));
+    let mut trainer = Trainer::new(options(12), None, &cpu()).unwrap();
+    let losses = train(&mut trainer, &data, &files);
+    assert_eq!(losses.len(), 12);
+    let first = (losses[0].0 + losses[1].0) / 2.0;
+    let last = (losses[10].0 + losses[11].0) / 2.0;
+    assert!(last < first * 0.5, "loss {first} -> {last}: {losses:?}");
+
+    // Best model (loadable by the app), log, checkpoint.
+    let best = HybridGNet::load(&files.best, &cpu()).unwrap();
+    assert_eq!((best.config().input_size, best.config().skip_blocks), (64, true));
+    let log = std::fs::read_to_string(&files.log).unwrap();
+    assert_eq!(log.lines().count(), 13, "{log}");
+    assert!(log.starts_with("epoch,loss,mse_output,mse_pos2,mse_pos1,kl,beta,lr,val_error_px,dice_lungs,dice_heart"));
+    let state = cxr_review::train::checkpoint::read_state(&files.ckpt).unwrap();
+    assert_eq!(state.epoch, 12);
+    let best_epoch = state.best_epoch.unwrap();
+    assert!((state.best_error_px.unwrap() - losses[best_epoch - 1].1).abs() < 1e-9);
+    assert!(losses.iter().all(|l| l.1 >= state.best_error_px.unwrap()));
+    HybridGNet::load(&files.ckpt.join("last.safetensors"), &cpu()).unwrap();
+    // Only the latest epoch's weights and optimizer state are kept.
+    let mut kept: Vec<String> =
+        std::fs::read_dir(&files.ckpt).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    kept.sort();
+    assert_eq!(kept, ["last.safetensors", "model-00012.bpk", "optimizer-00012.bpk", "state.json"]);
+}
+
+#[test]
+fn a_resumed_run_continues_exactly_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(dir.path());
+    let data = load(dir.path());
+
+    let whole = RunFiles::new(&dir.path().join("whole.safetensors"));
+    let mut trainer = Trainer::new(options(4), None, &cpu()).unwrap();
+    let uninterrupted = train(&mut trainer, &data, &whole);
+
+    let split = RunFiles::new(&dir.path().join("split.safetensors"));
+    let mut trainer = Trainer::new(options(2), None, &cpu()).unwrap();
+    let mut resumed = train(&mut trainer, &data, &split);
+    drop(trainer);
+    let mut trainer = Trainer::resume(&split.ckpt, &cpu()).unwrap();
+    assert_eq!(trainer.state.epoch, 2);
+    trainer.state.options.epochs = 4;
+    resumed.extend(train(&mut trainer, &data, &split));
+
+    // Same weights, same Adam moments, same draws: the same numbers (up to f32 summation
+    // order, which is fixed on one machine).
+    for (e, (a, b)) in uninterrupted.iter().zip(&resumed).enumerate() {
+        assert!((a.0 - b.0).abs() <= 1e-6 * a.0.abs(), "epoch {}: loss {} vs {}", e + 1, a.0, b.0);
+        assert!((a.1 - b.1).abs() < 1e-3, "epoch {}: val error {} vs {}", e + 1, a.1, b.1);
+    }
+    assert_eq!(std::fs::read_to_string(&split.log).unwrap().lines().count(), 5);
+}
+
+#[test]
+fn bad_rows_and_unreadable_images_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(dir.path());
+    let csv_path = dir.path().join("landmarks.csv");
+    let good = std::fs::read_to_string(&csv_path).unwrap();
+
+    // Row 3 (the second data row) loses its last two numbers.
+    let mut lines: Vec<String> = good.lines().map(String::from).collect();
+    let cut = lines[2].rfind(',').unwrap();
+    let cut = lines[2][..cut].rfind(',').unwrap();
+    lines[2] = format!("{}\"", &lines[2][..cut]);
+    std::fs::write(&csv_path, lines.join("\n")).unwrap();
+    let err = format!("{:#}", dataset::read_split(dir.path(), "train").unwrap_err());
+    assert!(err.contains("row 3") && err.contains("landmarks.csv") && err.contains("238"), "{err}");
+
+    std::fs::write(&csv_path, "name,Landmarks\nx,1\n").unwrap();
+    let err = format!("{:#}", dataset::read_split(dir.path(), "train").unwrap_err());
+    assert!(err.contains("`image`") && err.contains("name, Landmarks"), "{err}");
+
+    std::fs::write(&csv_path, good.replace("p2,", "missing,")).unwrap();
+    let err = format!("{:#}", dataset::read_split(dir.path(), "train").unwrap_err());
+    assert!(err.contains("row 4") && err.contains("missing"), "{err}");
+
+    std::fs::write(&csv_path, &good).unwrap();
+    std::fs::write(dir.path().join("images").join("p1.png"), b"not a png").unwrap();
+    let samples = dataset::read_split(dir.path(), "train").unwrap();
+    let err = format!("{:#}", dataset::prepare(&samples, 64, || {}).unwrap_err());
+    assert!(err.contains("row 3") && err.contains("p1.png"), "{err}");
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: cxr_review::cli::train::Args,
+}
+
+fn cli(args: &[&str]) -> anyhow::Result<()> {
+    let parsed = Cli::try_parse_from(std::iter::once("train").chain(args.iter().copied()))?;
+    cxr_review::cli::train::run(parsed.args)
+}
+
+#[test]
+fn the_command_line_trains_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(dir.path());
+    let data = dir.path().to_str().unwrap();
+    let out = dir.path().join("run").join("m.safetensors");
+    let out_s = out.to_str().unwrap();
+    let base = ["--data", data, "--out", out_s, "--size", "64", "--device", "cpu", "--seed", "3", "--limit", "3"];
+    cli(&[&base[..], &["--epochs", "1", "--no-skip"]].concat()).unwrap();
+    let m = HybridGNet::load(&out, &cpu()).unwrap();
+    assert_eq!((m.config().input_size, m.config().skip_blocks), (64, false));
+
+    // The recipe is the checkpoint's: changing it on resume is refused.
+    let ckpt = format!("{out_s}.ckpt");
+    let err = cli(&["--resume", &ckpt, "--lr", "1e-2"]).unwrap_err().to_string();
+    assert!(err.contains("--lr"), "{err}");
+    cli(&["--resume", &ckpt, "--epochs", "2"]).unwrap();
+    let state = cxr_review::train::checkpoint::read_state(Path::new(&ckpt)).unwrap();
+    assert_eq!((state.epoch, state.options.skip_blocks, state.data.unwrap().limit), (2, false, Some(3)));
+    assert_eq!(std::fs::read_to_string(format!("{out_s}.log.csv")).unwrap().lines().count(), 3);
+
+    // A resume argument that is no checkpoint.
+    let err = cli(&["--resume", data]).unwrap_err().to_string();
+    assert!(err.contains("not a checkpoint"), "{err}");
+}
+
+/// The shared data folder: `$CXR_SHARED_DATA`, else `<crate>/../shared/data`. Missing is a
+/// skip on a workstation and a failure under CI.
+fn shared_jsrt() -> Option<PathBuf> {
+    let base = match std::env::var_os("CXR_SHARED_DATA") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("shared").join("data"),
+    };
+    let jsrt = base.join("jsrt");
+    if jsrt.join("landmarks.csv").is_file() {
+        return Some(jsrt);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("JSRT data not found at {} under CI: set CXR_SHARED_DATA", jsrt.display());
+    }
+    eprintln!("skipping: no JSRT data at {}", jsrt.display());
+    None
 }
 
 #[test]
 fn the_jsrt_split_has_174_training_and_21_validation_images() {
-    let jsrt = common::shared_data().join("jsrt");
+    let Some(jsrt) = shared_jsrt() else { return };
     let train = dataset::read_split(&jsrt, "train").unwrap();
     let val = dataset::read_split(&jsrt, "val").unwrap();
     assert_eq!((train.len(), val.len()), (174, 21));
-    let prepared = dataset::prepare(&val[..3], 128).unwrap();
+    // Every landmark lies inside its 1024² image, so inside [0, 1] after pre-processing.
+    let prepared = dataset::prepare(&[&train[..], &val[..]].concat(), 32, || {}).unwrap();
     for p in &prepared {
-        assert_eq!(p.pixels.len(), 128 * 128);
-        assert!(p.target.iter().all(|q| q.iter().all(|v| (0.0..=1.0).contains(v))));
+        assert_eq!((p.letterbox.width, p.letterbox.height, p.pixels.len()), (1024, 1024, 32 * 32));
+        assert!(p.target.iter().all(|q| q.iter().all(|v| (0.0..=1.0).contains(v))), "{}", p.name);
+        assert!(p.pixels.iter().all(|v| (0.0..=1.0).contains(v)));
     }
 }

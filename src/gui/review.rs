@@ -107,14 +107,14 @@ impl Review {
             ui.label(RichText::new(self.annotation.status.label()).strong());
         });
         ui.horizontal(|ui| {
-            ui.label("reviewer");
-            if ui.text_edit_singleline(&mut self.annotation.reviewer).lost_focus() {
+            let label = ui.label("reviewer");
+            if ui.text_edit_singleline(&mut self.annotation.reviewer).labelled_by(label.id).lost_focus() {
                 self.edit.dirty = true;
             }
         });
         ui.horizontal(|ui| {
-            ui.label("note");
-            if ui.text_edit_singleline(&mut self.annotation.note).lost_focus() {
+            let label = ui.label("note");
+            if ui.text_edit_singleline(&mut self.annotation.note).labelled_by(label.id).lost_focus() {
                 self.edit.dirty = true;
             }
         });

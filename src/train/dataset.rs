@@ -1,5 +1,8 @@
 //! Training samples: images with their 120 landmarks, pre-processed once to the model's
-//! input size and kept in memory (174 JSRT images at 256² are 45 MB).
+//! input size and kept in memory (195 JSRT images at 256² take 51 MB).
+//!
+//! Every source produces [`Sample`]s (an image file and landmarks in its pixels); today the
+//! CheXmask-style CSV of [`read_csv`], later the review GUI's corrections.
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -9,12 +12,13 @@ use crate::landmarks::{NUM_NODES, Point};
 use crate::model::preprocess::{Letterbox, model_input};
 use crate::xray;
 
-/// An image file and its landmarks in that image's pixels. Other sources (the review
-/// GUI's corrections) produce the same thing.
+/// An image file and its landmarks in that image's pixels.
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub image: PathBuf,
     pub landmarks: [Point; NUM_NODES],
+    /// Where the sample came from ("landmarks.csv row 7"), for error messages.
+    pub origin: String,
 }
 
 /// A sample ready for the model: input pixels in [0, 1] (S×S) and landmarks in [0, 1].
@@ -28,58 +32,106 @@ pub struct Prepared {
     pub landmarks: [Point; NUM_NODES],
 }
 
-/// Read `DIR/landmarks.csv` (`image,split,Landmarks`) and keep the rows of `split`.
-/// Images are looked for in `DIR/images/` then `DIR/`.
-pub fn read_split(dir: &Path, split: &str) -> anyhow::Result<Vec<Sample>> {
-    let csv_path = dir.join("landmarks.csv");
-    let mut reader = csv::Reader::from_path(&csv_path).with_context(|| format!("{}: cannot read", csv_path.display()))?;
+/// The CSV of a data folder: `DIR/landmarks.csv`, or the only `*.csv` in DIR.
+pub fn find_csv(dir: &Path) -> anyhow::Result<PathBuf> {
+    let default = dir.join("landmarks.csv");
+    if default.is_file() {
+        return Ok(default);
+    }
+    let entries = std::fs::read_dir(dir).with_context(|| format!("{}: cannot list the data folder", dir.display()))?;
+    let csvs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")))
+        .collect();
+    match csvs.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("{}: no landmarks.csv (columns image,split,Landmarks)", dir.display()),
+        _ => bail!("{}: several CSV files and no landmarks.csv; name the one to use landmarks.csv", dir.display()),
+    }
+}
+
+/// Every row of `csv` (columns `image`, `Landmarks`, optionally `split`) as (split, sample).
+/// Images are looked for in `images/` beside the CSV, then beside it; the identifier may
+/// omit the extension. A row without `split` belongs to split "".
+pub fn read_csv(csv_path: &Path) -> anyhow::Result<Vec<(String, Sample)>> {
+    let dir = csv_path.parent().unwrap_or(Path::new("."));
+    let mut reader = csv::Reader::from_path(csv_path).with_context(|| format!("{}: cannot read", csv_path.display()))?;
     let headers = reader.headers().with_context(|| format!("{}: no header row", csv_path.display()))?.clone();
-    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
+    let col = |name: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
     let (Some(ci), Some(cl)) = (col("image"), col("Landmarks")) else {
-        bail!("{}: needs columns `image` and `Landmarks` (found: {})", csv_path.display(), headers.iter().collect::<Vec<_>>().join(", "));
+        bail!(
+            "{}: needs columns `image` and `Landmarks` (found: {})",
+            csv_path.display(),
+            headers.iter().collect::<Vec<_>>().join(", ")
+        );
     };
     let cs = col("split");
+    let file = csv_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut out = Vec::new();
     for (i, record) in reader.records().enumerate() {
-        let row = i + 2; // 1-based, after the header
+        let row = i + 2; // the line number: 1-based, after the header
         let record = record.with_context(|| format!("{} row {row}: malformed CSV", csv_path.display()))?;
-        if let Some(cs) = cs {
-            if record.get(cs).map(str::trim) != Some(split) {
-                continue;
-            }
-        }
         let name = record.get(ci).unwrap_or("").trim();
+        if name.is_empty() {
+            bail!("{} row {row}: empty `image`", csv_path.display());
+        }
         let landmarks = parse_landmarks(record.get(cl).unwrap_or(""))
             .map_err(|e| anyhow::anyhow!("{} row {row} ({name}): {e}", csv_path.display()))?;
-        // Identifiers may omit the extension (JSRT's CSV does).
-        let mut candidates = vec![dir.join("images").join(name), dir.join(name)];
-        for ext in ["png", "dcm", "jpg"] {
-            candidates.push(dir.join("images").join(format!("{name}.{ext}")));
-            candidates.push(dir.join(format!("{name}.{ext}")));
-        }
-        let image = candidates
-            .into_iter()
-            .find(|p| p.is_file())
-            .with_context(|| format!("{} row {row}: image {name} not found in {}", csv_path.display(), dir.display()))?;
-        out.push(Sample { image, landmarks });
+        let image = find_image(dir, name)
+            .with_context(|| format!("{} row {row}: image `{name}` not found in {}", csv_path.display(), dir.display()))?;
+        let split = cs.and_then(|c| record.get(c)).unwrap_or("").trim().to_string();
+        out.push((split, Sample { image, landmarks, origin: format!("{file} row {row}") }));
     }
+    Ok(out)
+}
+
+fn find_image(dir: &Path, name: &str) -> Option<PathBuf> {
+    let mut candidates = vec![dir.join("images").join(name), dir.join(name)];
+    for ext in ["png", "dcm", "jpg", "jpeg", "tif", "tiff"] {
+        candidates.push(dir.join("images").join(format!("{name}.{ext}")));
+        candidates.push(dir.join(format!("{name}.{ext}")));
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// The samples of `split` in the data folder `dir` (see [`find_csv`], [`read_csv`]).
+pub fn read_split(dir: &Path, split: &str) -> anyhow::Result<Vec<Sample>> {
+    let csv_path = find_csv(dir)?;
+    let all = read_csv(&csv_path)?;
+    let out: Vec<Sample> = all.into_iter().filter(|(s, _)| s == split).map(|(_, s)| s).collect();
     if out.is_empty() {
         bail!("{}: no rows with split `{split}`", csv_path.display());
     }
     Ok(out)
 }
 
-/// Load and pre-process every sample for input size `size`.
-pub fn prepare(samples: &[Sample], size: usize) -> anyhow::Result<Vec<Prepared>> {
-    samples
-        .iter()
-        .map(|s| {
-            let img = xray::load(&s.image)?;
-            let grey = img.display_intensities(img.default_window());
-            let (pixels, letterbox) = model_input(&grey, img.width, img.height, size);
-            let target = s.landmarks.map(|p| letterbox.to_model(p));
-            let name = s.image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok(Prepared { name, pixels, target, letterbox, landmarks: s.landmarks })
-        })
-        .collect()
+/// Load and pre-process one sample exactly as inference does (default window, letterbox
+/// pad, bicubic resize to `size`).
+pub fn prepare_one(s: &Sample, size: usize) -> anyhow::Result<Prepared> {
+    let img = xray::load(&s.image).with_context(|| format!("{}: cannot load the image", s.origin))?;
+    let grey = img.display_intensities(img.default_window());
+    let (pixels, letterbox) = model_input(&grey, img.width, img.height, size);
+    let target = s.landmarks.map(|p| letterbox.to_model(p));
+    let name = s.image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(Prepared { name, pixels, target, letterbox, landmarks: s.landmarks })
+}
+
+/// Pre-process every sample for input size `size`, on all cores; `progress` sees each one
+/// done. The first failing sample (in order) is the error.
+pub fn prepare(samples: &[Sample], size: usize, progress: impl Fn() + Sync) -> anyhow::Result<Vec<Prepared>> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(samples.len().max(1));
+    let mut slots: Vec<Option<anyhow::Result<Prepared>>> = (0..samples.len()).map(|_| None).collect();
+    let chunk = samples.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for (ss, out) in samples.chunks(chunk).zip(slots.chunks_mut(chunk)) {
+            let progress = &progress;
+            scope.spawn(move || {
+                for (s, o) in ss.iter().zip(out) {
+                    *o = Some(prepare_one(s, size));
+                    progress();
+                }
+            });
+        }
+    });
+    slots.into_iter().map(|r| r.expect("every sample was prepared")).collect()
 }

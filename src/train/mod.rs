@@ -1,14 +1,22 @@
 //! Training HybridGNet with burn's autodiff (METHOD.md §5): MSE on the output and on both
-//! skip-block position heads, a KL term with a warm-up, Adam with step decay, augmentation,
-//! validation every epoch, and checkpoints that a run can resume from.
+//! skip-block position heads, a KL term with a linear warm-up, Adam with step decay,
+//! augmentation, validation every epoch, and checkpoints a run resumes from exactly.
+//!
+//! Autodiff in burn 0.22 is a property of the device: the trainer builds its model on
+//! `device.autodiff()`, differentiates the loss with `backward()`, and hands
+//! `GradientsParams` to a `ModuleOptimizer` (Adam). Validation runs on `Module::valid()`,
+//! the same weights on the plain device, one image per batch as at inference.
 
 pub mod augment;
+pub mod checkpoint;
 pub mod dataset;
+pub mod loss;
 pub mod schedule;
 
 use anyhow::Context;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, decay::WeightDecayConfig};
+use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -21,62 +29,133 @@ use std::time::Instant;
 use crate::landmarks::{NUM_NODES, Organ, Point};
 use crate::masks::organ_masks;
 use crate::metrics::overlap::dice;
-use crate::model::decoder::Decoded;
-use crate::model::encoder::Encoding;
-use crate::model::graph::downsample_matrix;
+use crate::model::graph::{Graphs, downsample_matrix};
 use crate::model::lookup::FeatureMap;
 use crate::model::{Decoder, Encoder, HybridGNet, ModelConfig};
+use augment::AugmentConfig;
+pub use checkpoint::RunFiles;
 use dataset::Prepared;
+pub use loss::LossValues;
 
-/// Everything a run needs besides the data.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Everything a run needs besides the data. `Default` is the paper's recipe at S = 256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainOptions {
     pub size: usize,
     pub skip_blocks: bool,
+    /// Total epochs of the run (a resumed run may raise it).
     pub epochs: usize,
     pub batch: usize,
     pub lr: f64,
+    /// The learning rate is multiplied by `lr_factor` every `lr_step` epochs.
     pub lr_step: usize,
     pub lr_factor: f64,
     pub weight_decay: f64,
     pub kl_start: f64,
     pub kl_end: f64,
+    /// Epochs over which β grows linearly from `kl_start` to `kl_end`.
     pub kl_warmup: usize,
     pub seed: u64,
+    pub augment: AugmentConfig,
+    /// Latent samples per validation image for the spread in the log (watches σ collapse).
+    pub val_samples: usize,
 }
 
-/// The mutable part a checkpoint restores.
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            size: 256,
+            skip_blocks: true,
+            epochs: 1000,
+            batch: 4,
+            lr: 1e-4,
+            lr_step: 50,
+            lr_factor: 0.9,
+            weight_decay: 1e-5,
+            kl_start: 1e-5,
+            kl_end: 1e-2,
+            kl_warmup: 200,
+            seed: 0,
+            augment: AugmentConfig::default(),
+            val_samples: 10,
+        }
+    }
+}
+
+/// Where a run's data came from, kept in the checkpoint so `--resume` needs no data flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSpec {
+    pub dir: PathBuf,
+    pub train_split: String,
+    pub val_split: String,
+    pub limit: Option<usize>,
+}
+
+/// What a checkpoint restores besides weights and optimizer moments.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunState {
     pub options: TrainOptions,
+    pub config: ModelConfig,
     /// Epochs finished.
     pub epoch: usize,
-    pub best_error_px: f64,
+    pub best_error_px: Option<f64>,
+    pub best_epoch: Option<usize>,
+    /// Checkpoint files of `epoch` (see [`checkpoint`]).
+    pub model_file: Option<String>,
+    pub optimizer_file: Option<String>,
+    /// The best-model path (`--out`).
+    pub out: Option<PathBuf>,
+    pub data: Option<DataSpec>,
+    /// Weights the run started from, when not random.
+    pub init: Option<PathBuf>,
 }
 
-/// One epoch's numbers (also a row of the log CSV).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct EpochReport {
-    pub epoch: usize,
-    pub loss: f64,
-    pub mse: f64,
-    pub kl: f64,
-    pub beta: f64,
-    pub lr: f64,
-    pub val_error_px: f64,
+/// Validation numbers: landmark error in original-image pixels and Dice of the filled
+/// contours, predicted with z = μ; `mean_std_px` is the spread of `val_samples` latent draws.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ValReport {
+    pub error_px: f64,
     pub dice_lungs: f64,
     pub dice_heart: f64,
     pub mean_std_px: f64,
+}
+
+/// One epoch's numbers (also a row of the log CSV).
+#[derive(Debug, Clone, Copy)]
+pub struct EpochReport {
+    /// 1-based.
+    pub epoch: usize,
+    /// Means over the epoch's batches.
+    pub loss: LossValues,
+    pub beta: f64,
+    pub lr: f64,
+    pub val: ValReport,
+    pub train_seconds: f64,
     pub seconds: f64,
+    /// This epoch's model became the best one.
+    pub best: bool,
 }
 
 impl EpochReport {
-    pub const HEADER: &'static str = "epoch,loss,mse,kl,beta,lr,val_error_px,dice_lungs,dice_heart,mean_std_px,seconds";
+    pub const HEADER: &'static str = "epoch,loss,mse_output,mse_pos2,mse_pos1,kl,beta,lr,val_error_px,dice_lungs,dice_heart,val_std_px,train_seconds,seconds";
+
     pub fn csv_row(&self) -> String {
+        let (l, v) = (&self.loss, &self.val);
         format!(
-            "{},{:.6},{:.6},{:.4},{:.2e},{:.2e},{:.3},{:.4},{:.4},{:.3},{:.1}",
-            self.epoch, self.loss, self.mse, self.kl, self.beta, self.lr, self.val_error_px, self.dice_lungs,
-            self.dice_heart, self.mean_std_px, self.seconds
+            "{},{:.6},{:.6},{:.6},{:.6},{:.4},{:.3e},{:.3e},{:.3},{:.4},{:.4},{:.3},{:.1},{:.1}",
+            self.epoch,
+            l.total,
+            l.output,
+            l.pos2,
+            l.pos1,
+            l.kl,
+            self.beta,
+            self.lr,
+            v.error_px,
+            v.dice_lungs,
+            v.dice_heart,
+            v.mean_std_px,
+            self.train_seconds,
+            self.seconds
         )
     }
 }
@@ -88,274 +167,346 @@ pub struct Net {
     pub decoder: Decoder,
 }
 
-/// Paths of a run's files, derived from `--out`.
-pub struct RunFiles {
-    pub best: PathBuf,
-    pub last: PathBuf,
-    pub state: PathBuf,
-    pub log: PathBuf,
-}
-
-impl RunFiles {
-    pub fn new(out: &Path) -> Self {
-        let with = |ext: &str| {
-            let mut s = out.as_os_str().to_owned();
-            s.push(ext);
-            PathBuf::from(s)
-        };
-        RunFiles { best: out.to_path_buf(), last: with(".last.safetensors"), state: with(".state.json"), log: with(".log.csv") }
-    }
-}
-
 /// A training run in progress.
 pub struct Trainer {
     pub state: RunState,
-    config: ModelConfig,
+    /// Taken out during an optimizer step, which consumes the module.
     net: Option<Net>,
     optim: ModuleOptimizer,
+    /// The autodiff device.
     device: Device,
+    graphs: Graphs,
     down: Vec<f32>,
 }
 
+/// Adam as PyTorch defines it (ε = 1e-8; burn's default is 1e-5), L2 weight decay added to
+/// the gradient as `torch.optim.Adam(weight_decay=…)` does.
+fn adam(o: &TrainOptions) -> ModuleOptimizer {
+    let decay = (o.weight_decay > 0.0).then(|| WeightDecayConfig::new(o.weight_decay as f32));
+    AdamConfig::new().with_epsilon(1e-8).with_weight_decay(decay).init()
+}
+
 impl Trainer {
-    /// A fresh model (PyTorch-style random init) on `device` (autodiff is added here).
-    pub fn new(options: TrainOptions, device: &Device) -> anyhow::Result<Self> {
-        let config = ModelConfig { skip_blocks: options.skip_blocks, ..ModelConfig::released(options.size) };
-        config.validate().map_err(anyhow::Error::msg)?;
+    /// A fresh run on `device` (autodiff is added here): PyTorch-style random weights, or the
+    /// weights of `init` (fine-tuning), which must have the options' input size and variant.
+    pub fn new(options: TrainOptions, init: Option<&Path>, device: &Device) -> anyhow::Result<Self> {
         let device = device.clone().autodiff();
-        let model = HybridGNet::random(&config, options.seed, &device);
-        let state = RunState { options, epoch: 0, best_error_px: f64::INFINITY };
-        Ok(Self::assemble(state, model, device))
-    }
-
-    /// Continue from the `.last` weights and state written by an earlier run with `out`.
-    /// Adam's moment estimates are not stored; they restart, which costs a few steps.
-    pub fn resume(out: &Path, device: &Device) -> anyhow::Result<Self> {
-        let files = RunFiles::new(out);
-        let state: RunState = serde_json::from_slice(
-            &std::fs::read(&files.state).with_context(|| format!("{}: cannot read checkpoint state", files.state.display()))?,
-        )
-        .with_context(|| format!("{}: not a checkpoint state", files.state.display()))?;
-        let device = device.clone().autodiff();
-        let model = HybridGNet::load(&files.last, &device)?;
-        if model.config().input_size != state.options.size {
-            anyhow::bail!("{}: input size {} but the state says {}", files.last.display(), model.config().input_size, state.options.size);
-        }
-        Ok(Self::assemble(state, model, device))
-    }
-
-    fn assemble(state: RunState, model: HybridGNet, device: Device) -> Self {
-        let o = &state.options;
-        let optim = AdamConfig::new().with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay as f32))).init();
+        let model = match init {
+            Some(path) => {
+                let m = HybridGNet::load(path, &device).with_context(|| format!("{}: cannot load", path.display()))?;
+                let c = m.config();
+                if c.input_size != options.size || c.skip_blocks != options.skip_blocks {
+                    anyhow::bail!(
+                        "{}: input size {} and skip blocks {}, but the run asks for {} and {}",
+                        path.display(),
+                        c.input_size,
+                        c.skip_blocks,
+                        options.size,
+                        options.skip_blocks
+                    );
+                }
+                m
+            }
+            None => {
+                let config = ModelConfig { skip_blocks: options.skip_blocks, ..ModelConfig::released(options.size) };
+                config.validate().map_err(anyhow::Error::msg)?;
+                HybridGNet::random(&config, options.seed, &device)
+            }
+        };
+        anyhow::ensure!(options.batch > 0, "the batch size must be positive");
         let (config, encoder, decoder) = model.into_parts();
-        Trainer { state, config, net: Some(Net { encoder, decoder }), optim, device, down: downsample_matrix() }
+        let state = RunState {
+            optimizer_file: None,
+            model_file: None,
+            config,
+            epoch: 0,
+            best_error_px: None,
+            best_epoch: None,
+            out: None,
+            data: None,
+            init: init.map(Path::to_path_buf),
+            options,
+        };
+        let optim = adam(&state.options);
+        Ok(Self::assemble(state, Net { encoder, decoder }, optim, device))
+    }
+
+    /// Continue the run whose checkpoint folder is `ckpt`: weights, Adam's moments and the
+    /// epoch counter, so the next epoch is the one an uninterrupted run would have trained.
+    pub fn resume(ckpt: &Path, device: &Device) -> anyhow::Result<Self> {
+        let state = checkpoint::read_state(ckpt)?;
+        let (Some(mf), Some(of)) = (&state.model_file, &state.optimizer_file) else {
+            anyhow::bail!("{}: the checkpoint names no weights", ckpt.display());
+        };
+        let device = device.clone().autodiff();
+        // Shapes from the config; values and parameter ids from the record.
+        let (_, encoder, decoder) = HybridGNet::random(&state.config, 0, &device).into_parts();
+        let path = ckpt.join(mf);
+        let record = ModuleRecord::load(&path).with_context(|| format!("{}: cannot read the weights", path.display()))?;
+        let net = Net { encoder, decoder }
+            .try_load_record(record)
+            .with_context(|| format!("{}: weights do not fit the model", path.display()))?;
+        let path = ckpt.join(of);
+        let optim =
+            adam(&state.options).load(&path).with_context(|| format!("{}: cannot read the optimizer state", path.display()))?;
+        Ok(Self::assemble(state, net, optim, device))
+    }
+
+    fn assemble(state: RunState, net: Net, optim: ModuleOptimizer, device: Device) -> Self {
+        let graphs = Graphs::new(&device);
+        Trainer { state, net: Some(net), optim, device, graphs, down: downsample_matrix() }
     }
 
     pub fn config(&self) -> &ModelConfig {
-        &self.config
+        &self.state.config
     }
 
     /// The current weights as a plain (inference) model.
     pub fn model(&self) -> HybridGNet {
         let net = self.net.as_ref().expect("net present between steps").valid();
-        let device = self.device.clone().inner();
-        HybridGNet::from_parts(self.config, net.encoder, net.decoder, &device)
+        HybridGNet::from_parts(self.state.config, net.encoder, net.decoder, &self.device.clone().inner())
     }
 
-    /// One pass over `train` in random batches; returns (loss, mse, kl) means.
-    pub fn train_epoch(&mut self, train: &[Prepared], mut on_batch: impl FnMut(usize)) -> (f64, f64, f64) {
+    /// The random draws (order, augmentation, ε) of `epoch`, from the seed and the epoch alone:
+    /// a resumed run draws what an uninterrupted one would without storing generator state.
+    fn epoch_rng(&self, epoch: usize) -> StdRng {
+        StdRng::seed_from_u64(self.state.options.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(epoch as u64 + 1))
+    }
+
+    /// One pass over `train` in random batches (the last one may be smaller); returns the
+    /// batch means. `on_batch` sees each batch's size and loss.
+    pub fn train_epoch(&mut self, train: &[Prepared], mut on_batch: impl FnMut(usize, &LossValues)) -> LossValues {
         let o = self.state.options.clone();
         let epoch = self.state.epoch;
         let lr = schedule::learning_rate(o.lr, o.lr_factor, o.lr_step, epoch);
         let beta = schedule::kl_weight(o.kl_start, o.kl_end, o.kl_warmup, epoch);
-        // Seeded per epoch, so a resumed run draws what an uninterrupted one would.
-        let mut rng = StdRng::seed_from_u64(o.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+        let mut rng = self.epoch_rng(epoch);
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut rng);
-        let (mut sum, mut sum_mse, mut sum_kl, mut n) = (0.0, 0.0, 0.0, 0);
-        // A batch of one would make BatchNorm's batch statistics degenerate at the last layers.
-        for chunk in order.chunks(o.batch.max(2)) {
-            if chunk.len() < 2 {
-                continue;
-            }
-            let (loss, mse, kl) = self.step(train, chunk, beta, lr, &mut rng);
-            sum += loss;
-            sum_mse += mse;
-            sum_kl += kl;
+        let mut sum = LossValues::default();
+        let mut n = 0;
+        for chunk in order.chunks(o.batch.max(1)) {
+            let v = self.step(train, chunk, beta, lr, &o.augment, &mut rng);
+            sum.add(&v);
             n += 1;
-            on_batch(chunk.len());
+            on_batch(chunk.len(), &v);
         }
         self.state.epoch += 1;
-        let n = n.max(1) as f64;
-        (sum / n, sum_mse / n, sum_kl / n)
+        sum.scaled(1.0 / n.max(1) as f64)
     }
 
-    fn step(&mut self, data: &[Prepared], idx: &[usize], beta: f64, lr: f64, rng: &mut StdRng) -> (f64, f64, f64) {
-        let s = self.config.input_size;
+    fn step(&mut self, data: &[Prepared], idx: &[usize], beta: f64, lr: f64, aug: &AugmentConfig, rng: &mut StdRng) -> LossValues {
+        let s = self.state.config.input_size;
         let b = idx.len();
         let mut pixels = Vec::with_capacity(b * s * s);
         let mut target: Vec<f32> = Vec::with_capacity(b * NUM_NODES * 2);
         let mut coarse: Vec<f32> = Vec::new();
         for &i in idx {
-            let (px, t) = augment::augment(&data[i].pixels, s, &data[i].target, rng);
+            let (px, t) = augment::augment(&data[i].pixels, s, &data[i].target, aug, rng);
             pixels.extend_from_slice(&px);
             target.extend(t.iter().flatten());
-            coarse.extend(downsample(&self.down, &t).into_iter().flatten());
+            coarse.extend(loss::downsample(&self.down, &t).into_iter().flatten());
         }
         let d = &self.device;
         let x = Tensor::<4>::from_data(TensorData::new(pixels, [b, 1, s, s]), d);
         let target = Tensor::<3>::from_data(TensorData::new(target, [b, NUM_NODES, 2]), d);
-        let coarse_n = coarse.len() / (2 * b);
-        let coarse = Tensor::<3>::from_data(TensorData::new(coarse, [b, coarse_n, 2]), d);
+        let coarse_nodes = coarse.len() / (2 * b);
+        let coarse = Tensor::<3>::from_data(TensorData::new(coarse, [b, coarse_nodes, 2]), d);
 
         let net = self.net.take().expect("net present between steps");
+        // The batch shares BatchNorm statistics, as in the released training.
         let enc = net.encoder.forward(x);
-        let latents = self.config.latents;
+        let latents = self.state.config.latents;
+        // Reparameterisation: one z = μ + ε·σ per image.
         let eps: Vec<f32> = (0..b * latents).map(|_| StandardNormal.sample(rng)).collect();
         let eps = Tensor::<2>::from_data(TensorData::new(eps, [b, latents]), d);
         let z = enc.mu.clone() + eps * enc.logvar.clone().mul_scalar(0.5).exp();
-        let graphs = crate::model::graph::Graphs::new(d);
-        let decoded = net.decoder.forward(z, &FeatureMap::new(enc.conv5.clone()), &FeatureMap::new(enc.conv6.clone()), &graphs);
-        let (mse, kl) = loss_terms(&decoded, &enc, target, coarse);
-        let loss = mse.clone() + kl.clone().mul_scalar(beta);
-        let values = [host(&loss), host(&mse), host(&kl)];
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let decoded = net.decoder.forward(z, &FeatureMap::new(enc.conv5), &FeatureMap::new(enc.conv6), &self.graphs);
+        let terms = loss::loss_terms(&decoded, enc.mu, enc.logvar, target, coarse);
+        let total = terms.total(beta);
+        let values = terms.values(&total);
+        let grads = GradientsParams::from_grads(total.backward(), &net);
         self.net = Some(self.optim.step(lr, net, grads));
-        (values[0], values[1], values[2])
+        values
     }
 
-    /// Validation with z = μ, as the plain prediction: errors in original-image pixels and
-    /// Dice of filled contours. `mean_std_px` is the N=10 sampled spread, to watch σ.
-    pub fn validate(&self, val: &[Prepared]) -> (f64, f64, f64, f64) {
+    /// Predict every validation image with z = μ, one image per batch as at inference.
+    pub fn validate(&self, val: &[Prepared]) -> ValReport {
         let model = self.model();
-        let (mut err, mut dl, mut dh, mut sd) = (0.0, 0.0, 0.0, 0.0);
+        let mut r = ValReport::default();
         for p in val {
-            let pred = predict_prepared(&model, p, 10);
-            let e: f64 = pred
-                .mean
-                .iter()
-                .zip(&p.landmarks)
-                .map(|(a, b)| ((a[0] - b[0]) as f64).hypot((a[1] - b[1]) as f64))
-                .sum::<f64>()
-                / NUM_NODES as f64;
-            err += e;
+            let pred = predict_prepared(&model, p, self.state.options.val_samples);
+            r.error_px += mean_error(&pred.z_mu, &p.landmarks);
             let (w, h) = (p.letterbox.width, p.letterbox.height);
             let (mp, mg) = (organ_masks(&pred.z_mu, w, h), organ_masks(&p.landmarks, w, h));
-            dl += dice(&mp.lungs(), &mg.lungs());
-            dh += dice(mp.get(Organ::Heart), mg.get(Organ::Heart));
-            sd += pred.mean_std;
+            r.dice_lungs += dice(&mp.lungs(), &mg.lungs());
+            r.dice_heart += dice(mp.get(Organ::Heart), mg.get(Organ::Heart));
+            r.mean_std_px += pred.mean_std_px;
         }
         let n = val.len().max(1) as f64;
-        (err / n, dl / n, dh / n, sd / n)
+        ValReport {
+            error_px: r.error_px / n,
+            dice_lungs: r.dice_lungs / n,
+            dice_heart: r.dice_heart / n,
+            mean_std_px: r.mean_std_px / n,
+        }
     }
+
+    /// Write the checkpoint of the epochs done so far into `ckpt` (see [`checkpoint`]).
+    pub fn save_checkpoint(&mut self, ckpt: &Path, model: &HybridGNet) -> anyhow::Result<()> {
+        std::fs::create_dir_all(ckpt).with_context(|| format!("{}: cannot create", ckpt.display()))?;
+        let (mf, of) = checkpoint::epoch_files(self.state.epoch);
+        let net = self.net.as_ref().expect("net present between steps").clone();
+        let path = ckpt.join(&mf);
+        net.into_record().save(&path).with_context(|| format!("{}: cannot write", path.display()))?;
+        let path = ckpt.join(&of);
+        self.optim.save(&path).with_context(|| format!("{}: cannot write", path.display()))?;
+        model.save(&ckpt.join(checkpoint::LAST_SAFETENSORS))?;
+        self.state.model_file = Some(mf.clone());
+        self.state.optimizer_file = Some(of.clone());
+        checkpoint::write_state(ckpt, &self.state)?;
+        checkpoint::remove_stale(ckpt, &[&mf, &of]);
+        Ok(())
+    }
+}
+
+/// Mean Euclidean distance between corresponding landmarks.
+pub fn mean_error(a: &[Point; NUM_NODES], b: &[Point; NUM_NODES]) -> f64 {
+    a.iter().zip(b).map(|(p, q)| ((p[0] - q[0]) as f64).hypot((p[1] - q[1]) as f64)).sum::<f64>() / NUM_NODES as f64
 }
 
 /// A validation prediction: the z = μ landmarks (scored) and the sampled spread.
 pub struct ValPrediction {
     pub z_mu: [Point; NUM_NODES],
-    pub mean: [Point; NUM_NODES],
-    pub mean_std: f64,
+    pub mean_std_px: f64,
 }
 
-/// Predict on an already pre-processed sample (skips re-reading and resizing the image).
+/// Predict on an already pre-processed sample (skips reading and resizing the image again).
 pub fn predict_prepared(model: &HybridGNet, p: &Prepared, samples: usize) -> ValPrediction {
     let enc = model.encode_pixels(&p.pixels);
     let mu = host_vec(&enc.mu);
     let logvar = host_vec(&enc.logvar);
     let dev = model.device();
-    let decode = |z: Vec<f32>, n: usize| {
-        host_vec(&model.decode(Tensor::from_data(TensorData::new(z, [n, mu.len()]), dev), &enc).output)
-    };
+    let decode =
+        |z: Vec<f32>, n: usize| host_vec(&model.decode(Tensor::from_data(TensorData::new(z, [n, mu.len()]), dev), &enc).output);
     let at_mu = decode(mu.clone(), 1);
     let z_mu: [Point; NUM_NODES] = std::array::from_fn(|i| p.letterbox.to_image([at_mu[2 * i], at_mu[2 * i + 1]]));
-    let z = crate::model::uncertainty::draw_latents(&mu, &logvar, samples, 0);
-    let summary = crate::model::uncertainty::summarise(&decode(z, samples), samples, &logvar, p.letterbox, Some(0));
-    ValPrediction { z_mu, mean: z_mu, mean_std: summary.score as f64 }
-}
-
-/// MSE(output, target) + MSE(pos2, target) + MSE(pos1, D·target), and the KL term
-/// −½·mean(1 + log σ² − μ² − σ²).
-pub fn loss_terms(d: &Decoded, enc: &Encoding, target: Tensor<3>, coarse: Tensor<3>) -> (Tensor<1>, Tensor<1>) {
-    let mse = |a: Tensor<3>, b: Tensor<3>| (a - b).powi_scalar(2).mean();
-    let mut total = mse(d.output.clone(), target.clone());
-    if let Some(p2) = &d.pos2 {
-        total = total + mse(p2.clone(), target);
-    }
-    if let Some(p1) = &d.pos1 {
-        total = total + mse(p1.clone(), coarse);
-    }
-    let kl = (enc.logvar.clone().add_scalar(1.0) - enc.mu.clone().powi_scalar(2) - enc.logvar.clone().exp())
-        .mean()
-        .mul_scalar(-0.5);
-    (total, kl)
-}
-
-/// D·target for one sample: coarse node j from the fine nodes of the matrix's row j.
-pub fn downsample(d: &[f32], target: &[[f32; 2]; NUM_NODES]) -> Vec<[f32; 2]> {
-    d.chunks_exact(NUM_NODES)
-        .map(|row| {
-            let mut acc = [0.0f32; 2];
-            for (w, q) in row.iter().zip(target) {
-                acc[0] += w * q[0];
-                acc[1] += w * q[1];
-            }
-            acc
-        })
-        .collect()
-}
-
-fn host(t: &Tensor<1>) -> f64 {
-    host_vec(t)[0] as f64
+    let mean_std_px = if samples > 1 {
+        let z = crate::model::uncertainty::draw_latents(&mu, &logvar, samples, 0);
+        crate::model::uncertainty::summarise(&decode(z, samples), samples, &logvar, p.letterbox, Some(0)).score as f64
+    } else {
+        0.0
+    };
+    ValPrediction { z_mu, mean_std_px }
 }
 
 fn host_vec<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
     t.try_to_vec_as::<f32>().expect("f32 data")
 }
 
-/// Run `options.epochs` epochs (counting those already done), validating and writing
-/// checkpoints after each. `report` sees every epoch's numbers.
+/// The log up to `epochs` rows (a resumed run rewrites what came after its checkpoint).
+fn reset_log(log: &Path, epochs: usize) -> anyhow::Result<()> {
+    let old = std::fs::read_to_string(log).unwrap_or_default();
+    let mut text = format!("{}\n", EpochReport::HEADER);
+    if epochs > 0 {
+        for line in old.lines().skip(1) {
+            match line.split(',').next().and_then(|e| e.parse::<usize>().ok()) {
+                Some(e) if e <= epochs => text.push_str(&format!("{line}\n")),
+                _ => {}
+            }
+        }
+    }
+    crate::formats::write_atomically(log, text.as_bytes())?;
+    Ok(())
+}
+
+/// Train up to `options.epochs` epochs (counting those already done), validating, keeping
+/// the best model and writing the checkpoint and log after each. `on_batch` sees every
+/// batch (images, loss), `report` every epoch.
 pub fn run(
     trainer: &mut Trainer,
     train: &[Prepared],
     val: &[Prepared],
-    out: &Path,
-    mut on_batch: impl FnMut(usize),
+    files: &RunFiles,
+    mut on_batch: impl FnMut(usize, &LossValues),
     mut report: impl FnMut(&EpochReport),
 ) -> anyhow::Result<()> {
-    let files = RunFiles::new(out);
-    if trainer.state.epoch == 0 {
-        crate::formats::write_atomically(&files.log, format!("{}\n", EpochReport::HEADER).as_bytes())?;
+    anyhow::ensure!(!train.is_empty(), "no training images");
+    anyhow::ensure!(!val.is_empty(), "no validation images: the best model is chosen on them");
+    let s = trainer.config().input_size;
+    anyhow::ensure!(
+        train.iter().chain(val).all(|p| p.pixels.len() == s * s),
+        "images were prepared for another input size than {s}"
+    );
+    if let Some(dir) = files.best.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     }
+    trainer.state.out = Some(files.best.clone());
+    reset_log(&files.log, trainer.state.epoch)?;
     while trainer.state.epoch < trainer.state.options.epochs {
         let start = Instant::now();
         let o = trainer.state.options.clone();
         let epoch = trainer.state.epoch;
-        let (loss, mse, kl) = trainer.train_epoch(train, &mut on_batch);
-        let (err, dl, dh, sd) = trainer.validate(val);
+        let loss = trainer.train_epoch(train, &mut on_batch);
+        let train_seconds = start.elapsed().as_secs_f64();
+        let val_report = trainer.validate(val);
+        let model = trainer.model();
+        let best = trainer.state.best_error_px.is_none_or(|b| val_report.error_px < b);
+        if best {
+            model.save(&files.best)?;
+            trainer.state.best_error_px = Some(val_report.error_px);
+            trainer.state.best_epoch = Some(epoch + 1);
+        }
+        trainer.save_checkpoint(&files.ckpt, &model)?;
         let r = EpochReport {
             epoch: epoch + 1,
             loss,
-            mse,
-            kl,
             beta: schedule::kl_weight(o.kl_start, o.kl_end, o.kl_warmup, epoch),
             lr: schedule::learning_rate(o.lr, o.lr_factor, o.lr_step, epoch),
-            val_error_px: err,
-            dice_lungs: dl,
-            dice_heart: dh,
-            mean_std_px: sd,
+            val: val_report,
+            train_seconds,
             seconds: start.elapsed().as_secs_f64(),
+            best,
         };
-        let model = trainer.model();
-        if err < trainer.state.best_error_px {
-            trainer.state.best_error_px = err;
-            model.save(&files.best)?;
-        }
-        model.save(&files.last)?;
-        crate::formats::write_atomically(&files.state, &serde_json::to_vec_pretty(&trainer.state)?)?;
         let mut log = std::fs::read(&files.log).unwrap_or_default();
         log.extend_from_slice(format!("{}\n", r.csv_row()).as_bytes());
         crate::formats::write_atomically(&files.log, &log)?;
         report(&r);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_rows_after_the_checkpoint_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("m.log.csv");
+        std::fs::write(&log, format!("{}\n1,a\n2,b\n3,c\n", EpochReport::HEADER)).unwrap();
+        reset_log(&log, 2).unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), format!("{}\n1,a\n2,b\n", EpochReport::HEADER));
+        reset_log(&log, 0).unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), format!("{}\n", EpochReport::HEADER));
+    }
+
+    #[test]
+    fn a_state_round_trips_through_json_before_any_best() {
+        let state = RunState {
+            options: TrainOptions::default(),
+            config: ModelConfig::released(256),
+            epoch: 0,
+            best_error_px: None,
+            best_epoch: None,
+            model_file: None,
+            optimizer_file: None,
+            out: None,
+            data: None,
+            init: None,
+        };
+        let back: RunState = serde_json::from_slice(&serde_json::to_vec(&state).unwrap()).unwrap();
+        assert_eq!(back.options, state.options);
+        assert_eq!(back.config, state.config);
+    }
 }

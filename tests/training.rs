@@ -175,18 +175,41 @@ fn the_command_line_trains_and_resumes() {
     let m = HybridGNet::load(&out, &cpu()).unwrap();
     assert_eq!((m.config().input_size, m.config().skip_blocks), (64, false));
 
-    // The recipe is the checkpoint's: changing it on resume is refused.
+    // The recipe is the checkpoint's: changing it on resume is refused, repeating it is fine.
     let ckpt = format!("{out_s}.ckpt");
     let err = cli(&["--resume", &ckpt, "--lr", "1e-2"]).unwrap_err().to_string();
-    assert!(err.contains("--lr"), "{err}");
-    cli(&["--resume", &ckpt, "--epochs", "2"]).unwrap();
+    assert!(err.contains("--lr") && !err.contains("--size"), "{err}");
+    cli(&["--resume", &ckpt, "--epochs", "2", "--size", "64", "--no-skip"]).unwrap();
+    // `--resume` with no path continues the run of --out.
+    cli(&["--out", out_s, "--resume", "--epochs", "3"]).unwrap();
     let state = cxr_review::train::checkpoint::read_state(Path::new(&ckpt)).unwrap();
-    assert_eq!((state.epoch, state.options.skip_blocks, state.data.unwrap().limit), (2, false, Some(3)));
-    assert_eq!(std::fs::read_to_string(format!("{out_s}.log.csv")).unwrap().lines().count(), 3);
+    assert_eq!((state.epoch, state.options.skip_blocks, state.data.unwrap().limit), (3, false, Some(3)));
+    assert_eq!(std::fs::read_to_string(format!("{out_s}.log.csv")).unwrap().lines().count(), 4);
 
     // A resume argument that is no checkpoint.
     let err = cli(&["--resume", data]).unwrap_err().to_string();
     assert!(err.contains("not a checkpoint"), "{err}");
+}
+
+#[test]
+fn a_run_of_the_first_trainer_version_resumes() {
+    // It kept FILE.last.safetensors and FILE.state.json (no optimizer state, no data folder).
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(dir.path());
+    let out = dir.path().join("old.safetensors");
+    let model = HybridGNet::random(&cxr_review::model::ModelConfig::released(64), 1, &cpu());
+    model.save(&dir.path().join("old.safetensors.last.safetensors")).unwrap();
+    let state = r#"{"options":{"size":64,"skip_blocks":true,"epochs":60,"batch":4,"lr":0.001,"lr_step":15,"lr_factor":0.7,
+        "weight_decay":0.00001,"kl_start":0.00001,"kl_end":0.01,"kl_warmup":40,"seed":0},"epoch":14,"best_error_px":56.0}"#;
+    std::fs::write(dir.path().join("old.safetensors.state.json"), state).unwrap();
+    std::fs::write(dir.path().join("old.safetensors.log.csv"), "epoch,loss,mse\n14,0.1,0.1\n").unwrap();
+    let out_s = out.to_str().unwrap();
+    cli(&["--data", dir.path().to_str().unwrap(), "--out", out_s, "--resume", "--epochs", "15", "--device", "cpu"]).unwrap();
+    let state = cxr_review::train::checkpoint::read_state(Path::new(&format!("{out_s}.ckpt"))).unwrap();
+    assert_eq!((state.epoch, state.options.lr, state.options.kl_warmup), (15, 1e-3, 40));
+    let log = std::fs::read_to_string(format!("{out_s}.log.csv")).unwrap();
+    assert!(log.lines().nth(1).unwrap().starts_with("15,"), "{log}");
+    assert!(dir.path().join("old.safetensors.log.old.csv").is_file());
 }
 
 /// The shared data folder: `$CXR_SHARED_DATA`, else `<crate>/../shared/data`. Missing is a

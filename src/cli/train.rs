@@ -4,11 +4,11 @@
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::model::{DeviceChoice, select_device};
 use crate::train::augment::AugmentConfig;
-use crate::train::{self, DataSpec, EpochReport, RunFiles, TrainOptions, Trainer, dataset};
+use crate::train::{self, DataSpec, EpochReport, RunFiles, RunState, TrainOptions, Trainer, checkpoint, dataset};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -19,10 +19,11 @@ pub struct Args {
     /// Where to write the best model (.safetensors). Also names FILE.log.csv and FILE.ckpt/.
     #[arg(long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
-    /// Continue a run from its checkpoint (FILE.ckpt, or FILE itself); the recipe and data
-    /// come from the checkpoint, --epochs may raise the total.
-    #[arg(long, value_name = "CKPT")]
-    pub resume: Option<PathBuf>,
+    /// Continue a run from its checkpoint: FILE.ckpt, or FILE (the --out of that run; the
+    /// default when no path follows). Recipe and data come from the checkpoint (flags that
+    /// repeat them are fine, ones that change them are refused); --epochs may raise the total.
+    #[arg(long, value_name = "CKPT", num_args = 0..=1)]
+    pub resume: Option<Option<PathBuf>>,
     /// Start from these weights instead of random ones (fine-tuning); same size and variant.
     #[arg(long, value_name = "WEIGHTS", conflicts_with = "resume")]
     pub init: Option<PathBuf>,
@@ -116,53 +117,80 @@ impl Args {
         }
     }
 
-    /// Recipe flags a resumed run cannot change (the checkpoint fixes them).
-    fn recipe_flags_given(&self) -> Vec<&'static str> {
-        let given = [
-            ("--size", self.size.is_some()),
-            ("--batch", self.batch.is_some()),
-            ("--lr", self.lr.is_some()),
-            ("--lr-step", self.lr_step.is_some()),
-            ("--lr-factor", self.lr_factor.is_some()),
-            ("--weight-decay", self.weight_decay.is_some()),
-            ("--kl-start", self.kl_start.is_some()),
-            ("--kl-end", self.kl_end.is_some()),
-            ("--kl-warmup", self.kl_warmup.is_some()),
-            ("--skip/--no-skip", self.skip || self.no_skip),
-            ("--seed", self.seed.is_some()),
-            ("--no-augment", self.no_augment),
-            ("--val-samples", self.val_samples.is_some()),
-            ("--limit", self.limit.is_some()),
+    /// Recipe flags given on a resume that disagree with the checkpoint's recipe.
+    fn recipe_changes(&self, state: &RunState) -> Vec<&'static str> {
+        let (o, new) = (&state.options, self.options());
+        let limit = state.data.as_ref().and_then(|d| d.limit);
+        let differs = [
+            ("--size", self.size.is_some_and(|v| v != state.config.input_size)),
+            ("--batch", self.batch.is_some() && new.batch != o.batch),
+            ("--lr", self.lr.is_some() && new.lr != o.lr),
+            ("--lr-step", self.lr_step.is_some() && new.lr_step != o.lr_step),
+            ("--lr-factor", self.lr_factor.is_some() && new.lr_factor != o.lr_factor),
+            ("--weight-decay", self.weight_decay.is_some() && new.weight_decay != o.weight_decay),
+            ("--kl-start", self.kl_start.is_some() && new.kl_start != o.kl_start),
+            ("--kl-end", self.kl_end.is_some() && new.kl_end != o.kl_end),
+            ("--kl-warmup", self.kl_warmup.is_some() && new.kl_warmup != o.kl_warmup),
+            ("--skip/--no-skip", (self.skip || self.no_skip) && new.skip_blocks != state.config.skip_blocks),
+            ("--seed", self.seed.is_some() && new.seed != o.seed),
+            ("--no-augment", self.no_augment && new.augment != o.augment),
+            ("--val-samples", self.val_samples.is_some() && new.val_samples != o.val_samples),
+            ("--limit", state.data.is_some() && self.limit.is_some() && self.limit != limit),
         ];
-        given.into_iter().filter(|(_, g)| *g).map(|(n, _)| n).collect()
+        differs.into_iter().filter(|(_, d)| *d).map(|(n, _)| n).collect()
+    }
+
+    fn data_spec(&self, dir: PathBuf) -> DataSpec {
+        DataSpec { dir, train_split: self.train_split.clone(), val_split: self.val_split.clone(), limit: self.limit }
+    }
+}
+
+/// Open the run `arg` names for resuming: a checkpoint of this trainer, or the files of the
+/// first trainer version beside `arg`.
+fn open_resume(arg: &Path, device: &burn::tensor::Device) -> anyhow::Result<(Trainer, RunFiles)> {
+    match RunFiles::for_resume(arg) {
+        Ok(files) => Ok((Trainer::resume(&files.ckpt, device)?, files)),
+        Err(e) => match checkpoint::Legacy::find(arg) {
+            Some(legacy) => {
+                eprintln!(
+                    "note: {} is a checkpoint of the first trainer version, without optimizer state: Adam's moments restart",
+                    legacy.state.display()
+                );
+                Ok((Trainer::resume_legacy(&legacy, device)?, RunFiles::new(arg)))
+            }
+            None => Err(e),
+        },
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let selected = select_device(args.device)?;
-    let (mut trainer, files) = match &args.resume {
-        Some(ckpt) => {
-            let given = args.recipe_flags_given();
-            if !given.is_empty() {
-                anyhow::bail!("{} cannot change when resuming: the checkpoint fixes the recipe", given.join(", "));
+    let resume = match &args.resume {
+        None => None,
+        Some(Some(path)) => Some(path.clone()),
+        Some(None) => Some(args.out.clone().context("--resume without a checkpoint path needs --out")?),
+    };
+    let (mut trainer, files) = match &resume {
+        Some(arg) => {
+            let (mut t, found) = open_resume(arg, &selected.device)?;
+            let changed = args.recipe_changes(&t.state);
+            if !changed.is_empty() {
+                anyhow::bail!(
+                    "{} differ from the checkpoint's recipe; a resumed run keeps it (start a new run, or --init from its weights)",
+                    changed.join(", ")
+                );
             }
-            let found = RunFiles::for_resume(ckpt)?;
             let files = match &args.out {
                 Some(out) => RunFiles { ckpt: found.ckpt.clone(), ..RunFiles::new(out) },
                 None => found,
             };
-            let mut t = Trainer::resume(&files.ckpt, &selected.device)?;
             if let Some(e) = args.epochs {
                 t.state.options.epochs = e;
             }
-            if let Some(dir) = &args.data {
-                let spec = t.state.data.get_or_insert_with(|| DataSpec {
-                    dir: dir.clone(),
-                    train_split: args.train_split.clone(),
-                    val_split: args.val_split.clone(),
-                    limit: None,
-                });
-                spec.dir = dir.clone();
+            match (&mut t.state.data, &args.data) {
+                (Some(spec), Some(dir)) => spec.dir = dir.clone(),
+                (None, Some(dir)) => t.state.data = Some(args.data_spec(dir.clone())),
+                _ => {}
             }
             (t, files)
         }
@@ -170,12 +198,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let out = args.out.clone().expect("clap requires --out without --resume");
             let data = args.data.clone().context("--data is required for a new run")?;
             let mut t = Trainer::new(args.options(), args.init.as_deref(), &selected.device)?;
-            t.state.data = Some(DataSpec {
-                dir: data,
-                train_split: args.train_split.clone(),
-                val_split: args.val_split.clone(),
-                limit: args.limit,
-            });
+            t.state.data = Some(args.data_spec(data));
             (t, RunFiles::new(&out))
         }
     };
@@ -189,7 +212,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let o = &trainer.state.options;
     eprintln!(
         "{} {} training images, {} validation, input {size}, {}skip blocks, batch {}, lr {:e}, device {}",
-        if args.resume.is_some() { format!("resuming after epoch {}:", trainer.state.epoch) } else { "training:".into() },
+        if resume.is_some() { format!("resuming after epoch {}:", trainer.state.epoch) } else { "training:".into() },
         train_samples.len(),
         val_samples.len(),
         if o.skip_blocks { "" } else { "no " },
@@ -235,9 +258,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let s = &trainer.state;
     eprintln!(
-        "best validation error {:.2} px at epoch {}; model in {}; checkpoint in {}",
+        "best validation error {:.2} px{}; model in {}; checkpoint in {}",
         s.best_error_px.unwrap_or(f64::NAN),
-        s.best_epoch.unwrap_or(0),
+        s.best_epoch.map(|e| format!(" at epoch {e}")).unwrap_or_default(),
         files.best.display(),
         files.ckpt.display()
     );

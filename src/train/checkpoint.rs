@@ -61,6 +61,33 @@ impl RunFiles {
     }
 }
 
+/// The files the first trainer version kept beside `FILE`: weights and state, no optimizer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Legacy {
+    pub weights: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Legacy {
+    pub fn find(out: &Path) -> Option<Legacy> {
+        let l = Legacy { weights: suffixed(out, ".last.safetensors"), state: suffixed(out, ".state.json") };
+        (l.weights.is_file() && l.state.is_file()).then_some(l)
+    }
+}
+
+/// The state the first trainer version wrote.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct LegacyState {
+    pub options: super::TrainOptions,
+    pub epoch: usize,
+    pub best_error_px: Option<f64>,
+}
+
+pub fn read_legacy_state(path: &Path) -> anyhow::Result<LegacyState> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: not a training state", path.display()))
+}
+
 /// Names of the weight and optimizer files of the checkpoint after `epoch` epochs.
 pub fn epoch_files(epoch: usize) -> (String, String) {
     (format!("model-{epoch:05}.bpk"), format!("optimizer-{epoch:05}.bpk"))

@@ -21,6 +21,13 @@ pub struct Sample {
     pub origin: String,
 }
 
+impl Sample {
+    pub fn new(image: PathBuf, landmarks: [Point; NUM_NODES]) -> Self {
+        let origin = image.display().to_string();
+        Sample { image, landmarks, origin }
+    }
+}
+
 /// A sample ready for the model: input pixels in [0, 1] (S×S) and landmarks in [0, 1].
 #[derive(Debug, Clone)]
 pub struct Prepared {

@@ -55,9 +55,16 @@ pub struct TrainOptions {
     /// Epochs over which β grows linearly from `kl_start` to `kl_end`.
     pub kl_warmup: usize,
     pub seed: u64,
+    /// (Defaults fill in states written before these fields existed.)
+    #[serde(default)]
     pub augment: AugmentConfig,
     /// Latent samples per validation image for the spread in the log (watches σ collapse).
+    #[serde(default = "default_val_samples")]
     pub val_samples: usize,
+}
+
+fn default_val_samples() -> usize {
+    10
 }
 
 impl Default for TrainOptions {
@@ -76,7 +83,7 @@ impl Default for TrainOptions {
             kl_warmup: 200,
             seed: 0,
             augment: AugmentConfig::default(),
-            val_samples: 10,
+            val_samples: default_val_samples(),
         }
     }
 }
@@ -252,6 +259,30 @@ impl Trainer {
         Ok(Self::assemble(state, net, optim, device))
     }
 
+    /// Continue a run of the first trainer version, which kept `FILE.last.safetensors` and
+    /// `FILE.state.json` and no optimizer state: Adam's moments restart, the rest continues.
+    pub fn resume_legacy(legacy: &checkpoint::Legacy, device: &Device) -> anyhow::Result<Self> {
+        let old = checkpoint::read_legacy_state(&legacy.state)?;
+        let device = device.clone().autodiff();
+        let model = HybridGNet::load(&legacy.weights, &device)
+            .with_context(|| format!("{}: cannot load", legacy.weights.display()))?;
+        let (config, encoder, decoder) = model.into_parts();
+        let state = RunState {
+            optimizer_file: None,
+            model_file: None,
+            config,
+            epoch: old.epoch,
+            best_error_px: old.best_error_px,
+            best_epoch: None,
+            out: None,
+            data: None,
+            init: None,
+            options: old.options,
+        };
+        let optim = adam(&state.options);
+        Ok(Self::assemble(state, Net { encoder, decoder }, optim, device))
+    }
+
     fn assemble(state: RunState, net: Net, optim: ModuleOptimizer, device: Device) -> Self {
         let graphs = Graphs::new(&device);
         Trainer { state, net: Some(net), optim, device, graphs, down: downsample_matrix() }
@@ -405,8 +436,14 @@ fn host_vec<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
 }
 
 /// The log up to `epochs` rows (a resumed run rewrites what came after its checkpoint).
+/// A log with other columns (an older trainer's) is moved to `FILE.old.csv`.
 fn reset_log(log: &Path, epochs: usize) -> anyhow::Result<()> {
-    let old = std::fs::read_to_string(log).unwrap_or_default();
+    let mut old = std::fs::read_to_string(log).unwrap_or_default();
+    if old.lines().next().is_some_and(|h| h != EpochReport::HEADER) {
+        let aside = log.with_extension("old.csv");
+        std::fs::rename(log, &aside).with_context(|| format!("{}: cannot move aside", log.display()))?;
+        old.clear();
+    }
     let mut text = format!("{}\n", EpochReport::HEADER);
     if epochs > 0 {
         for line in old.lines().skip(1) {
@@ -489,6 +526,11 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&log).unwrap(), format!("{}\n1,a\n2,b\n", EpochReport::HEADER));
         reset_log(&log, 0).unwrap();
         assert_eq!(std::fs::read_to_string(&log).unwrap(), format!("{}\n", EpochReport::HEADER));
+        // An older trainer's columns: kept aside, not mixed in.
+        std::fs::write(&log, "epoch,loss,mse\n1,0.5,0.4\n").unwrap();
+        reset_log(&log, 1).unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), format!("{}\n", EpochReport::HEADER));
+        assert_eq!(std::fs::read_to_string(dir.path().join("m.log.old.csv")).unwrap(), "epoch,loss,mse\n1,0.5,0.4\n");
     }
 
     #[test]
@@ -508,5 +550,13 @@ mod tests {
         let back: RunState = serde_json::from_slice(&serde_json::to_vec(&state).unwrap()).unwrap();
         assert_eq!(back.options, state.options);
         assert_eq!(back.config, state.config);
+    }
+
+    #[test]
+    fn options_of_the_first_trainer_version_still_read() {
+        let old = r#"{"size":256,"skip_blocks":true,"epochs":60,"batch":4,"lr":0.001,"lr_step":15,"lr_factor":0.7,
+            "weight_decay":0.00001,"kl_start":0.00001,"kl_end":0.01,"kl_warmup":40,"seed":0}"#;
+        let o: TrainOptions = serde_json::from_str(old).unwrap();
+        assert_eq!((o.lr, o.lr_step, o.val_samples, o.augment), (1e-3, 15, 10, AugmentConfig::default()));
     }
 }

@@ -3,6 +3,7 @@
 //! Data flows one way through the modules:
 //! file → [`xray`] (pixels, spacing, window) → model pre-processing → model →
 //! prediction (mean, std, latent) → annotation document → metrics → exports.
+//! [`train`] and [`validation`] make and judge the model from annotated images.
 //! The GUI ([`gui`]) and the command line ([`cli`]) both call into the same stages.
 
 pub mod cli;
@@ -15,4 +16,5 @@ pub mod model;
 pub mod plots;
 pub mod review;
 pub mod train;
+pub mod validation;
 pub mod xray;

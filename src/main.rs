@@ -29,6 +29,9 @@ enum Command {
     Eval(cli::eval::Args),
     /// Train a HybridGNet on images with landmarks (METHOD.md §5).
     Train(cli::train::Args),
+    /// Judge a model on annotated images: Dice, node error, and its uncertainty under noise,
+    /// occlusion and non-chest images.
+    Validate(cli::validate::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(a)) => cli::bench::run(a),
         Some(Command::Eval(a)) => cli::eval::run(a),
         Some(Command::Train(a)) => cli::train::run(a),
+        Some(Command::Validate(a)) => cli::validate::run(a),
         None => cxr_review::gui::run(args.paths),
     };
     match result {

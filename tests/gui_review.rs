@@ -6,6 +6,7 @@ mod common;
 
 use egui::{Event, Key, Modifiers, PointerButton, Pos2};
 use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
 use std::path::{Path, PathBuf};
 
 use cxr_review::formats::chexmask::parse_landmarks;
@@ -225,4 +226,53 @@ fn a_save_killed_midway_leaves_the_previous_file_intact() {
     assert!(!status.success(), "the child was killed");
     assert_eq!(std::fs::read(&file).unwrap(), before);
     assert!(Annotation::read(&file).is_ok());
+}
+
+#[test]
+fn folder_metrics_score_reviewed_images_prediction_against_correction() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = jsrt_copies(dir.path(), &["JPCLN001", "JPCLN015", "JPCLN017"]);
+    for (path, lm) in &images {
+        seed_annotation(path, *lm, 3.0);
+    }
+    let mut h = harness(vec![dir.path().to_path_buf()], None);
+    // Image 1: drag a heart node, then accept (corrected); image 2: accept untouched;
+    // image 3 stays unreviewed.
+    let node = 100;
+    let from = node_screen(&h, node);
+    drag(&mut h, from, from + egui::vec2(30.0, 0.0));
+    let moved_px = {
+        let r = h.state().review().unwrap();
+        let (a, b) = (r.edit.positions[node], r.edit.predicted[node]);
+        ((a[0] - b[0]).hypot(a[1] - b[1])) as f64
+    };
+    key(&mut h, Key::A, Modifiers::NONE);
+    for _ in 0..300 {
+        h.run_steps(1);
+        if h.state().review().is_some_and(|r| r.annotation.status == Status::Unreviewed) && !h.state().is_loading() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    key(&mut h, Key::A, Modifiers::NONE);
+    key(&mut h, Key::G, Modifiers::NONE);
+    for _ in 0..500 {
+        h.run_steps(1);
+        if !h.state().folder_metrics().is_computing() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let e = h.state().folder_metrics().result().expect("scored").clone();
+    assert_eq!((e.images.len(), e.unreviewed, e.rejected, e.missing), (2, 1, 0, 0), "{e:?}");
+    let corrected = e.images.iter().find(|i| i.status == Status::Corrected).expect("the corrected image");
+    let accepted = e.images.iter().find(|i| i.status == Status::Accepted).expect("the accepted image");
+    assert_eq!((accepted.scores.dice_lungs, accepted.scores.dice_heart), (1.0, 1.0));
+    assert!((corrected.mean_node_error_px() - moved_px / 120.0).abs() < 1e-6);
+    assert!(corrected.scores.dice_heart < 1.0 && corrected.scores.dice_lungs == 1.0);
+    assert!(corrected.scores.heart.hausdorff > 0.0 && corrected.review_seconds > 0.0);
+    // The window is on screen with its summary.
+    for text in ["2 reviewed (accepted or corrected) · 1 unreviewed", "Dice Heart", "Pearson r ="] {
+        assert!(h.query_all_by_label_contains(text).next().is_some(), "no `{text}` on screen");
+    }
 }

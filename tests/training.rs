@@ -244,3 +244,59 @@ fn the_jsrt_split_has_174_training_and_21_validation_images() {
         assert!(p.pixels.iter().all(|v| (0.0..=1.0).contains(v)));
     }
 }
+
+/// A reviewed folder (images with `.cxr.json` annotations) is a training set: accepted and
+/// corrected annotations give the reviewer's landmarks, the others are left out, splits are
+/// fixed by content, and a changed image is refused by name.
+#[test]
+fn reviewed_annotations_are_a_training_set() {
+    use cxr_review::model::preprocess::Letterbox;
+    use cxr_review::model::uncertainty::summarise;
+    use cxr_review::review::annotation::{self, Annotation, ModelIdentity, Status, file_sha256};
+
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(dir.path());
+    let reviewed = dir.path().join("reviewed");
+    std::fs::create_dir(&reviewed).unwrap();
+    let mut corrected_landmarks = Vec::new();
+    for (i, status) in [Status::Corrected, Status::Accepted, Status::Unreviewed, Status::Corrected, Status::Rejected]
+        .into_iter()
+        .enumerate()
+    {
+        let image = reviewed.join(format!("p{i}.png"));
+        std::fs::copy(dir.path().join("images").join(format!("p{i}.png")), &image).unwrap();
+        let img = cxr_review::xray::load(&image).unwrap();
+        let decoded: Vec<f32> = template().iter().flat_map(|p| [p[0] / 1024.0, p[1] / 1024.0]).collect();
+        let p = summarise(&decoded, 1, &[0.0; 4], Letterbox::new(img.width, img.height), None);
+        let model = ModelIdentity { weights: "test".into(), weights_sha256: String::new(), samples: 1, seed: None };
+        let mut a = Annotation::from_prediction(&image, file_sha256(&image).unwrap(), &img, &p, model);
+        a.corrected[5] = [a.corrected[5][0] + 7.0 + i as f32, a.corrected[5][1]];
+        a.status = status;
+        a.save(&annotation::path_for(&image, None)).unwrap();
+        if matches!(status, Status::Corrected | Status::Accepted) {
+            corrected_landmarks.push((image.clone(), a.corrected_array()));
+        }
+    }
+    let all = dataset::read_annotations(&reviewed).unwrap();
+    assert_eq!(all.len(), 3, "unreviewed and rejected are not gold standard");
+    assert_eq!(all.iter().filter(|(s, _)| s == "val").count(), 1);
+    for (_, s) in &all {
+        let want = corrected_landmarks.iter().find(|(p, _)| *p == s.image).expect("a reviewed image");
+        assert_eq!(s.landmarks, want.1, "the reviewer's positions, not the prediction");
+    }
+    // read_split uses them when the folder has no CSV; they load like any sample.
+    let train = dataset::read_split(&reviewed, "train").unwrap();
+    assert_eq!(train.len(), 2);
+    assert_eq!(dataset::prepare(&train, 64, || {}).unwrap().len(), 2);
+
+    // An image edited after review no longer matches its annotation's hash.
+    let changed = &corrected_landmarks[0].0;
+    std::fs::copy(dir.path().join("images").join("p2.png"), changed).unwrap();
+    let err = format!("{:#}", dataset::read_annotations(&reviewed).unwrap_err());
+    assert!(err.contains("has changed") && err.contains(&changed.file_name().unwrap().to_string_lossy().to_string()), "{err}");
+
+    // An empty folder names both things it looked for.
+    let empty = tempfile::tempdir().unwrap();
+    let err = format!("{:#}", dataset::read_split(empty.path(), "train").unwrap_err());
+    assert!(err.contains("landmarks.csv") && err.contains("cxr.json"), "{err}");
+}

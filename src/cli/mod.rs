@@ -6,3 +6,4 @@ pub mod eval;
 pub mod info;
 pub mod infer;
 pub mod train;
+pub mod validate;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Instant;
 
+use super::folder_metrics::FolderMetrics;
 use super::inference::Inference;
 use super::overlay::{self, Layers};
 use super::review::{self, PanelAction, Review};
@@ -43,8 +44,7 @@ pub struct CxrApp {
     review: Option<Review>,
     layers: Layers,
     hovered_node: Option<usize>,
-    /// Time from an image appearing to its review being saved, for the note in the panel.
-    shown_at: Instant,
+    folder_metrics: FolderMetrics,
     /// Path of the image on screen (None for the phantom).
     shown_path: Option<PathBuf>,
     shown_sha: String,
@@ -77,7 +77,7 @@ impl CxrApp {
             review: None,
             layers: Layers::default(),
             hovered_node: None,
-            shown_at: Instant::now(),
+            folder_metrics: FolderMetrics::default(),
             shown_path: None,
             shown_sha: String::new(),
         };
@@ -174,7 +174,6 @@ impl CxrApp {
         self.next_image_id += 1;
         let image = Arc::new(image);
         self.shown = Some(Shown::new(image.clone(), id));
-        self.shown_at = Instant::now();
         self.error = None;
         self.shown_path = path.clone();
         self.shown_sha = sha.clone();
@@ -342,6 +341,9 @@ impl CxrApp {
         if pressed(Key::M) {
             self.layers.fill = !self.layers.fill;
         }
+        if pressed(Key::G) {
+            self.show_folder_metrics(ctx);
+        }
         let Some(shown) = self.shown.as_mut() else { return };
         if pressed(Key::F) {
             shown.view = None; // refit at the next layout, with the real viewport size
@@ -357,6 +359,18 @@ impl CxrApp {
         if pressed(Key::I) {
             shown.user_invert = !shown.user_invert;
         }
+    }
+
+    /// Open the folder metrics window over the worklist's images (after saving the open review).
+    pub fn show_folder_metrics(&mut self, ctx: &egui::Context) {
+        if let Some(r) = self.review.as_mut() {
+            r.autosave();
+        }
+        self.folder_metrics.show_for(self.worklist.files.clone(), ctx);
+    }
+
+    pub fn folder_metrics(&self) -> &FolderMetrics {
+        &self.folder_metrics
     }
 
     fn step(&mut self, delta: isize, ctx: &egui::Context) {
@@ -410,12 +424,17 @@ impl CxrApp {
                 if ui.add(egui::Button::new("Previous image").shortcut_text("P")).clicked() {
                     self.step(-1, &ctx);
                 }
+                ui.separator();
+                if ui.add(egui::Button::new("Folder metrics…").shortcut_text("G")).clicked() {
+                    self.show_folder_metrics(&ctx);
+                }
             });
             ui.menu_button("Help", |ui| {
                 ui.label("Wheel: zoom at cursor · Drag: pan · Right-drag: window/level");
                 ui.label("F fit · 1 one-to-one · R reset window · I invert · N/P next/previous");
                 ui.label("Drag a node to move it · Shift/Ctrl-click to select several · Del resets the selection");
                 ui.label("A accept · X reject · Ctrl+Z undo · Ctrl+Y redo · C contours · E ellipses · M fill");
+                ui.label("G folder metrics: the reviewed images scored prediction vs correction");
                 ui.label("Drop files or folders onto the window to open them.");
             });
         });
@@ -523,6 +542,8 @@ impl eframe::App for CxrApp {
                 }
             }
         });
+
+        self.folder_metrics.window(&ctx, &self.worklist.files);
 
         if ctx.input(|i| !i.raw.hovered_files.is_empty()) {
             let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop overlay")));

@@ -1,6 +1,7 @@
 //! The desktop viewer (eframe with the wgpu renderer).
 
 pub mod app;
+pub mod folder_metrics;
 pub mod inference;
 pub mod overlay;
 pub mod review;

@@ -3,6 +3,7 @@
 
 use egui::{Color32, RichText};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use super::overlay::{self, Layers};
 use crate::landmarks::{NUM_NODES, Organ};
@@ -19,6 +20,8 @@ pub struct Review {
     pub spacing: Option<PixelSpacing>,
     /// Last save result, for the panel.
     pub save_message: Option<Result<String, String>>,
+    /// Since the review was opened or last saved: time not yet in `review_seconds`.
+    timer: Instant,
 }
 
 /// What the panel asks the app to do.
@@ -31,7 +34,7 @@ pub enum PanelAction {
 impl Review {
     pub fn new(image_id: u64, image_path: Option<PathBuf>, annotation: Annotation, spacing: Option<PixelSpacing>) -> Self {
         let edit = EditState::new(annotation.predicted_array(), annotation.corrected_array());
-        Review { image_id, image_path, annotation, edit, spacing, save_message: None }
+        Review { image_id, image_path, annotation, edit, spacing, save_message: None, timer: Instant::now() }
     }
 
     pub fn file(&self) -> Option<PathBuf> {
@@ -62,13 +65,30 @@ impl Review {
         }
     }
 
+    /// Seconds spent on this image, the current session included.
+    pub fn review_seconds(&self) -> f64 {
+        self.annotation.review_seconds + self.timer.elapsed().as_secs_f64()
+    }
+
     pub fn save(&mut self) {
         self.edit.dirty = false;
+        self.annotation.review_seconds = self.review_seconds();
+        self.timer = Instant::now();
         let Some(path) = self.file() else {
             self.save_message = Some(Err("not saved: the synthetic phantom, or an image whose annotation file belongs to another image".into()));
             return;
         };
-        self.save_message = Some(match self.annotation.save(&path) {
+        let result = self.annotation.save(&path);
+        if result.is_ok() {
+            // One line per save: the reviewer's own record of time spent, and our timing source.
+            eprintln!(
+                "saved {} ({}) after {:.1} s of review",
+                path.display(),
+                self.annotation.status.label(),
+                self.annotation.review_seconds
+            );
+        }
+        self.save_message = Some(match result {
             Ok(()) => Ok(format!("saved {}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default())),
             Err(e) => Err(format!("cannot save {}: {e}", path.display())),
         });

@@ -8,4 +8,5 @@ pub mod chart;
 pub mod colormap;
 pub mod node_map;
 pub mod per_image;
+pub mod probes;
 pub mod uncertainty;

@@ -76,6 +76,10 @@ pub struct Annotation {
     /// RFC 3339, UTC.
     pub created: String,
     pub modified: String,
+    /// Seconds the image has been open for review, summed over sessions up to the last save
+    /// (absent in files written before it was recorded).
+    #[serde(default)]
+    pub review_seconds: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +134,7 @@ impl Annotation {
             reviewer: default_reviewer(),
             created: now.clone(),
             modified: now,
+            review_seconds: 0.0,
         }
     }
 

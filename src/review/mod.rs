@@ -1,10 +1,12 @@
 //! The review workflow without the GUI: the annotation file, crash-safe saving, the editing
-//! state machine and the correction metrics the side panel shows.
+//! state machine, the correction metrics the side panel shows, and a reviewed folder's
+//! evaluation.
 
 pub mod annotation;
 pub mod atomic;
 pub mod correction;
 pub mod edit;
+pub mod folder;
 
 pub use annotation::{Annotation, AnnotationError, ModelIdentity, Status};
 pub use edit::EditState;

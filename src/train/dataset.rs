@@ -1,8 +1,9 @@
 //! Training samples: images with their 120 landmarks, pre-processed once to the model's
 //! input size and kept in memory (195 JSRT images at 256² take 51 MB).
 //!
-//! Every source produces [`Sample`]s (an image file and landmarks in its pixels); today the
-//! CheXmask-style CSV of [`read_csv`], later the review GUI's corrections.
+//! Every source produces [`Sample`]s (an image file and landmarks in its pixels): the
+//! CheXmask-style CSV of [`read_csv`], or a folder of the review GUI's annotation files
+//! ([`read_annotations`]), so a reviewed set can fine-tune the model.
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::formats::chexmask::parse_landmarks;
 use crate::landmarks::{NUM_NODES, Point};
 use crate::model::preprocess::{Letterbox, model_input};
+use crate::review::annotation::{self, Annotation, Status, file_sha256};
 use crate::xray;
 
 /// An image file and its landmarks in that image's pixels.
@@ -102,14 +104,64 @@ fn find_image(dir: &Path, name: &str) -> Option<PathBuf> {
 }
 
 /// The samples of `split` in the data folder `dir` (see [`find_csv`], [`read_csv`]).
+/// A folder without a CSV but with annotation files is read with [`read_annotations`].
 pub fn read_split(dir: &Path, split: &str) -> anyhow::Result<Vec<Sample>> {
-    let csv_path = find_csv(dir)?;
-    let all = read_csv(&csv_path)?;
+    let (all, source) = match find_csv(dir) {
+        Ok(csv_path) => (read_csv(&csv_path)?, csv_path),
+        Err(no_csv) => {
+            let reviewed = read_annotations(dir)?;
+            if reviewed.is_empty() {
+                return Err(no_csv.context("and no accepted or corrected cxr-review annotations (*.cxr.json)"));
+            }
+            (reviewed, dir.to_path_buf())
+        }
+    };
     let out: Vec<Sample> = all.into_iter().filter(|(s, _)| s == split).map(|(_, s)| s).collect();
     if out.is_empty() {
-        bail!("{}: no rows with split `{split}`", csv_path.display());
+        bail!("{}: no rows with split `{split}`", source.display());
     }
     Ok(out)
+}
+
+/// The accepted and corrected annotations (`*.cxr.json`) in `dir` as (split, sample), the
+/// landmarks being the reviewer's positions. Unreviewed and rejected ones are skipped: they
+/// are not gold standard. The image is the one the annotation names, else the file beside
+/// it; its content hash must match. Splits are fixed by content: ordered by image hash,
+/// every fifth annotation (the first included) is `val`, the rest `train` (one image alone
+/// is `train`).
+pub fn read_annotations(dir: &Path) -> anyhow::Result<Vec<(String, Sample)>> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("{}: cannot list the data folder", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.to_string_lossy().ends_with(annotation::SUFFIX))
+        .collect();
+    files.sort();
+    let mut found: Vec<(String, Sample)> = Vec::new();
+    for f in files {
+        let a = Annotation::read(&f)?;
+        if !matches!(a.status, Status::Accepted | Status::Corrected) {
+            continue;
+        }
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let beside = dir.join(name.trim_end_matches(annotation::SUFFIX));
+        let image = [a.image.path.clone(), beside]
+            .into_iter()
+            .find(|p| p.is_file())
+            .with_context(|| format!("{}: image {} not found", f.display(), a.image.path.display()))?;
+        let sha = file_sha256(&image).with_context(|| format!("{}: cannot read", image.display()))?;
+        if sha != a.image.sha256 {
+            bail!("{}: {} has changed since it was reviewed (content hash differs)", f.display(), image.display());
+        }
+        let sample = Sample { image, landmarks: a.corrected_array(), origin: f.display().to_string() };
+        found.push((a.image.sha256, sample));
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let n = found.len();
+    Ok(found
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, s))| (if n > 1 && i % 5 == 0 { "val" } else { "train" }.to_string(), s))
+        .collect())
 }
 
 /// Load and pre-process one sample exactly as inference does (default window, letterbox

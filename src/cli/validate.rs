@@ -1,0 +1,173 @@
+//! `cxr-review validate --data DIR [--split val] [--weights W] [--plots DIR]`: how good a model
+//! is on annotated images (Dice of filled contours, node error, std–error correlation) and
+//! whether its uncertainty rises with noise, under a black square and on non-chest images.
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::formats::write_atomically;
+use crate::landmarks::{NUM_NODES, Organ};
+use crate::model::{DeviceChoice, HybridGNet, Sampling, predict, select_device, shipped};
+use crate::plots;
+use crate::train::dataset;
+use crate::validation::accuracy::summarise;
+use crate::validation::probes::{non_chest_images, score_1024};
+use crate::validation::{self, ImageReport, NOISE_SIGMAS, OCCLUSION_SIDE};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Folder with landmarks.csv and images, as for `train`.
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long, default_value = "val")]
+    pub split: String,
+    /// HybridGNet weights [default: the shipped model].
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Latent samples per prediction.
+    #[arg(long, default_value_t = 50)]
+    pub samples: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Use only the first N images of the split.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Per-image results as CSV.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write PNG figures into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+    /// auto (a GPU if there is one), gpu or cpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let weights = shipped::resolve(args.weights.as_deref()).map_err(anyhow::Error::msg)?;
+    let device = select_device(args.device)?;
+    let model = HybridGNet::load(&weights, &device.device).with_context(|| format!("{}", weights.display()))?;
+    let mut samples = dataset::read_split(&args.data, &args.split)?;
+    if let Some(n) = args.limit {
+        samples.truncate(n);
+    }
+    let sampling = Sampling::Random { samples: args.samples.max(1), seed: args.seed };
+    let bar = ProgressBar::new(samples.len() as u64)
+        .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}<{eta}]").expect("template"));
+    let mut reports: Vec<ImageReport> = Vec::new();
+    for s in &samples {
+        let a = validation::load_sample(s)?;
+        bar.set_message(a.grey.name.clone());
+        reports.push(validation::validate_image(&model, &a, sampling));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let non_chest: Vec<(String, f64)> = non_chest_images()
+        .into_iter()
+        .map(|g| (g.name.clone(), score_1024(&predict(&model, &g.pixels, g.width, g.height, sampling), g.width, g.height)))
+        .collect();
+
+    let acc: Vec<_> = reports.iter().map(|r| r.accuracy.clone()).collect();
+    let s = summarise(&acc);
+    let mut out = String::new();
+    let f = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.3}"));
+    writeln!(out, "model: {} ({}, S={})", weights.display(), device.description, model.config().input_size)?;
+    writeln!(out, "{} images of split `{}`, N={} samples, seed {}", s.images, args.split, args.samples, args.seed)?;
+    writeln!(out, "Dice lungs        {:.4} ± {:.4}", s.dice_lungs.0, s.dice_lungs.1)?;
+    writeln!(out, "Dice heart        {:.4} ± {:.4}", s.dice_heart.0, s.dice_heart.1)?;
+    writeln!(out, "node error        {:.2} ± {:.2} px at 1024", s.error_1024.0, s.error_1024.1)?;
+    writeln!(out, "std vs error      Pearson r {}, Spearman rho {} ({} nodes)", f(s.pearson_r), f(s.spearman_rho), s.images * NUM_NODES)?;
+    let mean_at = |k: usize| reports.iter().map(|r| r.noise[k]).sum::<f64>() / reports.len().max(1) as f64;
+    let noise: Vec<String> = NOISE_SIGMAS.iter().enumerate().map(|(k, sg)| format!("{sg}: {:.2}", mean_at(k))).collect();
+    writeln!(out, "noise probe       mean image score (px at 1024) by noise sigma: {}", noise.join(", "))?;
+    let rising = reports.iter().filter(|r| r.noise.windows(2).all(|w| w[1] >= w[0])).count();
+    writeln!(out, "                  score never falls as noise grows on {rising}/{} images", reports.len())?;
+    let occ = |f: &dyn Fn(&validation::probes::OcclusionResult) -> f64| {
+        reports.iter().map(|r| f(&r.occlusion)).sum::<f64>() / reports.len().max(1) as f64
+    };
+    let up = reports.iter().filter(|r| r.occlusion.covered_std_after > r.occlusion.covered_std_before).count();
+    writeln!(
+        out,
+        "occlusion probe   black square of {:.0}% of the side: covered nodes' std {:.2} -> {:.2} px, other nodes {:.2} -> {:.2}; rose on {up}/{} images",
+        OCCLUSION_SIDE * 100.0,
+        occ(&|o| o.covered_std_before),
+        occ(&|o| o.covered_std_after),
+        occ(&|o| o.other_std_before),
+        occ(&|o| o.other_std_after),
+        reports.len()
+    )?;
+    let nc: Vec<String> = non_chest.iter().map(|(n, v)| format!("{n} {v:.2}")).collect();
+    writeln!(out, "non-chest probe   highest {} image score {:.2}; non-chest images: {}", args.split, s.max_score_1024, nc.join(", "))?;
+
+    if let Some(path) = &args.out {
+        let mut csv = String::from("image,Dice Lungs,Dice Heart,mean node error px 1024,score px 1024,covered std before,covered std after");
+        for sg in NOISE_SIGMAS {
+            write!(csv, ",score noise {sg}")?;
+        }
+        csv.push('\n');
+        for r in &reports {
+            let a = &r.accuracy;
+            write!(
+                csv,
+                "{},{:.6},{:.6},{:.4},{:.4},{:.4},{:.4}",
+                a.name,
+                a.dice_lungs,
+                a.dice_heart,
+                a.mean_error_1024(),
+                a.score_1024,
+                r.occlusion.covered_std_before,
+                r.occlusion.covered_std_after
+            )?;
+            for v in &r.noise {
+                write!(csv, ",{v:.4}")?;
+            }
+            csv.push('\n');
+        }
+        write_atomically(path, csv.as_bytes())?;
+        writeln!(out, "per-image results: {}", path.display())?;
+    }
+    if let Some(dir) = &args.plots {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
+        let points: Vec<(f64, f64, Organ)> = acc
+            .iter()
+            .flat_map(|a| {
+                (0..NUM_NODES).map(move |n| (a.node_std_1024[n], a.node_error_1024[n], Organ::of_node(n).expect("node").0))
+            })
+            .collect();
+        let p = dir.join("error_vs_uncertainty.png");
+        plots::uncertainty::error_vs_uncertainty(&p, &points, acc.len(), "px at 1024")?;
+        writeln!(out, "plot: {}", p.display())?;
+        let p = dir.join("noise_probe.png");
+        let curves: Vec<Vec<f64>> = reports.iter().map(|r| r.noise.clone()).collect();
+        plots::probes::noise_curve(&p, &NOISE_SIGMAS, &curves, "px at 1024")?;
+        writeln!(out, "plot: {}", p.display())?;
+        let before: Vec<f64> = reports.iter().map(|r| r.occlusion.covered_std_before).collect();
+        let after: Vec<f64> = reports.iter().map(|r| r.occlusion.covered_std_after).collect();
+        let scores: Vec<f64> = acc.iter().map(|a| a.score_1024).collect();
+        let nc_scores: Vec<f64> = non_chest.iter().map(|x| x.1).collect();
+        let (dl, dh): (Vec<f64>, Vec<f64>) = acc.iter().map(|a| (a.dice_lungs, a.dice_heart)).unzip();
+        let blue = plots::chart::ORGAN_COLORS[0];
+        let red = plots::chart::ORGAN_COLORS[2];
+        let panels = [
+            plots::per_image::Panel { title: "Dice", y_label: "Dice", groups: vec![("Lungs", blue, &dl), ("Heart", red, &dh)] },
+            plots::per_image::Panel {
+                title: "Nodes under a black square",
+                y_label: "mean node std (px at 1024)",
+                groups: vec![("clean", blue, &before), ("occluded", red, &after)],
+            },
+            plots::per_image::Panel {
+                title: "Image score",
+                y_label: "mean node std (px at 1024)",
+                groups: vec![(args.split.as_str(), blue, &scores), ("non-chest", red, &nc_scores)],
+            },
+        ];
+        let p = dir.join("probes.png");
+        let subtitle = format!("{} images of `{}`, N={}; one dot per image, bar: mean", acc.len(), args.split, args.samples);
+        plots::per_image::strip_plots(&p, "Accuracy and uncertainty probes", &subtitle, &panels)?;
+        writeln!(out, "plot: {}", p.display())?;
+    }
+    print!("{out}");
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! Does the uncertainty react the way CheXmask-U shows it should? Three probes on a grey
+//! image in [0, 1]: added Gaussian noise, a black square over part of the contour, and
+//! images that are not chest radiographs at all. Every probe is deterministic (seeded).
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, Normal};
+
+use crate::landmarks::NUM_NODES;
+use crate::model::{HybridGNet, Prediction, Sampling, predict};
+
+/// A grey image in [0, 1], row-major.
+#[derive(Debug, Clone)]
+pub struct Grey {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<f32>,
+}
+
+/// Mean node std in pixels at 1024.
+pub fn score_1024(p: &Prediction, width: u32, height: u32) -> f64 {
+    p.score as f64 * 1024.0 / width.max(height).max(1) as f64
+}
+
+/// `img` plus N(0, σ²) noise per pixel, clamped to [0, 1].
+pub fn with_noise(img: &Grey, sigma: f32, seed: u64) -> Grey {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let normal = Normal::new(0.0f32, sigma.max(0.0)).expect("finite sigma");
+    let pixels = img.pixels.iter().map(|&v| (v + normal.sample(&mut rng)).clamp(0.0, 1.0)).collect();
+    Grey { name: format!("{} + noise {sigma}", img.name), pixels, ..img.clone() }
+}
+
+/// Image score at each noise level (`sigmas`, in units of the full grey range).
+pub fn noise_response(model: &HybridGNet, img: &Grey, sigmas: &[f32], sampling: Sampling) -> Vec<f64> {
+    sigmas
+        .iter()
+        .enumerate()
+        .map(|(k, &s)| {
+            let noisy = if s > 0.0 { with_noise(img, s, 1000 + k as u64) } else { img.clone() };
+            score_1024(&predict(model, &noisy.pixels, img.width, img.height, sampling), img.width, img.height)
+        })
+        .collect()
+}
+
+/// Axis-aligned square in image pixels: top-left corner and side.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Square {
+    pub x: f32,
+    pub y: f32,
+    pub side: f32,
+}
+
+impl Square {
+    pub fn centred(cx: f32, cy: f32, side: f32) -> Self {
+        Square { x: cx - side / 2.0, y: cy - side / 2.0, side }
+    }
+    pub fn contains(&self, p: [f32; 2]) -> bool {
+        p[0] >= self.x && p[0] < self.x + self.side && p[1] >= self.y && p[1] < self.y + self.side
+    }
+}
+
+/// `img` with `square` painted black.
+pub fn with_square(img: &Grey, square: Square) -> Grey {
+    let mut out = img.clone();
+    for y in 0..img.height {
+        for x in 0..img.width {
+            if square.contains([x as f32 + 0.5, y as f32 + 0.5]) {
+                out.pixels[(y * img.width + x) as usize] = 0.0;
+            }
+        }
+    }
+    out.name = format!("{} + black square", img.name);
+    out
+}
+
+/// What a black square does to the nodes it covers.
+#[derive(Debug, Clone)]
+pub struct OcclusionResult {
+    pub square: Square,
+    /// Nodes whose clean prediction lies inside the square.
+    pub covered: Vec<usize>,
+    /// Mean std of the covered nodes (px at 1024), without and with the square.
+    pub covered_std_before: f64,
+    pub covered_std_after: f64,
+    /// The same for the nodes outside the square.
+    pub other_std_before: f64,
+    pub other_std_after: f64,
+}
+
+/// Cover the predicted contour around `node` with a black square of side `side_fraction` of
+/// the image's long side, and compare node stds before and after.
+pub fn occlusion_response(
+    model: &HybridGNet,
+    img: &Grey,
+    node: usize,
+    side_fraction: f32,
+    sampling: Sampling,
+) -> OcclusionResult {
+    let to_1024 = 1024.0 / img.width.max(img.height).max(1) as f64;
+    let clean = predict(model, &img.pixels, img.width, img.height, sampling);
+    let [cx, cy] = clean.mean[node];
+    let square = Square::centred(cx, cy, side_fraction * img.width.max(img.height) as f32);
+    let occluded = with_square(img, square);
+    let after = predict(model, &occluded.pixels, img.width, img.height, sampling);
+    let (covered, other): (Vec<usize>, Vec<usize>) = (0..NUM_NODES).partition(|&n| square.contains(clean.mean[n]));
+    let mean_std = |p: &Prediction, nodes: &[usize]| {
+        nodes.iter().map(|&n| p.node_std(n) as f64).sum::<f64>() / nodes.len().max(1) as f64 * to_1024
+    };
+    OcclusionResult {
+        square,
+        covered_std_before: mean_std(&clean, &covered),
+        covered_std_after: mean_std(&after, &covered),
+        other_std_before: mean_std(&clean, &other),
+        other_std_after: mean_std(&after, &other),
+        covered,
+    }
+}
+
+/// Images that are not chest radiographs, drawn here so every run sees the same pixels:
+/// a checkerboard, smooth random texture, and concentric rings (1024×1024).
+pub fn non_chest_images() -> Vec<Grey> {
+    const N: u32 = 1024;
+    let grid = |f: &dyn Fn(f32, f32) -> f32| -> Vec<f32> {
+        (0..N * N).map(|i| f((i % N) as f32 / N as f32, (i / N) as f32 / N as f32).clamp(0.0, 1.0)).collect()
+    };
+    let checker = grid(&|x, y| if ((x * 8.0) as i32 + (y * 8.0) as i32) % 2 == 0 { 0.85 } else { 0.15 });
+    let rings = grid(&|x, y| 0.5 + 0.45 * ((x - 0.5).hypot(y - 0.5) * 60.0).sin());
+    // Smooth texture: a coarse seeded random grid, bilinearly interpolated.
+    let mut rng = StdRng::seed_from_u64(7);
+    let coarse: Vec<f32> = (0..17 * 17).map(|_| rand::Rng::random::<f32>(&mut rng)).collect();
+    let texture = grid(&|x, y| {
+        let (gx, gy) = (x * 16.0, y * 16.0);
+        let (ix, iy) = (gx.floor() as usize, gy.floor() as usize);
+        let (fx, fy) = (gx - ix as f32, gy - iy as f32);
+        let at = |i: usize, j: usize| coarse[j.min(16) * 17 + i.min(16)];
+        let top = at(ix, iy) * (1.0 - fx) + at(ix + 1, iy) * fx;
+        let bottom = at(ix, iy + 1) * (1.0 - fx) + at(ix + 1, iy + 1) * fx;
+        top * (1.0 - fy) + bottom * fy
+    });
+    [("checkerboard", checker), ("random texture", texture), ("concentric rings", rings)]
+        .into_iter()
+        .map(|(name, pixels)| Grey { name: name.to_string(), width: N, height: N, pixels })
+        .collect()
+}

@@ -3,14 +3,14 @@
 //! fills and compares masks per image, so it runs on a background thread.
 
 use egui::{Color32, RichText};
-use egui_plot::{Bar, BarChart, Legend, Line, Plot, Points};
+use egui_plot::{Legend, Line, Plot, Points};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, channel};
 
 use super::overlay::organ_colour;
 use crate::landmarks::Organ;
 use crate::metrics::stats::describe;
-use crate::review::folder::{FolderEvaluation, evaluate_folder};
+use crate::review::folder::{FolderEvaluation, ReviewedImage, evaluate_folder};
 
 #[derive(Default)]
 pub struct FolderMetrics {
@@ -101,7 +101,7 @@ fn contents(ui: &mut egui::Ui, e: &FolderEvaluation) {
         return;
     }
     ui.label(RichText::new("Prediction vs correction (filled contours)").strong());
-    let col = |f: &dyn Fn(&crate::review::folder::ReviewedImage) -> f64| describe(e.images.iter().map(f));
+    let col = |f: &dyn Fn(&ReviewedImage) -> f64| describe(e.images.iter().map(f));
     let rows: Vec<(&str, crate::metrics::stats::Stats, usize)> = vec![
         ("Dice Lungs", col(&|i| i.scores.dice_lungs), 4),
         ("Dice Heart", col(&|i| i.scores.dice_heart), 4),
@@ -158,23 +158,16 @@ fn contents(ui: &mut egui::Ui, e: &FolderEvaluation) {
     ui.separator();
     ui.label(RichText::new("Dice per image").strong());
     Plot::new("dice_per_image")
-        .height(180.0)
+        .height(200.0)
         .legend(Legend::default())
         .x_axis_label("image (worklist order)")
         .y_axis_label("Dice")
         .include_y(1.0)
         .show(ui, |p| {
-            let bars = |f: &dyn Fn(&crate::review::folder::ReviewedImage) -> f64, offset: f64| -> Vec<Bar> {
-                e.images
-                    .iter()
-                    .enumerate()
-                    .map(|(k, i)| {
-                        let name = i.image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                        Bar::new(k as f64 + offset, f(i)).width(0.35).name(name)
-                    })
-                    .collect()
+            let series = |f: &dyn Fn(&ReviewedImage) -> f64| -> Vec<[f64; 2]> {
+                e.images.iter().enumerate().map(|(k, i)| [k as f64 + 1.0, f(i)]).collect()
             };
-            p.bar_chart(BarChart::new("Lungs", bars(&|i| i.scores.dice_lungs, -0.18)).color(organ_colour(Organ::LeftLung)));
-            p.bar_chart(BarChart::new("Heart", bars(&|i| i.scores.dice_heart, 0.18)).color(organ_colour(Organ::Heart)));
+            p.points(Points::new("Lungs", series(&|i| i.scores.dice_lungs)).color(organ_colour(Organ::LeftLung)).radius(4.0));
+            p.points(Points::new("Heart", series(&|i| i.scores.dice_heart)).color(organ_colour(Organ::Heart)).radius(4.0));
         });
 }

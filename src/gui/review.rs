@@ -120,7 +120,7 @@ impl Review {
         let score_1024 = a.score * 1024.0 / side;
         ui.label(format!("image score {:.2} px (mean node std; {:.2} at 1024)", a.score, score_1024));
         if score_1024 > super::worklist::OOD_SCORE_1024 {
-            ui.label(RichText::new("! unusually uncertain: possibly not a chest X-ray the model knows").color(Color32::from_rgb(240, 170, 60)));
+            ui.label(RichText::new("! unusually uncertain: check this segmentation closely").color(Color32::from_rgb(240, 170, 60)));
         }
         ui.horizontal(|ui| {
             ui.label("status");

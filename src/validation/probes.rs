@@ -143,3 +143,51 @@ pub fn non_chest_images() -> Vec<Grey> {
         .map(|(name, pixels)| Grey { name: name.to_string(), width: N, height: N, pixels })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grey(v: f32) -> Grey {
+        Grey { name: "flat".into(), width: 64, height: 48, pixels: vec![v; 64 * 48] }
+    }
+
+    #[test]
+    fn noise_has_the_asked_spread_and_is_seeded() {
+        let g = with_noise(&grey(0.5), 0.1, 3);
+        let n = g.pixels.len() as f32;
+        let mean = g.pixels.iter().sum::<f32>() / n;
+        let sd = (g.pixels.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
+        assert!((mean - 0.5).abs() < 0.01 && (sd - 0.1).abs() < 0.01, "mean {mean} sd {sd}");
+        assert_eq!(g.pixels, with_noise(&grey(0.5), 0.1, 3).pixels);
+        assert_ne!(g.pixels, with_noise(&grey(0.5), 0.1, 4).pixels);
+        assert!(with_noise(&grey(0.98), 0.3, 1).pixels.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+
+    #[test]
+    fn the_square_is_black_exactly_where_it_says() {
+        let sq = Square::centred(20.0, 10.0, 8.0);
+        let g = with_square(&grey(0.7), sq);
+        for y in 0..48u32 {
+            for x in 0..64u32 {
+                let v = g.pixels[(y * 64 + x) as usize];
+                let inside = (16..24).contains(&x) && (6..14).contains(&y);
+                assert_eq!(v, if inside { 0.0 } else { 0.7 }, "({x},{y})");
+            }
+        }
+        assert!(sq.contains([16.0, 6.0]) && !sq.contains([24.0, 6.0]));
+    }
+
+    #[test]
+    fn non_chest_images_are_fixed_and_in_range() {
+        let a = non_chest_images();
+        assert_eq!(a.len(), 3);
+        for g in &a {
+            assert_eq!(g.pixels.len(), 1024 * 1024);
+            assert!(g.pixels.iter().all(|v| (0.0..=1.0).contains(v)), "{}", g.name);
+            let (lo, hi) = g.pixels.iter().fold((1.0f32, 0.0f32), |(l, h), &v| (l.min(v), h.max(v)));
+            assert!(hi - lo > 0.5, "{} has contrast", g.name);
+        }
+        assert_eq!(a[1].pixels, non_chest_images()[1].pixels);
+    }
+}

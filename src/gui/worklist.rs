@@ -153,7 +153,7 @@ mod tests {
         w.errors.insert(3, "broken".into());
         let info = |s| ReviewInfo { status: Status::Unreviewed, score_1024: s };
         w.reviews.insert("a.png".into(), info(2.0));
-        w.reviews.insert("b.png".into(), info(9.0));
+        w.reviews.insert("b.png".into(), info(OOD_SCORE_1024 + 1.0));
         w.reviews.insert("c.png".into(), info(5.0));
         w.sort_by_uncertainty();
         let names: Vec<_> = w.files.iter().map(|f| f.to_string_lossy().into_owned()).collect();

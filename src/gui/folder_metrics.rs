@@ -15,8 +15,24 @@ use crate::review::folder::{FolderEvaluation, ReviewedImage, evaluate_folder};
 #[derive(Default)]
 pub struct FolderMetrics {
     pub open: bool,
-    pending: Option<Receiver<FolderEvaluation>>,
-    result: Option<FolderEvaluation>,
+    pending: Option<Receiver<Scored>>,
+    result: Option<Scored>,
+}
+
+/// A folder's evaluation with what the plots derive from it, computed once on the worker
+/// thread rather than every frame (a large folder has 120 points per image to sort).
+struct Scored {
+    eval: FolderEvaluation,
+    points: Vec<(f64, f64, Organ)>,
+    correlation: (Option<f64>, Option<f64>),
+    decile_curve: Vec<[f64; 2]>,
+}
+
+impl Scored {
+    fn new(eval: FolderEvaluation) -> Self {
+        let decile_curve = eval.reliability(10).iter().map(|b| [b.mean_uncertainty, b.mean_error]).collect();
+        Scored { points: eval.node_points(), correlation: eval.correlation(), decile_curve, eval }
+    }
 }
 
 impl FolderMetrics {
@@ -30,7 +46,7 @@ impl FolderMetrics {
         let (tx, rx) = channel();
         let ctx = ctx.clone();
         std::thread::spawn(move || {
-            let _ = tx.send(evaluate_folder(&files));
+            let _ = tx.send(Scored::new(evaluate_folder(&files)));
             ctx.request_repaint();
         });
         self.pending = Some(rx);
@@ -41,7 +57,7 @@ impl FolderMetrics {
     }
 
     pub fn result(&self) -> Option<&FolderEvaluation> {
-        self.result.as_ref()
+        self.result.as_ref().map(|r| &r.eval)
     }
 
     fn poll(&mut self) {
@@ -85,7 +101,8 @@ impl FolderMetrics {
     }
 }
 
-fn contents(ui: &mut egui::Ui, e: &FolderEvaluation) {
+fn contents(ui: &mut egui::Ui, scored: &Scored) {
+    let e = &scored.eval;
     ui.label(format!(
         "{} reviewed (accepted or corrected) · {} unreviewed · {} rejected · {} without annotation",
         e.images.len(),
@@ -132,11 +149,11 @@ fn contents(ui: &mut egui::Ui, e: &FolderEvaluation) {
     });
 
     ui.separator();
-    let (r, rho) = e.correlation();
+    let (r, rho) = scored.correlation;
     let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
     ui.label(RichText::new("Node error vs node uncertainty").strong());
     ui.label(format!("Pearson r = {}, Spearman rho = {}", f(r), f(rho)));
-    let points = e.node_points();
+    let points = &scored.points;
     Plot::new("error_vs_std")
         .height(260.0)
         .legend(Legend::default())
@@ -150,9 +167,7 @@ fn contents(ui: &mut egui::Ui, e: &FolderEvaluation) {
                     points.iter().filter(|q| q.2 == organ && q.1.is_finite()).map(|q| [q.0, q.1]).collect();
                 p.points(Points::new(organ.name(), xy).color(organ_colour(organ)).radius(2.0));
             }
-            let bins = e.reliability(10);
-            let curve: Vec<[f64; 2]> = bins.iter().map(|b| [b.mean_uncertainty, b.mean_error]).collect();
-            p.line(Line::new("mean error per std decile", curve).color(Color32::WHITE).width(2.0));
+            p.line(Line::new("mean error per std decile", scored.decile_curve.clone()).color(Color32::WHITE).width(2.0));
         });
 
     ui.separator();

@@ -5,6 +5,7 @@ use crate::landmarks::{NUM_NODES, Organ, Point};
 use crate::masks::organ_mask;
 use crate::metrics::correlation::{pearson, spearman};
 use crate::metrics::dice;
+use crate::metrics::stats::describe;
 use crate::metrics::landmark_error::node_errors_px;
 use crate::model::{HybridGNet, Prediction, Sampling, predict};
 
@@ -77,12 +78,10 @@ pub struct AccuracySummary {
     pub max_score_1024: f64,
 }
 
+/// Mean and sample standard deviation (the report's "±").
 fn mean_sd(v: impl Iterator<Item = f64>) -> (f64, f64) {
-    let v: Vec<f64> = v.collect();
-    let n = v.len().max(1) as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (m, var.sqrt())
+    let s = describe(v);
+    (s.mean, s.sd)
 }
 
 pub fn summarise(images: &[ImageAccuracy]) -> AccuracySummary {

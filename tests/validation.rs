@@ -50,7 +50,7 @@ const HEART_DICE_FLOOR: f64 = 0.89;
 fn uncertainty_rises_as_noise_is_added() {
     let m = model();
     for a in val(3) {
-        let s = noise_response(&m, &a.grey, &[0.0, 0.1, 0.3], SAMPLING);
+        let s = noise_response(&m, &a.grey, &[0.0, 0.1, 0.3], SAMPLING).score;
         assert!(s[1] > s[0] && s[2] > s[1] * 1.1, "{}: scores {s:?}", a.grey.name);
     }
 }

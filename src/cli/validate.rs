@@ -79,10 +79,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     writeln!(out, "Dice heart        {:.4} ± {:.4}", s.dice_heart.0, s.dice_heart.1)?;
     writeln!(out, "node error        {:.2} ± {:.2} px at 1024", s.error_1024.0, s.error_1024.1)?;
     writeln!(out, "std vs error      Pearson r {}, Spearman rho {} ({} nodes)", f(s.pearson_r), f(s.spearman_rho), s.images * NUM_NODES)?;
-    let mean_at = |k: usize| reports.iter().map(|r| r.noise[k]).sum::<f64>() / reports.len().max(1) as f64;
-    let noise: Vec<String> = NOISE_SIGMAS.iter().enumerate().map(|(k, sg)| format!("{sg}: {:.2}", mean_at(k))).collect();
-    writeln!(out, "noise probe       mean image score (px at 1024) by noise sigma: {}", noise.join(", "))?;
-    let rising = reports.iter().filter(|r| r.noise.windows(2).all(|w| w[1] >= w[0])).count();
+    let mean_at = |f: &dyn Fn(&ImageReport) -> &Vec<f64>, k: usize| {
+        reports.iter().map(|r| f(r)[k]).sum::<f64>() / reports.len().max(1) as f64
+    };
+    let by_sigma = |f: &dyn Fn(&ImageReport) -> &Vec<f64>, digits: usize| {
+        let v: Vec<String> =
+            NOISE_SIGMAS.iter().enumerate().map(|(k, sg)| format!("{sg}: {:.*}", digits, mean_at(f, k))).collect();
+        v.join(", ")
+    };
+    writeln!(out, "noise probe       mean image score (px at 1024) by noise sigma: {}", by_sigma(&|r| &r.noise.score, 2))?;
+    writeln!(out, "                  encoder's mean latent sigma^2: {}", by_sigma(&|r| &r.noise.latent_sigma2, 4))?;
+    writeln!(
+        out,
+        "                  score with the clean image's sigma (decoder's part): {}",
+        by_sigma(&|r| &r.noise.score_at_clean_sigma, 2)
+    )?;
+    let rising = reports.iter().filter(|r| r.noise.score.windows(2).all(|w| w[1] >= w[0])).count();
     writeln!(out, "                  score never falls as noise grows on {rising}/{} images", reports.len())?;
     let occ = |f: &dyn Fn(&validation::probes::OcclusionResult) -> f64| {
         reports.iter().map(|r| f(&r.occlusion)).sum::<f64>() / reports.len().max(1) as f64
@@ -106,6 +118,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         for sg in NOISE_SIGMAS {
             write!(csv, ",score noise {sg}")?;
         }
+        for sg in NOISE_SIGMAS {
+            write!(csv, ",latent sigma2 noise {sg}")?;
+        }
         csv.push('\n');
         for r in &reports {
             let a = &r.accuracy;
@@ -120,8 +135,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 r.occlusion.covered_std_before,
                 r.occlusion.covered_std_after
             )?;
-            for v in &r.noise {
+            for v in &r.noise.score {
                 write!(csv, ",{v:.4}")?;
+            }
+            for v in &r.noise.latent_sigma2 {
+                write!(csv, ",{v:.6}")?;
             }
             csv.push('\n');
         }
@@ -140,7 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         plots::uncertainty::error_vs_uncertainty(&p, &points, acc.len(), "px at 1024")?;
         writeln!(out, "plot: {}", p.display())?;
         let p = dir.join("noise_probe.png");
-        let curves: Vec<Vec<f64>> = reports.iter().map(|r| r.noise.clone()).collect();
+        let curves: Vec<Vec<f64>> = reports.iter().map(|r| r.noise.score.clone()).collect();
         plots::probes::noise_curve(&p, &NOISE_SIGMAS, &curves, "px at 1024")?;
         writeln!(out, "plot: {}", p.display())?;
         let before: Vec<f64> = reports.iter().map(|r| r.occlusion.covered_std_before).collect();

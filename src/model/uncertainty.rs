@@ -60,10 +60,30 @@ pub fn predict_xray(model: &HybridGNet, image: &XrayImage, sampling: Sampling) -
 
 /// Predict on a grey image in [0, 1] (row-major, `width`×`height`).
 pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampling: Sampling) -> Prediction {
+    predict_with_logvar(model, grey, width, height, sampling, None)
+}
+
+/// As [`predict`], but with the latent log σ² given instead of the encoder's (μ and the
+/// image features stay the image's own). Probes use it to tell whether a change of spread
+/// comes from the encoder's σ or from the decoder's response to the image.
+pub fn predict_with_logvar(
+    model: &HybridGNet,
+    grey: &[f32],
+    width: u32,
+    height: u32,
+    sampling: Sampling,
+    logvar: Option<&[f32]>,
+) -> Prediction {
     let (input, letterbox) = model_input(grey, width, height, model.config().input_size);
     let encoding = model.encode_pixels(&input);
     let mu = host(&encoding.mu);
-    let logvar = host(&encoding.logvar);
+    let logvar = match logvar {
+        Some(lv) => {
+            assert_eq!(lv.len(), mu.len(), "one log σ² per latent");
+            lv.to_vec()
+        }
+        None => host(&encoding.logvar),
+    };
     let (z, samples, seed) = match sampling {
         Sampling::Mean => (mu.clone(), 1, None),
         Sampling::Random { samples, seed } => (draw_latents(&mu, &logvar, samples, seed), samples, Some(seed)),
@@ -178,6 +198,30 @@ mod tests {
         assert_ne!(a.mean, c.mean);
         assert!(a.score > 0.0);
         assert_eq!(a.latent_sigma2.len(), 8);
+    }
+
+    #[test]
+    fn a_given_latent_variance_replaces_the_encoders() {
+        let m = model();
+        let (px, w, h) = image();
+        let sampling = Sampling::Random { samples: 8, seed: 3 };
+        let own = predict(&m, &px, w, h, sampling);
+        // The encoder's own log σ² gives back exactly the plain prediction.
+        let (input, _) = model_input(&px, w, h, 64);
+        let lv = host(&m.encode_pixels(&input).logvar);
+        let same = predict_with_logvar(&m, &px, w, h, sampling, Some(&lv));
+        assert_eq!(same.mean, own.mean);
+        assert_eq!(same.std, own.std);
+        // A vanishing σ leaves μ alone: every draw decodes alike, and one draw is the plain
+        // z = μ decode (compared at batch size 1: the lookup's grid choice may flip with the
+        // summation order of another batch size, see model::lookup).
+        let none = predict_with_logvar(&m, &px, w, h, sampling, Some(&[-80.0; 8]));
+        assert_eq!(none.score, 0.0);
+        let one = predict_with_logvar(&m, &px, w, h, Sampling::Random { samples: 1, seed: 3 }, Some(&[-80.0; 8]));
+        assert_eq!(one.mean, predict(&m, &px, w, h, Sampling::Mean).mean);
+        // A larger σ everywhere spreads the nodes further than the encoder's.
+        let wide: Vec<f32> = lv.iter().map(|v| v + 2.0).collect();
+        assert!(predict_with_logvar(&m, &px, w, h, sampling, Some(&wide)).score > own.score);
     }
 
     #[test]

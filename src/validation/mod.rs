@@ -12,7 +12,7 @@ use crate::model::{HybridGNet, Sampling};
 use crate::train::dataset::Sample;
 use crate::xray;
 use accuracy::{ImageAccuracy, score_image};
-use probes::{Grey, OcclusionResult, noise_response, occlusion_response};
+use probes::{Grey, NoiseResponse, OcclusionResult, noise_response, occlusion_response};
 
 /// Noise levels of the noise probe, as a fraction of the grey range.
 pub const NOISE_SIGMAS: [f32; 5] = [0.0, 0.05, 0.1, 0.2, 0.3];
@@ -38,8 +38,8 @@ pub fn load_sample(s: &Sample) -> anyhow::Result<Annotated> {
 /// Everything `validate` measures on one image.
 pub struct ImageReport {
     pub accuracy: ImageAccuracy,
-    /// Image score at each of [`NOISE_SIGMAS`].
-    pub noise: Vec<f64>,
+    /// Image score (and its parts) at each of [`NOISE_SIGMAS`].
+    pub noise: NoiseResponse,
     pub occlusion: OcclusionResult,
 }
 

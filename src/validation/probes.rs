@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
 
 use crate::landmarks::NUM_NODES;
-use crate::model::{HybridGNet, Prediction, Sampling, predict};
+use crate::model::{HybridGNet, Prediction, Sampling, predict, predict_with_logvar};
 
 /// A grey image in [0, 1], row-major.
 #[derive(Debug, Clone)]
@@ -31,16 +31,39 @@ pub fn with_noise(img: &Grey, sigma: f32, seed: u64) -> Grey {
     Grey { name: format!("{} + noise {sigma}", img.name), pixels, ..img.clone() }
 }
 
-/// Image score at each noise level (`sigmas`, in units of the full grey range).
-pub fn noise_response(model: &HybridGNet, img: &Grey, sigmas: &[f32], sampling: Sampling) -> Vec<f64> {
-    sigmas
-        .iter()
-        .enumerate()
-        .map(|(k, &s)| {
-            let noisy = if s > 0.0 { with_noise(img, s, 1000 + k as u64) } else { img.clone() };
-            score_1024(&predict(model, &noisy.pixels, img.width, img.height, sampling), img.width, img.height)
-        })
-        .collect()
+/// What added noise does to one image, per noise level.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NoiseResponse {
+    /// Image score (mean node std, px at 1024).
+    pub score: Vec<f64>,
+    /// Mean latent σ² the encoder gives the noisy image.
+    pub latent_sigma2: Vec<f64>,
+    /// Image score when the noisy image is decoded with the clean image's latent σ²: how much
+    /// of the change comes from the decoder's response to the image rather than the encoder's σ.
+    pub score_at_clean_sigma: Vec<f64>,
+}
+
+/// Image score at each noise level (`sigmas`, in units of the full grey range), split into
+/// the encoder's σ and the decoder's part.
+pub fn noise_response(model: &HybridGNet, img: &Grey, sigmas: &[f32], sampling: Sampling) -> NoiseResponse {
+    let (w, h) = (img.width, img.height);
+    let clean = predict(model, &img.pixels, w, h, sampling);
+    let clean_logvar: Vec<f32> = clean.latent_sigma2.iter().map(|v| v.ln()).collect();
+    let mut r = NoiseResponse::default();
+    for (k, &s) in sigmas.iter().enumerate() {
+        let (p, fixed) = if s > 0.0 {
+            let noisy = with_noise(img, s, 1000 + k as u64);
+            let p = predict(model, &noisy.pixels, w, h, sampling);
+            let fixed = predict_with_logvar(model, &noisy.pixels, w, h, sampling, Some(&clean_logvar));
+            (p, fixed)
+        } else {
+            (clean.clone(), clean.clone())
+        };
+        r.score.push(score_1024(&p, w, h));
+        r.latent_sigma2.push(p.latent_sigma2_mean as f64);
+        r.score_at_clean_sigma.push(score_1024(&fixed, w, h));
+    }
+    r
 }
 
 /// Axis-aligned square in image pixels: top-left corner and side.

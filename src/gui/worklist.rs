@@ -26,10 +26,10 @@ pub struct ReviewInfo {
 }
 
 /// Image score (mean node std at 1024 px) above which an image is flagged as unusually
-/// uncertain: 1.2 × the highest score of the shipped model on the JSRT val split (13.4). With
-/// this model non-chest images score lower, not higher (assets/README.md), so the flag marks
-/// hard chest images, not a reliable out-of-distribution detector.
-pub const OOD_SCORE_1024: f32 = 16.0;
+/// uncertain: 1.2 × the highest score of the shipped model on the JSRT val split (7.74 at
+/// N = 50). The three drawn non-chest images of `validate` score 10.4–27.2, above it; nodes
+/// under an occluding square do not (assets/README.md), so the flag is a screen, not a proof.
+pub const OOD_SCORE_1024: f32 = 9.3;
 
 impl ReviewInfo {
     pub fn ood(&self) -> bool {

@@ -34,7 +34,7 @@ pub use backend::{DeviceChoice, SelectedDevice, select_device};
 pub use config::ModelConfig;
 pub use decoder::Decoded;
 pub use encoder::Encoding;
-pub use uncertainty::{Prediction, Sampling, predict, predict_with_logvar, predict_xray};
+pub use uncertainty::{EncodedImage, Prediction, Sampling, encode, predict, predict_xray, sample};
 pub use weights::{StateDict, WeightsError};
 
 pub use decoder::Decoder;

@@ -11,6 +11,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use super::HybridGNet;
+use super::encoder::Encoding;
 use super::preprocess::{Letterbox, model_input};
 use crate::landmarks::{NUM_NODES, Point};
 use crate::xray::XrayImage;
@@ -60,38 +61,41 @@ pub fn predict_xray(model: &HybridGNet, image: &XrayImage, sampling: Sampling) -
 
 /// Predict on a grey image in [0, 1] (row-major, `width`×`height`).
 pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampling: Sampling) -> Prediction {
-    predict_with_logvar(model, grey, width, height, sampling, None)
+    sample(model, &encode(model, grey, width, height), sampling, None)
 }
 
-/// As [`predict`], but with the latent log σ² given instead of the encoder's (μ and the
-/// image features stay the image's own). Probes use it to tell whether a change of spread
-/// comes from the encoder's σ or from the decoder's response to the image.
-pub fn predict_with_logvar(
-    model: &HybridGNet,
-    grey: &[f32],
-    width: u32,
-    height: u32,
-    sampling: Sampling,
-    logvar: Option<&[f32]>,
-) -> Prediction {
+/// An image encoded once: what [`sample`] decodes, as often as asked.
+pub struct EncodedImage {
+    encoding: Encoding,
+    letterbox: Letterbox,
+    pub mu: Vec<f32>,
+    /// The encoder's log σ² per latent.
+    pub logvar: Vec<f32>,
+}
+
+/// Pre-process and encode a grey image in [0, 1].
+pub fn encode(model: &HybridGNet, grey: &[f32], width: u32, height: u32) -> EncodedImage {
     let (input, letterbox) = model_input(grey, width, height, model.config().input_size);
     let encoding = model.encode_pixels(&input);
-    let mu = host(&encoding.mu);
-    let logvar = match logvar {
-        Some(lv) => {
-            assert_eq!(lv.len(), mu.len(), "one log σ² per latent");
-            lv.to_vec()
-        }
-        None => host(&encoding.logvar),
-    };
+    let (mu, logvar) = (host(&encoding.mu), host(&encoding.logvar));
+    EncodedImage { encoding, letterbox, mu, logvar }
+}
+
+/// Decode latents of an encoded image and summarise them. `logvar` replaces the encoder's
+/// log σ² (μ and the image features stay the image's own): probes use it to tell whether a
+/// change of spread comes from the encoder's σ or from the decoder's response to the image.
+pub fn sample(model: &HybridGNet, image: &EncodedImage, sampling: Sampling, logvar: Option<&[f32]>) -> Prediction {
+    let mu = &image.mu;
+    let logvar = logvar.unwrap_or(&image.logvar);
+    assert_eq!(logvar.len(), mu.len(), "one log σ² per latent");
     let (z, samples, seed) = match sampling {
         Sampling::Mean => (mu.clone(), 1, None),
-        Sampling::Random { samples, seed } => (draw_latents(&mu, &logvar, samples, seed), samples, Some(seed)),
+        Sampling::Random { samples, seed } => (draw_latents(mu, logvar, samples, seed), samples, Some(seed)),
     };
     assert!(samples > 0, "at least one sample");
     let z = Tensor::from_data(TensorData::new(z, [samples, mu.len()]), model.device());
-    let decoded = host(&model.decode(z, &encoding).output);
-    summarise(&decoded, samples, &logvar, letterbox, seed)
+    let decoded = host(&model.decode(z, &image.encoding).output);
+    summarise(&decoded, samples, logvar, image.letterbox, seed)
 }
 
 fn host<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
@@ -206,22 +210,22 @@ mod tests {
         let (px, w, h) = image();
         let sampling = Sampling::Random { samples: 8, seed: 3 };
         let own = predict(&m, &px, w, h, sampling);
+        let enc = encode(&m, &px, w, h);
         // The encoder's own log σ² gives back exactly the plain prediction.
-        let (input, _) = model_input(&px, w, h, 64);
-        let lv = host(&m.encode_pixels(&input).logvar);
-        let same = predict_with_logvar(&m, &px, w, h, sampling, Some(&lv));
+        let lv = enc.logvar.clone();
+        let same = sample(&m, &enc, sampling, Some(&lv));
         assert_eq!(same.mean, own.mean);
         assert_eq!(same.std, own.std);
         // A vanishing σ leaves μ alone: every draw decodes alike, and one draw is the plain
         // z = μ decode (compared at batch size 1: the lookup's grid choice may flip with the
         // summation order of another batch size, see model::lookup).
-        let none = predict_with_logvar(&m, &px, w, h, sampling, Some(&[-80.0; 8]));
+        let none = sample(&m, &enc, sampling, Some(&[-80.0; 8]));
         assert_eq!(none.score, 0.0);
-        let one = predict_with_logvar(&m, &px, w, h, Sampling::Random { samples: 1, seed: 3 }, Some(&[-80.0; 8]));
+        let one = sample(&m, &enc, Sampling::Random { samples: 1, seed: 3 }, Some(&[-80.0; 8]));
         assert_eq!(one.mean, predict(&m, &px, w, h, Sampling::Mean).mean);
         // A larger σ everywhere spreads the nodes further than the encoder's.
         let wide: Vec<f32> = lv.iter().map(|v| v + 2.0).collect();
-        assert!(predict_with_logvar(&m, &px, w, h, sampling, Some(&wide)).score > own.score);
+        assert!(sample(&m, &enc, sampling, Some(&wide)).score > own.score);
     }
 
     #[test]

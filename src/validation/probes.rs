@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
 
 use crate::landmarks::NUM_NODES;
-use crate::model::{HybridGNet, Prediction, Sampling, predict, predict_with_logvar};
+use crate::model::{HybridGNet, Prediction, Sampling, encode, predict, sample};
 
 /// A grey image in [0, 1], row-major.
 #[derive(Debug, Clone)]
@@ -47,17 +47,15 @@ pub struct NoiseResponse {
 /// the encoder's σ and the decoder's part.
 pub fn noise_response(model: &HybridGNet, img: &Grey, sigmas: &[f32], sampling: Sampling) -> NoiseResponse {
     let (w, h) = (img.width, img.height);
-    let clean = predict(model, &img.pixels, w, h, sampling);
-    let clean_logvar: Vec<f32> = clean.latent_sigma2.iter().map(|v| v.ln()).collect();
+    let clean = encode(model, &img.pixels, w, h);
+    let clean_pred = sample(model, &clean, sampling, None);
     let mut r = NoiseResponse::default();
     for (k, &s) in sigmas.iter().enumerate() {
         let (p, fixed) = if s > 0.0 {
-            let noisy = with_noise(img, s, 1000 + k as u64);
-            let p = predict(model, &noisy.pixels, w, h, sampling);
-            let fixed = predict_with_logvar(model, &noisy.pixels, w, h, sampling, Some(&clean_logvar));
-            (p, fixed)
+            let noisy = encode(model, &with_noise(img, s, 1000 + k as u64).pixels, w, h);
+            (sample(model, &noisy, sampling, None), sample(model, &noisy, sampling, Some(&clean.logvar)))
         } else {
-            (clean.clone(), clean.clone())
+            (clean_pred.clone(), clean_pred.clone())
         };
         r.score.push(score_1024(&p, w, h));
         r.latent_sigma2.push(p.latent_sigma2_mean as f64);

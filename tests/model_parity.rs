@@ -68,8 +68,8 @@ fn check_variant(name: &str, device: &Device) {
     let enc = model.encode_pixels(&image.values);
     assert_matches(&what("mu"), &values(&enc.mu), get("mu"));
     assert_matches(&what("logvar"), &values(&enc.logvar), get("logvar"));
-    assert_matches(&what("conv5"), &values(&enc.conv5), get("conv5"));
-    assert_matches(&what("conv6"), &values(&enc.conv6), get("conv6"));
+    assert_matches(&what("conv5"), &values(&enc.skip_maps[1]), get("conv5"));
+    assert_matches(&what("conv6"), &values(&enc.skip_maps[0]), get("conv6"));
 
     let (dec, graphs) = (&model.decoder, model.graphs());
     let z = get("z");

@@ -56,10 +56,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let selected = select_device(args.device)?;
     let model = HybridGNet::load(weights, &selected.device)?;
     eprintln!(
-        "model: {} (input {}, {}), device: {}",
+        "model: {} ({}), device: {}",
         weights.display(),
-        model.config().input_size,
-        if model.config().skip_blocks { "skip blocks" } else { "no skip blocks" },
+        model.config().describe(),
         selected.description
     );
 
@@ -184,7 +183,7 @@ mod tests {
     fn writes_tables_skips_unreadable_images_and_resumes() {
         let dir = tempfile::tempdir().unwrap();
         let weights = dir.path().join("w.safetensors");
-        let config = ModelConfig { input_size: 64, channels: [4, 4, 8, 8, 8, 8], latents: 8, skip_blocks: true };
+        let config = ModelConfig { channels: [4, 4, 8, 8, 8, 8], latents: 8, ..ModelConfig::released(64) };
         HybridGNet::random(&config, 1, &burn::tensor::Device::flex()).save(&weights).unwrap();
         let images = dir.path().join("images");
         std::fs::create_dir(&images).unwrap();

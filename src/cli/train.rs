@@ -6,7 +6,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
-use crate::model::{DeviceChoice, select_device};
+use crate::model::{DeviceChoice, ModelConfig, select_device};
 use crate::train::augment::AugmentConfig;
 use crate::train::{self, DataSpec, EpochReport, RunFiles, RunState, TrainOptions, Trainer, checkpoint, dataset};
 
@@ -63,6 +63,11 @@ pub struct Args {
     /// The variant without skip blocks.
     #[arg(long, overrides_with = "skip")]
     pub no_skip: bool,
+    /// Encoder blocks (1–6) the two skip blocks look features up in [default: 6,5, as released].
+    /// At small input sizes 5,4 keeps the lookups on finer maps; with --init from a model of
+    /// other maps, the changed lookups start at zero weight.
+    #[arg(long, value_name = "B1,B2", value_parser = parse_skip_maps)]
+    pub skip_maps: Option<[usize; 2]>,
     /// Seed of the initial weights and of every random draw [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
@@ -82,6 +87,10 @@ pub struct Args {
     /// auto (a GPU if there is one), gpu or cpu.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+}
+
+fn parse_skip_maps(tag: &str) -> Result<[usize; 2], String> {
+    ModelConfig::parse_skip_maps(tag)
 }
 
 impl Args {
@@ -114,6 +123,7 @@ impl Args {
             seed: self.seed.unwrap_or(d.seed),
             augment,
             val_samples: self.val_samples.unwrap_or(d.val_samples),
+            skip_maps: self.skip_maps.unwrap_or(d.skip_maps),
         }
     }
 
@@ -132,6 +142,7 @@ impl Args {
             ("--kl-end", self.kl_end.is_some() && new.kl_end != o.kl_end),
             ("--kl-warmup", self.kl_warmup.is_some() && new.kl_warmup != o.kl_warmup),
             ("--skip/--no-skip", (self.skip || self.no_skip) && new.skip_blocks != state.config.skip_blocks),
+            ("--skip-maps", self.skip_maps.is_some_and(|m| m != state.config.skip_maps)),
             ("--seed", self.seed.is_some() && new.seed != o.seed),
             ("--no-augment", self.no_augment && new.augment != o.augment),
             ("--val-samples", self.val_samples.is_some() && new.val_samples != o.val_samples),
@@ -211,11 +222,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let val_samples = dataset::read_split(&spec.dir, &spec.val_split)?;
     let o = &trainer.state.options;
     eprintln!(
-        "{} {} training images, {} validation, input {size}, {}skip blocks, batch {}, lr {:e}, device {}",
+        "{} {} training images, {} validation, input {size}, {}skip blocks (maps {}), batch {}, lr {:e}, device {}",
         if resume.is_some() { format!("resuming after epoch {}:", trainer.state.epoch) } else { "training:".into() },
         train_samples.len(),
         val_samples.len(),
         if o.skip_blocks { "" } else { "no " },
+        trainer.config().skip_maps_tag(),
         o.batch,
         o.lr,
         selected.description

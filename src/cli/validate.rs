@@ -73,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let s = summarise(&acc);
     let mut out = String::new();
     let f = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.3}"));
-    writeln!(out, "model: {} ({}, S={})", weights.display(), device.description, model.config().input_size)?;
+    writeln!(out, "model: {} ({}, {})", weights.display(), model.config().describe(), device.description)?;
     writeln!(out, "{} images of split `{}`, N={} samples, seed {}", s.images, args.split, args.samples, args.seed)?;
     writeln!(out, "Dice lungs        {:.4} ± {:.4}", s.dice_lungs.0, s.dice_lungs.1)?;
     writeln!(out, "Dice heart        {:.4} ± {:.4}", s.dice_heart.0, s.dice_heart.1)?;

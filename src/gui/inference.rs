@@ -111,10 +111,9 @@ fn load(weights: Option<&std::path::Path>) -> Result<(HybridGNet, ModelInfo), St
     let model = HybridGNet::load(&path, &device.device).map_err(|e| e.to_string())?;
     let c = model.config();
     let description = format!(
-        "{} · input {} · {} · {}",
+        "{} · {} · {}",
         path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        c.input_size,
-        if c.skip_blocks { "skip blocks" } else { "no skip blocks" },
+        c.describe(),
         device.description
     );
     let weights_sha256 = crate::review::annotation::file_sha256(&path).map_err(|e| format!("{}: {e}", path.display()))?;

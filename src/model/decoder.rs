@@ -1,5 +1,6 @@
 //! The graph decoder (METHOD.md §3): latent → 60 coarse nodes → 120 landmarks, with the two
-//! image-to-graph skip blocks that look features up in conv6 and conv5.
+//! image-to-graph skip blocks that look features up in two encoder maps (conv6 and conv5 as
+//! released; see `ModelConfig::skip_maps`).
 
 use burn::module::Module;
 use burn::tensor::Tensor;
@@ -47,13 +48,14 @@ fn norm_relu(x: Tensor<3>) -> Tensor<3> {
 }
 
 impl Decoder {
-    /// Decodes every row of `z` (batch, latents). `conv5`/`conv6` hold one image shared by the
-    /// whole batch (the latent samples of one X-ray) or one image per row.
-    pub fn forward(&self, z: Tensor<2>, conv5: &FeatureMap, conv6: &FeatureMap, graphs: &Graphs) -> Decoded {
+    /// Decodes every row of `z` (batch, latents). `maps` (skip block 1's, then 2's: conv6 and
+    /// conv5 as released) hold one image shared by the whole batch (the latent samples of one
+    /// X-ray) or one image per row.
+    pub fn forward(&self, z: Tensor<2>, maps: [&FeatureMap; 2], graphs: &Graphs) -> Decoded {
         let x = self.coarse(z, graphs);
-        let (x, pos1) = self.skip1(x, conv6, graphs);
+        let (x, pos1) = self.skip1(x, maps[0], graphs);
         let x = self.refine(x, graphs);
-        let (x, pos2) = self.skip2(x, conv5, graphs);
+        let (x, pos2) = self.skip2(x, maps[1], graphs);
         Decoded { output: self.head(x, graphs), pos1, pos2 }
     }
 
@@ -65,11 +67,12 @@ impl Decoder {
         norm_relu(self.up5.forward(x, &graphs.coarse))
     }
 
-    /// Step 3: skip block 1 on conv6, or nothing in the variant without skip blocks.
-    pub fn skip1(&self, x: Tensor<3>, conv6: &FeatureMap, graphs: &Graphs) -> (Tensor<3>, Option<Tensor<3>>) {
+    /// Step 3: skip block 1 on its map (conv6 as released), or nothing in the variant without
+    /// skip blocks.
+    pub fn skip1(&self, x: Tensor<3>, map: &FeatureMap, graphs: &Graphs) -> (Tensor<3>, Option<Tensor<3>>) {
         match &self.sc1 {
             Some(sc) => {
-                let (x, pos) = sc.forward(x, conv6, &graphs.coarse);
+                let (x, pos) = sc.forward(x, map, &graphs.coarse);
                 (x, Some(pos))
             }
             None => (x, None),
@@ -82,11 +85,11 @@ impl Decoder {
         norm_relu(self.up3.forward(graphs.upsample(x), &graphs.fine))
     }
 
-    /// Step 6: skip block 2 on conv5, or nothing.
-    pub fn skip2(&self, x: Tensor<3>, conv5: &FeatureMap, graphs: &Graphs) -> (Tensor<3>, Option<Tensor<3>>) {
+    /// Step 6: skip block 2 on its map (conv5 as released), or nothing.
+    pub fn skip2(&self, x: Tensor<3>, map: &FeatureMap, graphs: &Graphs) -> (Tensor<3>, Option<Tensor<3>>) {
         match &self.sc2 {
             Some(sc) => {
-                let (x, pos) = sc.forward(x, conv5, &graphs.fine);
+                let (x, pos) = sc.forward(x, map, &graphs.fine);
                 (x, Some(pos))
             }
             None => (x, None),

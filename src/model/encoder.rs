@@ -87,10 +87,9 @@ pub struct Encoding {
     pub mu: Tensor<2>,
     /// (1, latents): log σ².
     pub logvar: Tensor<2>,
-    /// Block 5 output, (1, C5, S/16, S/16).
-    pub conv5: Tensor<4>,
-    /// Block 6 output, (1, C6, S/32, S/32).
-    pub conv6: Tensor<4>,
+    /// The outputs of the blocks the two skip blocks look up (`ModelConfig::skip_maps`):
+    /// (1, C, h, h) each; conv6 then conv5 in the released model.
+    pub skip_maps: [Tensor<4>; 2],
 }
 
 #[derive(Module, Debug)]
@@ -101,30 +100,28 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// `image`: (1, 1, S, S). The BatchNorms use batch statistics, so pass one image: a batch
-    /// of several would make each image's encoding depend on the others.
-    pub fn forward(&self, image: Tensor<4>) -> Encoding {
+    /// `image`: (1, 1, S, S); `skip_maps`: which blocks' (1–6) outputs to keep for the skip
+    /// blocks. The BatchNorms use batch statistics, so pass one image: a batch of several would
+    /// make each image's encoding depend on the others.
+    pub fn forward(&self, image: Tensor<4>, skip_maps: [usize; 2]) -> Encoding {
         let mut x = image;
-        let mut conv5 = None;
+        let mut kept: [Option<Tensor<4>>; 2] = [None, None];
         for (i, block) in self.blocks.iter().enumerate() {
             if i > 0 {
                 x = max_pool2d(x, MaxPoolOptions::new([2, 2]));
             }
             x = block.forward(x);
-            if i == 4 {
-                conv5 = Some(x.clone());
+            for (slot, &b) in kept.iter_mut().zip(&skip_maps) {
+                if b == i + 1 {
+                    *slot = Some(x.clone());
+                }
             }
         }
-        let conv6 = x;
-        let [b, c, h, w] = conv6.dims();
+        let [b, c, h, w] = x.dims();
         // flatten in (C, H, W) order, as torch.flatten(1) on NCHW.
-        let flat = conv6.clone().reshape([b, c * h * w]);
-        Encoding {
-            mu: self.fc_mu.forward(flat.clone()),
-            logvar: self.fc_logvar.forward(flat),
-            conv5: conv5.expect("six blocks"),
-            conv6,
-        }
+        let flat = x.reshape([b, c * h * w]);
+        let [m1, m2] = kept.map(|m| m.expect("skip maps name blocks 1–6 (ModelConfig::validate)"));
+        Encoding { mu: self.fc_mu.forward(flat.clone()), logvar: self.fc_logvar.forward(flat), skip_maps: [m1, m2] }
     }
 }
 

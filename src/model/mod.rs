@@ -91,7 +91,11 @@ impl HybridGNet {
         let c = &self.config;
         self.state_dict().write_safetensors(
             path,
-            &[("input_size", c.input_size.to_string()), ("skip_blocks", c.skip_blocks.to_string())],
+            &[
+                ("input_size", c.input_size.to_string()),
+                ("skip_blocks", c.skip_blocks.to_string()),
+                (weights::SKIP_MAPS_KEY, c.skip_maps_tag()),
+            ],
         )
     }
 
@@ -113,25 +117,25 @@ impl HybridGNet {
         let s = self.config.input_size;
         assert_eq!(pixels.len(), s * s, "model input must be {s}×{s}");
         let image = Tensor::from_data(TensorData::new(pixels.to_vec(), [1, 1, s, s]), &self.device);
-        self.encoder.forward(image)
+        self.encoder.forward(image, self.config.skip_maps)
     }
 
-    /// Decode a batch of latents `z` (batch, latents) against one encoded image: conv5 and
-    /// conv6 are shared by every row, nothing is encoded again.
+    /// Decode a batch of latents `z` (batch, latents) against one encoded image: its skip maps
+    /// are shared by every row, nothing is encoded again.
     pub fn decode(&self, z: Tensor<2>, encoding: &Encoding) -> Decoded {
-        let conv5 = FeatureMap::new(encoding.conv5.clone());
-        let conv6 = FeatureMap::new(encoding.conv6.clone());
-        self.decoder.forward(z, &conv5, &conv6, &self.graphs)
+        let [m1, m2] = encoding.skip_maps.clone().map(FeatureMap::new);
+        self.decoder.forward(z, [&m1, &m2], &self.graphs)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::config::CHEB_K;
     use crate::model::testing::{cpu, values};
 
     fn small(skip_blocks: bool) -> ModelConfig {
-        ModelConfig { input_size: 64, channels: [4, 4, 8, 8, 8, 8], latents: 8, skip_blocks }
+        ModelConfig { channels: [4, 4, 8, 8, 8, 8], latents: 8, skip_blocks, ..ModelConfig::released(64) }
     }
 
     #[test]
@@ -148,8 +152,8 @@ mod tests {
             let model = HybridGNet::random(&small(skip), 1, &d);
             let enc = model.encode_pixels(&vec![0.5; 64 * 64]);
             assert_eq!(enc.mu.dims(), [1, 8]);
-            assert_eq!(enc.conv5.dims(), [1, 8, 4, 4]);
-            assert_eq!(enc.conv6.dims(), [1, 8, 2, 2]);
+            assert_eq!(enc.skip_maps[0].dims(), [1, 8, 2, 2]);
+            assert_eq!(enc.skip_maps[1].dims(), [1, 8, 4, 4]);
             let out = model.decode(Tensor::zeros([3, 8], &d), &enc);
             assert_eq!(out.output.dims(), [3, 120, 2]);
             assert_eq!(out.pos1.map(|p| p.dims()), skip.then_some([3, 60, 2]));
@@ -197,6 +201,74 @@ mod tests {
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(back.state_dict().tensors.keys().cloned().collect::<Vec<_>>(), sorted);
+    }
+
+    /// Distinct widths per block, so a map of the wrong block cannot fit by accident.
+    fn graded(skip_maps: [usize; 2]) -> ModelConfig {
+        ModelConfig { channels: [4, 6, 8, 10, 12, 14], latents: 8, skip_maps, ..ModelConfig::released(64) }
+    }
+
+    #[test]
+    fn finer_skip_maps_look_up_their_blocks_and_survive_a_save() {
+        let d = cpu();
+        let model = HybridGNet::random(&graded([5, 4]), 6, &d);
+        let img: Vec<f32> = (0..64 * 64).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect();
+        let enc = model.encode_pixels(&img);
+        assert_eq!(enc.skip_maps[0].dims(), [1, 12, 4, 4], "block 5");
+        assert_eq!(enc.skip_maps[1].dims(), [1, 10, 8, 8], "block 4");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        model.save(&path).unwrap();
+        let back = HybridGNet::load(&path, &d).unwrap();
+        assert_eq!(back.config().skip_maps, [5, 4]);
+        assert_eq!(back.state_dict().tensors, model.state_dict().tensors);
+        let z = Tensor::from_data(TensorData::new(vec![0.3; 8], [1, 8]), &d);
+        assert_eq!(values(&back.decode(z.clone(), &back.encode_pixels(&img)).output), values(&model.decode(z, &enc).output));
+    }
+
+    #[test]
+    fn moving_skip_maps_zeroes_only_the_changed_lookup_weights() {
+        let d = cpu();
+        let released = HybridGNet::random(&graded(config::RELEASED_SKIP_MAPS), 7, &d);
+        let sd = released.state_dict();
+        let moved = weights::with_skip_maps(&sd, released.config(), [6, 4]).unwrap();
+        let model = HybridGNet::from_state_dict(&moved, &d).unwrap();
+        assert_eq!(model.config().skip_maps, [6, 4]);
+        // Skip block 1 kept its map: up4 is untouched.
+        for k in 0..CHEB_K {
+            let key = format!("graphConv_up4.lins.{k}.weight");
+            assert_eq!(moved.tensors[&key], sd.tensors[&key]);
+        }
+        // Skip block 2 moved from block 5 (12 channels) to block 4 (10): up2 takes 32 + 10 + 2.
+        let hid = config::DECODER_HIDDEN;
+        for k in 0..CHEB_K {
+            let key = format!("graphConv_up2.lins.{k}.weight");
+            let (old, new) = (&sd.tensors[&key], &moved.tensors[&key]);
+            assert_eq!(new.shape, [hid, hid + 12]);
+            for (o, n) in old.values.chunks_exact(hid + 14).zip(new.values.chunks_exact(hid + 12)) {
+                assert_eq!(n[..hid], o[..hid], "node-feature columns kept");
+                assert!(n[hid..hid + 10].iter().all(|&w| w == 0.0), "looked-up columns start at zero");
+                assert_eq!(n[hid + 10..], o[hid + 12..], "position columns kept");
+            }
+        }
+        // Everything before skip block 2 is the same network.
+        let img: Vec<f32> = (0..64 * 64).map(|i| ((i * 31) % 97) as f32 / 96.0).collect();
+        let z = Tensor::from_data(TensorData::new(vec![-0.2; 8], [1, 8]), &d);
+        let pos1 = |m: &HybridGNet| values(&m.decode(z.clone(), &m.encode_pixels(&img)).pos1.expect("skip blocks"));
+        assert_eq!(pos1(&model), pos1(&released));
+    }
+
+    #[test]
+    fn skip_maps_metadata_that_does_not_fit_is_refused() {
+        let d = cpu();
+        let mut sd = HybridGNet::random(&graded(config::RELEASED_SKIP_MAPS), 8, &d).state_dict();
+        sd.metadata.insert(weights::SKIP_MAPS_KEY.into(), "7,5".into());
+        let e = HybridGNet::from_state_dict(&sd, &d).unwrap_err().to_string();
+        assert!(e.contains("skip maps \"7,5\""), "{e}");
+        // Tensors of the released maps labelled as 5,4: up4 takes 16 + 14 + 2 features, not 16 + 12 + 2.
+        sd.metadata.insert(weights::SKIP_MAPS_KEY.into(), "5,4".into());
+        let e = HybridGNet::from_state_dict(&sd, &d).unwrap_err().to_string();
+        assert!(e.contains("`graphConv_up4.lins.0.weight` has shape [32, 32], the model expects [32, 30]"), "{e}");
     }
 
     #[test]

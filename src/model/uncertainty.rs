@@ -164,7 +164,7 @@ mod tests {
     use crate::model::testing::cpu;
 
     fn model() -> HybridGNet {
-        let config = ModelConfig { input_size: 64, channels: [4, 4, 8, 8, 8, 8], latents: 8, skip_blocks: true };
+        let config = ModelConfig { channels: [4, 4, 8, 8, 8, 8], latents: 8, ..ModelConfig::released(64) };
         HybridGNet::random(&config, 11, &cpu())
     }
 
@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn a_model_with_vanishing_sigma_has_no_spread() {
         // fc_logvar outputs −80 everywhere: σ ≈ 4e-18, so every draw rounds to μ.
-        let config = ModelConfig { input_size: 64, channels: [4, 4, 8, 8, 8, 8], latents: 8, skip_blocks: true };
+        let config = ModelConfig { channels: [4, 4, 8, 8, 8, 8], latents: 8, ..ModelConfig::released(64) };
         let mut sd = crate::model::weights::random_state_dict(&config, 5);
         sd.tensors.get_mut("encoder.fc_logvar.weight").unwrap().values.fill(0.0);
         sd.tensors.get_mut("encoder.fc_logvar.bias").unwrap().values.fill(-80.0);

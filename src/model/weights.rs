@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::chebconv::ChebConv;
-use super::config::{CHEB_K, DECODER_FEATURES, DECODER_HIDDEN, ModelConfig};
+use super::config::{CHEB_K, DECODER_FEATURES, DECODER_HIDDEN, ModelConfig, RELEASED_SKIP_MAPS};
 use super::decoder::{Decoder, SkipBlock};
 use super::encoder::{Conv, Encoder, Linear, ResidualBlock, Shortcut};
 use super::graph::NUM_COARSE_NODES;
@@ -28,6 +28,9 @@ use super::norm::BatchNorm;
 
 /// Value of `__metadata__["format"]` in files we write.
 pub const FORMAT_TAG: &str = "cxr-review/hybridgnet-v1";
+/// Metadata key naming the encoder blocks the skip blocks look up ("6,5" as released). Files
+/// without it (PyTorch checkpoints, our older files) have the released maps.
+pub const SKIP_MAPS_KEY: &str = "skip_maps";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
@@ -59,6 +62,8 @@ pub struct StateTensor {
 pub struct StateDict {
     pub source: PathBuf,
     pub tensors: BTreeMap<String, StateTensor>,
+    /// A safetensors file's `__metadata__` (empty for PyTorch files).
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl StateDict {
@@ -156,7 +161,7 @@ fn read_pytorch(path: &Path) -> Result<StateDict, WeightsError> {
         };
         tensors.insert(key, StateTensor { shape: t.shape().to_vec(), values });
     }
-    Ok(StateDict { source: path.to_path_buf(), tensors })
+    Ok(StateDict { source: path.to_path_buf(), tensors, metadata: BTreeMap::new() })
 }
 
 fn read_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
@@ -176,7 +181,15 @@ fn read_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
         };
         tensors.insert(key, StateTensor { shape: view.shape().to_vec(), values });
     }
-    Ok(StateDict { source: path.to_path_buf(), tensors })
+    let metadata = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| read_err(e.to_string()))?
+        .1
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Ok(StateDict { source: path.to_path_buf(), tensors, metadata })
 }
 
 fn decode(bytes: &[u8], width: usize, f: impl Fn(&[u8]) -> f32) -> Vec<f32> {
@@ -216,7 +229,11 @@ pub fn infer_config(sd: &StateDict) -> Result<ModelConfig, WeightsError> {
     }
     let skip_blocks =
         sd.shape_of("SC_1.graphConv_pre.lins.0.weight").is_some() || sd.shape_of("SC_1.graphConv_pre.weight").is_some();
-    let config = ModelConfig { input_size: side * 32, channels, latents: *latents, skip_blocks };
+    let skip_maps = match sd.metadata.get(SKIP_MAPS_KEY) {
+        Some(tag) => ModelConfig::parse_skip_maps(tag).map_err(|reason| WeightsError::Architecture { file: file(), reason })?,
+        None => RELEASED_SKIP_MAPS,
+    };
+    let config = ModelConfig { input_size: side * 32, channels, latents: *latents, skip_blocks, skip_maps };
     config.validate().map_err(|reason| WeightsError::Architecture { file: file(), reason })?;
     Ok(config)
 }
@@ -339,7 +356,7 @@ pub fn build(sd: &StateDict, config: &ModelConfig, device: &Device) -> Result<(E
     };
 
     let (nf, hid) = (DECODER_FEATURES, DECODER_HIDDEN);
-    let (look6, look5) = if config.skip_blocks { (config.channels[5] + 2, config.channels[4] + 2) } else { (0, 0) };
+    let [look1, look2] = config.skip_widths();
     let skip = |l: &mut Loader, name: &str, fin: usize| -> Result<Option<SkipBlock>, WeightsError> {
         if !config.skip_blocks {
             return Ok(None);
@@ -351,10 +368,10 @@ pub fn build(sd: &StateDict, config: &ModelConfig, device: &Device) -> Result<(E
         up6: l.cheb("graphConv_up6", CHEB_K, nf, nf, true)?,
         up5: l.cheb("graphConv_up5", CHEB_K, nf, nf, true)?,
         sc1: skip(&mut l, "SC_1", nf)?,
-        up4: l.cheb("graphConv_up4", CHEB_K, nf + look6, hid, true)?,
+        up4: l.cheb("graphConv_up4", CHEB_K, nf + look1, hid, true)?,
         up3: l.cheb("graphConv_up3", CHEB_K, hid, hid, true)?,
         sc2: skip(&mut l, "SC_2", hid)?,
-        up2: l.cheb("graphConv_up2", CHEB_K, hid + look5, hid, true)?,
+        up2: l.cheb("graphConv_up2", CHEB_K, hid + look2, hid, true)?,
         up1: l.cheb("graphConv_up1", 1, hid, 2, false)?,
     };
     l.finish()?;
@@ -424,7 +441,7 @@ pub fn state_dict(encoder: &Encoder, decoder: &Decoder) -> StateDict {
             put(format!("{name}.bias"), host(&b.val()));
         }
     }
-    StateDict { source: PathBuf::from("<model>"), tensors: out }
+    StateDict { source: PathBuf::from("<model>"), tensors: out, metadata: BTreeMap::new() }
 }
 
 /// Every key of the released layout for `config`, with its shape and PyTorch's default
@@ -458,13 +475,13 @@ pub fn layout(config: &ModelConfig) -> Vec<(String, Vec<usize>, Option<f32>)> {
     let (nf, hid) = (DECODER_FEATURES, DECODER_HIDDEN);
     out.push(("dec_lin.weight".into(), vec![nf * NUM_COARSE_NODES, config.latents], fan(config.latents)));
     out.push(("dec_lin.bias".into(), vec![nf * NUM_COARSE_NODES], fan(config.latents)));
-    let (look6, look5) = if config.skip_blocks { (config.channels[5] + 2, config.channels[4] + 2) } else { (0, 0) };
+    let [look1, look2] = config.skip_widths();
     let mut chebs = vec![
         ("graphConv_up6", CHEB_K, nf, nf, true),
         ("graphConv_up5", CHEB_K, nf, nf, true),
-        ("graphConv_up4", CHEB_K, nf + look6, hid, true),
+        ("graphConv_up4", CHEB_K, nf + look1, hid, true),
         ("graphConv_up3", CHEB_K, hid, hid, true),
-        ("graphConv_up2", CHEB_K, hid + look5, hid, true),
+        ("graphConv_up2", CHEB_K, hid + look2, hid, true),
         ("graphConv_up1", 1, hid, 2, false),
     ];
     if config.skip_blocks {
@@ -484,6 +501,46 @@ pub fn layout(config: &ModelConfig) -> Vec<(String, Vec<usize>, Option<f32>)> {
     out
 }
 
+/// `sd` (a model of `from`) moved to skip maps `to`: the graph convolutions after a skip block
+/// whose map changed keep their weights for the node features and the position, and their
+/// weights for the looked-up features start at zero, since features of another block mean
+/// something else. Fine-tuning then learns to read the new map from a model that first ignores
+/// it.
+pub fn with_skip_maps(sd: &StateDict, from: &ModelConfig, to: [usize; 2]) -> Result<StateDict, WeightsError> {
+    let target = ModelConfig { skip_maps: to, ..*from };
+    target.validate().map_err(|reason| WeightsError::Architecture { file: sd.source.clone(), reason })?;
+    let mut out = sd.clone();
+    out.metadata.insert(SKIP_MAPS_KEY.to_string(), target.skip_maps_tag());
+    if !from.skip_blocks {
+        return Ok(out);
+    }
+    let (old, new) = (from.skip_widths(), target.skip_widths());
+    for (i, (conv, kept)) in [("graphConv_up4", DECODER_FEATURES), ("graphConv_up2", DECODER_HIDDEN)].into_iter().enumerate() {
+        if from.skip_maps[i] == to[i] {
+            continue;
+        }
+        for k in 0..CHEB_K {
+            let key = format!("{conv}.lins.{k}.weight");
+            let t = sd.tensors.get(&key).ok_or_else(|| WeightsError::Missing { file: sd.source.clone(), key: key.clone() })?;
+            let (fout, fin_old, fin_new) = (t.shape[0], kept + old[i], kept + new[i]);
+            if t.shape != [fout, fin_old] {
+                return Err(WeightsError::Architecture {
+                    file: sd.source.clone(),
+                    reason: format!("`{key}` has shape {:?}, not [{fout}, {fin_old}]", t.shape),
+                });
+            }
+            let mut values = vec![0.0; fout * fin_new];
+            for (row_new, row_old) in values.chunks_exact_mut(fin_new).zip(t.values.chunks_exact(fin_old)) {
+                // Columns: node features, looked-up features, then (x, y).
+                row_new[..kept].copy_from_slice(&row_old[..kept]);
+                row_new[fin_new - 2..].copy_from_slice(&row_old[fin_old - 2..]);
+            }
+            out.tensors.insert(key, StateTensor { shape: vec![fout, fin_new], values });
+        }
+    }
+    Ok(out)
+}
+
 /// Random weights for `config` drawn as PyTorch would initialise a fresh model, from `seed`.
 pub fn random_state_dict(config: &ModelConfig, seed: u64) -> StateDict {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -498,5 +555,6 @@ pub fn random_state_dict(config: &ModelConfig, seed: u64) -> StateDict {
         };
         tensors.insert(key, StateTensor { shape, values });
     }
-    StateDict { source: PathBuf::from(format!("<random seed {seed}>")), tensors }
+    let metadata = BTreeMap::from([(SKIP_MAPS_KEY.to_string(), config.skip_maps_tag())]);
+    StateDict { source: PathBuf::from(format!("<random seed {seed}>")), tensors, metadata }
 }

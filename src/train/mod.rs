@@ -31,7 +31,8 @@ use crate::masks::organ_masks;
 use crate::metrics::overlap::dice;
 use crate::model::graph::{Graphs, downsample_matrix};
 use crate::model::lookup::FeatureMap;
-use crate::model::{Decoder, Encoder, HybridGNet, ModelConfig};
+use crate::model::config::RELEASED_SKIP_MAPS;
+use crate::model::{Decoder, Encoder, HybridGNet, ModelConfig, StateDict, weights};
 use augment::AugmentConfig;
 pub use checkpoint::RunFiles;
 use dataset::Prepared;
@@ -61,6 +62,13 @@ pub struct TrainOptions {
     /// Latent samples per validation image for the spread in the log (watches σ collapse).
     #[serde(default = "default_val_samples")]
     pub val_samples: usize,
+    /// Encoder blocks the skip blocks look up (`ModelConfig::skip_maps`).
+    #[serde(default = "default_skip_maps")]
+    pub skip_maps: [usize; 2],
+}
+
+fn default_skip_maps() -> [usize; 2] {
+    RELEASED_SKIP_MAPS
 }
 
 fn default_val_samples() -> usize {
@@ -84,6 +92,7 @@ impl Default for TrainOptions {
             seed: 0,
             augment: AugmentConfig::default(),
             val_samples: default_val_samples(),
+            skip_maps: RELEASED_SKIP_MAPS,
         }
     }
 }
@@ -200,8 +209,8 @@ impl Trainer {
         let device = device.clone().autodiff();
         let model = match init {
             Some(path) => {
-                let m = HybridGNet::load(path, &device).with_context(|| format!("{}: cannot load", path.display()))?;
-                let c = m.config();
+                let sd = StateDict::read(path).with_context(|| format!("{}: cannot load", path.display()))?;
+                let c = weights::infer_config(&sd).with_context(|| format!("{}: cannot load", path.display()))?;
                 if c.input_size != options.size || c.skip_blocks != options.skip_blocks {
                     anyhow::bail!(
                         "{}: input size {} and skip blocks {}, but the run asks for {} and {}",
@@ -212,10 +221,25 @@ impl Trainer {
                         options.skip_blocks
                     );
                 }
-                m
+                let sd = if c.skip_maps == options.skip_maps {
+                    sd
+                } else {
+                    eprintln!(
+                        "{}: skip maps {} → {}; the lookups of the changed blocks start at zero weight",
+                        path.display(),
+                        c.skip_maps_tag(),
+                        ModelConfig { skip_maps: options.skip_maps, ..c }.skip_maps_tag()
+                    );
+                    weights::with_skip_maps(&sd, &c, options.skip_maps)?
+                };
+                HybridGNet::from_state_dict(&sd, &device).with_context(|| format!("{}: cannot load", path.display()))?
             }
             None => {
-                let config = ModelConfig { skip_blocks: options.skip_blocks, ..ModelConfig::released(options.size) };
+                let config = ModelConfig {
+                    skip_blocks: options.skip_blocks,
+                    skip_maps: options.skip_maps,
+                    ..ModelConfig::released(options.size)
+                };
                 config.validate().map_err(anyhow::Error::msg)?;
                 HybridGNet::random(&config, options.seed, &device)
             }
@@ -346,13 +370,14 @@ impl Trainer {
 
         let net = self.net.take().expect("net present between steps");
         // The batch shares BatchNorm statistics, as in the released training.
-        let enc = net.encoder.forward(x);
+        let enc = net.encoder.forward(x, self.state.config.skip_maps);
         let latents = self.state.config.latents;
         // Reparameterisation: one z = μ + ε·σ per image.
         let eps: Vec<f32> = (0..b * latents).map(|_| StandardNormal.sample(rng)).collect();
         let eps = Tensor::<2>::from_data(TensorData::new(eps, [b, latents]), d);
         let z = enc.mu.clone() + eps * enc.logvar.clone().mul_scalar(0.5).exp();
-        let decoded = net.decoder.forward(z, &FeatureMap::new(enc.conv5), &FeatureMap::new(enc.conv6), &self.graphs);
+        let [m1, m2] = enc.skip_maps.map(FeatureMap::new);
+        let decoded = net.decoder.forward(z, [&m1, &m2], &self.graphs);
         let terms = loss::loss_terms(&decoded, enc.mu, enc.logvar, target, coarse);
         let total = terms.total(beta);
         let values = terms.values(&total);

@@ -24,7 +24,8 @@ pub struct Args {
     /// repeat them are fine, ones that change them are refused); --epochs may raise the total.
     #[arg(long, value_name = "CKPT", num_args = 0..=1)]
     pub resume: Option<Option<PathBuf>>,
-    /// Start from these weights instead of random ones (fine-tuning); same size and variant.
+    /// Start from these weights instead of random ones (fine-tuning); same variant. A smaller
+    /// input size (progressive resizing) or other skip maps are adapted.
     #[arg(long, value_name = "WEIGHTS", conflicts_with = "resume")]
     pub init: Option<PathBuf>,
     /// Total epochs [default: 1000, the paper's].

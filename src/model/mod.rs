@@ -81,9 +81,11 @@ impl HybridGNet {
         (self.config, self.encoder, self.decoder)
     }
 
-    /// The weights in the released key layout.
+    /// The weights in the released key layout, with the skip maps in the metadata.
     pub fn state_dict(&self) -> StateDict {
-        weights::state_dict(&self.encoder, &self.decoder)
+        let mut sd = weights::state_dict(&self.encoder, &self.decoder);
+        sd.metadata.insert(weights::SKIP_MAPS_KEY.into(), self.config.skip_maps_tag());
+        sd
     }
 
     /// Save in our format: safetensors in the released key layout (see [`weights`]).
@@ -94,7 +96,6 @@ impl HybridGNet {
             &[
                 ("input_size", c.input_size.to_string()),
                 ("skip_blocks", c.skip_blocks.to_string()),
-                (weights::SKIP_MAPS_KEY, c.skip_maps_tag()),
             ],
         )
     }
@@ -256,6 +257,33 @@ mod tests {
         let z = Tensor::from_data(TensorData::new(vec![-0.2; 8], [1, 8]), &d);
         let pos1 = |m: &HybridGNet| values(&m.decode(z.clone(), &m.encode_pixels(&img)).pos1.expect("skip blocks"));
         assert_eq!(pos1(&model), pos1(&released));
+    }
+
+    #[test]
+    fn resizing_the_input_keeps_what_a_flat_conv6_encodes() {
+        let d = cpu();
+        let small = HybridGNet::random(&graded([5, 4]), 9, &d);
+        let sd = weights::with_input_size(&small.state_dict(), small.config(), 96).unwrap();
+        let big = HybridGNet::from_state_dict(&sd, &d).unwrap();
+        assert_eq!(big.config(), &ModelConfig { input_size: 96, ..*small.config() });
+        // conv6 grows from 2×2 to 3×3; a map constant per channel gives the same μ and log σ².
+        let flat = |cells: usize| -> Tensor<2> {
+            let v: Vec<f32> = (0..14).flat_map(|c| std::iter::repeat_n(c as f32 * 0.1 - 0.6, cells)).collect();
+            Tensor::from_data(TensorData::new(v, [1, 14 * cells]), &d)
+        };
+        for (a, b) in [(&small.encoder.fc_mu, &big.encoder.fc_mu), (&small.encoder.fc_logvar, &big.encoder.fc_logvar)] {
+            let (x, y) = (values(&a.forward(flat(4))), values(&b.forward(flat(9))));
+            for (p, q) in x.iter().zip(&y) {
+                assert!((p - q).abs() < 1e-5, "{x:?} vs {y:?}");
+            }
+        }
+        // Everything but the two fc weights is carried over unchanged.
+        for (k, t) in &small.state_dict().tensors {
+            if !k.starts_with("encoder.fc_") || k.ends_with("bias") {
+                assert_eq!(&sd.tensors[k], t, "{k}");
+            }
+        }
+        assert!(weights::with_input_size(&small.state_dict(), small.config(), 100).is_err(), "not a multiple of 32");
     }
 
     #[test]

@@ -99,7 +99,8 @@ impl StateDict {
         self.tensors.get(key).map(|t| t.shape.as_slice())
     }
 
-    /// Write as safetensors (f32) with our format tag, atomically: a temporary file beside
+    /// Write as safetensors (f32) with its metadata, our format tag and `extra_metadata`,
+    /// atomically: a temporary file beside
     /// `path`, synced, then renamed over it.
     pub fn write_safetensors(&self, path: &Path, extra_metadata: &[(&str, String)]) -> Result<(), WeightsError> {
         let write_err = |reason: String| WeightsError::Write { file: path.to_path_buf(), reason };
@@ -116,7 +117,8 @@ impl StateDict {
                     .map_err(|e| write_err(format!("`{k}`: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut metadata = HashMap::from([("format".to_string(), FORMAT_TAG.to_string())]);
+        let mut metadata: HashMap<String, String> = self.metadata.clone().into_iter().collect();
+        metadata.insert("format".to_string(), FORMAT_TAG.to_string());
         for (k, v) in extra_metadata {
             metadata.insert(k.to_string(), v.clone());
         }
@@ -539,6 +541,61 @@ pub fn with_skip_maps(sd: &StateDict, from: &ModelConfig, to: [usize; 2]) -> Res
         }
     }
     Ok(out)
+}
+
+/// `sd` (a model of `from`) for input side `size` (progressive resizing: train small, then
+/// fine-tune larger). Convolutions and decoder do not depend on the input size; fc_mu and
+/// fc_logvar read the flattened conv6 grid, which goes from (S/32)² to (size/32)² cells. Each
+/// new cell's weight is the old weights integrated over the part of the old grid it covers
+/// (in old-cell units), so every old weight is spread over the new grid with its sum intact and
+/// a conv6 map that is constant per channel gives the same μ and log σ² at either size.
+pub fn with_input_size(sd: &StateDict, from: &ModelConfig, size: usize) -> Result<StateDict, WeightsError> {
+    let target = ModelConfig { input_size: size, ..*from };
+    target.validate().map_err(|reason| WeightsError::Architecture { file: sd.source.clone(), reason })?;
+    let (old, new) = (from.conv6_side(), target.conv6_side());
+    let spread = overlap_matrix(old, new);
+    let mut out = sd.clone();
+    for name in ["encoder.fc_mu.weight", "encoder.fc_logvar.weight"] {
+        let t = sd.tensors.get(name).ok_or_else(|| WeightsError::Missing { file: sd.source.clone(), key: name.into() })?;
+        if t.shape != [from.latents, from.flat_features()] {
+            return Err(WeightsError::Architecture {
+                file: sd.source.clone(),
+                reason: format!("`{name}` has shape {:?}, not [{}, {}]", t.shape, from.latents, from.flat_features()),
+            });
+        }
+        let mut values = Vec::with_capacity(from.latents * target.flat_features());
+        // Rows are outputs; columns are (channel, y, x) cells of conv6.
+        for grid in t.values.chunks_exact(old * old) {
+            for ny in 0..new {
+                for nx in 0..new {
+                    let mut w = 0.0;
+                    for oy in 0..old {
+                        for ox in 0..old {
+                            w += spread[ny * old + oy] * spread[nx * old + ox] * grid[oy * old + ox];
+                        }
+                    }
+                    values.push(w);
+                }
+            }
+        }
+        out.tensors.insert(name.into(), StateTensor { shape: vec![from.latents, target.flat_features()], values });
+    }
+    Ok(out)
+}
+
+/// (new, old): how much of old cell `o` new cell `n` covers when `old` cells and `new` cells
+/// span the same length; each column sums to 1.
+fn overlap_matrix(old: usize, new: usize) -> Vec<f32> {
+    let r = old as f64 / new as f64;
+    let mut m = vec![0.0; new * old];
+    for n in 0..new {
+        let (a, b) = (n as f64 * r, (n + 1) as f64 * r);
+        for o in 0..old {
+            let covered = (b.min((o + 1) as f64) - a.max(o as f64)).max(0.0);
+            m[n * old + o] = covered as f32;
+        }
+    }
+    m
 }
 
 /// Random weights for `config` drawn as PyTorch would initialise a fresh model, from `seed`.

@@ -204,34 +204,37 @@ fn adam(o: &TrainOptions) -> ModuleOptimizer {
 
 impl Trainer {
     /// A fresh run on `device` (autodiff is added here): PyTorch-style random weights, or the
-    /// weights of `init` (fine-tuning), which must have the options' input size and variant.
+    /// weights of `init` (fine-tuning), which must have the options' variant; its input size and
+    /// skip maps are adapted when the options ask for others.
     pub fn new(options: TrainOptions, init: Option<&Path>, device: &Device) -> anyhow::Result<Self> {
         let device = device.clone().autodiff();
         let model = match init {
             Some(path) => {
                 let sd = StateDict::read(path).with_context(|| format!("{}: cannot load", path.display()))?;
-                let c = weights::infer_config(&sd).with_context(|| format!("{}: cannot load", path.display()))?;
-                if c.input_size != options.size || c.skip_blocks != options.skip_blocks {
-                    anyhow::bail!(
-                        "{}: input size {} and skip blocks {}, but the run asks for {} and {}",
+                let mut c = weights::infer_config(&sd).with_context(|| format!("{}: cannot load", path.display()))?;
+                if c.skip_blocks != options.skip_blocks {
+                    anyhow::bail!("{}: skip blocks {}, but the run asks for {}", path.display(), c.skip_blocks, options.skip_blocks);
+                }
+                let mut sd = sd;
+                if c.input_size != options.size {
+                    eprintln!(
+                        "{}: input {} → {}; fc_mu and fc_logvar are resampled to the new conv6 grid",
                         path.display(),
                         c.input_size,
-                        c.skip_blocks,
-                        options.size,
-                        options.skip_blocks
+                        options.size
                     );
+                    sd = weights::with_input_size(&sd, &c, options.size)?;
+                    c.input_size = options.size;
                 }
-                let sd = if c.skip_maps == options.skip_maps {
-                    sd
-                } else {
+                if c.skip_maps != options.skip_maps {
                     eprintln!(
                         "{}: skip maps {} → {}; the lookups of the changed blocks start at zero weight",
                         path.display(),
                         c.skip_maps_tag(),
                         ModelConfig { skip_maps: options.skip_maps, ..c }.skip_maps_tag()
                     );
-                    weights::with_skip_maps(&sd, &c, options.skip_maps)?
-                };
+                    sd = weights::with_skip_maps(&sd, &c, options.skip_maps)?;
+                }
                 HybridGNet::from_state_dict(&sd, &device).with_context(|| format!("{}: cannot load", path.display()))?
             }
             None => {

@@ -192,6 +192,31 @@ fn the_command_line_trains_and_resumes() {
 }
 
 #[test]
+fn fine_tuning_keeps_the_initial_models_architecture_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(dir.path());
+    let data = dir.path().to_str().unwrap();
+    let init = dir.path().join("init.safetensors");
+    let config = cxr_review::model::ModelConfig { skip_maps: [5, 4], ..cxr_review::model::ModelConfig::released(64) };
+    HybridGNet::random(&config, 2, &cpu()).save(&init).unwrap();
+    let base = ["--data", data, "--init", init.to_str().unwrap(), "--epochs", "1", "--device", "cpu", "--limit", "2"];
+    let config_of = |name: &str| *HybridGNet::load(&dir.path().join(name), &cpu()).unwrap().config();
+
+    // No --size or --skip-maps: the initial model's 64 and 5,4, not the defaults (256, 6,5).
+    let out = dir.path().join("same.safetensors");
+    cli(&[&base[..], &["--out", out.to_str().unwrap()]].concat()).unwrap();
+    assert_eq!(config_of("same.safetensors"), config);
+
+    // Asked for: a larger input (progressive resizing) and finer maps.
+    let out = dir.path().join("moved.safetensors");
+    cli(&[&base[..], &["--out", out.to_str().unwrap(), "--size", "96", "--skip-maps", "4,3"]].concat()).unwrap();
+    assert_eq!(config_of("moved.safetensors"), cxr_review::model::ModelConfig { input_size: 96, skip_maps: [4, 3], ..config });
+
+    let err = cli(&[&base[..], &["--out", out.to_str().unwrap(), "--skip-maps", "7,3"]].concat()).unwrap_err().to_string();
+    assert!(err.contains("7,3"), "{err}");
+}
+
+#[test]
 fn a_run_of_the_first_trainer_version_resumes() {
     // It kept FILE.last.safetensors and FILE.state.json (no optimizer state, no data folder).
     let dir = tempfile::tempdir().unwrap();

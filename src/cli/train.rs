@@ -6,7 +6,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
-use crate::model::{DeviceChoice, ModelConfig, select_device};
+use crate::model::{DeviceChoice, ModelConfig, StateDict, select_device, weights};
 use crate::train::augment::AugmentConfig;
 use crate::train::{self, DataSpec, EpochReport, RunFiles, RunState, TrainOptions, Trainer, checkpoint, dataset};
 
@@ -24,14 +24,14 @@ pub struct Args {
     /// repeat them are fine, ones that change them are refused); --epochs may raise the total.
     #[arg(long, value_name = "CKPT", num_args = 0..=1)]
     pub resume: Option<Option<PathBuf>>,
-    /// Start from these weights instead of random ones (fine-tuning); same variant. A smaller
+    /// Start from these weights instead of random ones (fine-tuning); same variant. Another
     /// input size (progressive resizing) or other skip maps are adapted.
     #[arg(long, value_name = "WEIGHTS", conflicts_with = "resume")]
     pub init: Option<PathBuf>,
     /// Total epochs [default: 1000, the paper's].
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Model input size S, a multiple of 32 [default: 256].
+    /// Model input size S, a multiple of 32 [default: 256, or the --init model's].
     #[arg(long)]
     pub size: Option<usize>,
     /// Images per batch; they share BatchNorm statistics [default: 4].
@@ -64,7 +64,8 @@ pub struct Args {
     /// The variant without skip blocks.
     #[arg(long, overrides_with = "skip")]
     pub no_skip: bool,
-    /// Encoder blocks (1–6) the two skip blocks look features up in [default: 6,5, as released].
+    /// Encoder blocks (1–6) the two skip blocks look features up in [default: 6,5 as released,
+    /// or the --init model's].
     /// At small input sizes 5,4 keeps the lookups on finer maps; with --init from a model of
     /// other maps, the changed lookups start at zero weight.
     #[arg(long, value_name = "B1,B2", value_parser = parse_skip_maps)]
@@ -95,8 +96,20 @@ fn parse_skip_maps(tag: &str) -> Result<[usize; 2], String> {
 }
 
 impl Args {
-    fn options(&self) -> TrainOptions {
-        let d = TrainOptions::default();
+    /// The run's recipe: the flags given, else the defaults; with `--init`, the input size and
+    /// skip maps default to the initial model's, so fine-tuning keeps its architecture.
+    fn options(&self) -> anyhow::Result<TrainOptions> {
+        let mut d = TrainOptions::default();
+        if let Some(path) = &self.init {
+            let sd = StateDict::read(path).with_context(|| format!("{}: cannot load", path.display()))?;
+            let c = weights::infer_config(&sd).with_context(|| format!("{}: cannot load", path.display()))?;
+            (d.size, d.skip_maps) = (c.input_size, c.skip_maps);
+        }
+        Ok(self.options_over(d))
+    }
+
+    /// The flags given, else `d`.
+    fn options_over(&self, d: TrainOptions) -> TrainOptions {
         let augment = if self.no_augment {
             AugmentConfig {
                 scale: (1.0, 1.0),
@@ -130,7 +143,8 @@ impl Args {
 
     /// Recipe flags given on a resume that disagree with the checkpoint's recipe.
     fn recipe_changes(&self, state: &RunState) -> Vec<&'static str> {
-        let (o, new) = (&state.options, self.options());
+        // Only flags given are compared, so the defaults underneath do not matter.
+        let (o, new) = (&state.options, self.options_over(TrainOptions::default()));
         let limit = state.data.as_ref().and_then(|d| d.limit);
         let differs = [
             ("--size", self.size.is_some_and(|v| v != state.config.input_size)),
@@ -209,7 +223,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => {
             let out = args.out.clone().expect("clap requires --out without --resume");
             let data = args.data.clone().context("--data is required for a new run")?;
-            let mut t = Trainer::new(args.options(), args.init.as_deref(), &selected.device)?;
+            let mut t = Trainer::new(args.options()?, args.init.as_deref(), &selected.device)?;
             t.state.data = Some(args.data_spec(data));
             (t, RunFiles::new(&out))
         }

@@ -73,10 +73,10 @@ impl ModelConfig {
         self.skip_maps.map(|b| self.channels[b - 1] + 2)
     }
 
-    /// For logs and the status bar: "input 192 · skip blocks on blocks 5,4".
+    /// For logs and the status bar: "input 192 · skip maps 4,3".
     pub fn describe(&self) -> String {
         if self.skip_blocks {
-            format!("input {} · skip blocks on blocks {}", self.input_size, self.skip_maps_tag())
+            format!("input {} · skip maps {}", self.input_size, self.skip_maps_tag())
         } else {
             format!("input {} · no skip blocks", self.input_size)
         }

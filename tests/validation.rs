@@ -8,11 +8,12 @@ mod common;
 use burn::tensor::Device;
 use cxr_review::model::{HybridGNet, Sampling, predict, shipped};
 use cxr_review::train::dataset;
-use cxr_review::validation::accuracy::{score_image, summarise};
+use cxr_review::validation::accuracy::{AccuracySummary, score_image, summarise};
 use cxr_review::validation::probes::{non_chest_images, noise_response, occlusion_response, score_1024};
 use cxr_review::validation::{Annotated, OCCLUSION_NODE, OCCLUSION_SIDE, load_sample};
 
 const SAMPLING: Sampling = Sampling::Random { samples: 20, seed: 0 };
+const N50: Sampling = Sampling::Random { samples: 50, seed: 0 };
 
 fn model() -> HybridGNet {
     let w = shipped::default_weights().expect("the shipped model is in assets/");
@@ -25,37 +26,34 @@ fn val(n: usize) -> Vec<Annotated> {
     samples.iter().take(n).map(|s| load_sample(s).unwrap()).collect()
 }
 
-#[test]
-fn shipped_model_segments_val_images() {
+/// Dice, node error and the std–error correlation over all 21 val images, with N = 50 as
+/// issue 5 and `validate` measure them (fewer samples make each node's std noisier).
+fn val_summary() -> AccuracySummary {
     let m = model();
-    let images = val(6);
-    let acc: Vec<_> = images
+    let acc: Vec<_> = val(21)
         .iter()
-        .map(|a| score_image(&m, &a.grey.name, &a.grey.pixels, a.grey.width, a.grey.height, &a.landmarks, SAMPLING))
+        .map(|a| score_image(&m, &a.grey.name, &a.grey.pixels, a.grey.width, a.grey.height, &a.landmarks, N50))
         .collect();
     let s = summarise(&acc);
     eprintln!("{s:?}");
-    // Thresholds a little under what `validate` measured for the shipped model on these
-    // images (assets/README.md): a regression in loading, pre-processing or the model trips them.
-    assert!(s.dice_lungs.0 > LUNG_DICE_FLOOR, "{s:?}");
-    assert!(s.dice_heart.0 > HEART_DICE_FLOOR, "{s:?}");
+    s
 }
 
 #[test]
-#[ignore = "the shipped model does not show this yet (issue 5 stays open; measured figures in assets/README.md): run with --ignored"]
-fn node_std_tracks_node_error() {
-    let m = model();
-    let acc: Vec<_> = val(6)
-        .iter()
-        .map(|a| score_image(&m, &a.grey.name, &a.grey.pixels, a.grey.width, a.grey.height, &a.landmarks, SAMPLING))
-        .collect();
-    let s = summarise(&acc);
-    assert!(s.pearson_r.unwrap() > 0.2, "node std must track node error: {s:?}");
+fn shipped_model_segments_val_images() {
+    // Issue 5's acceptance on the val split; `validate` (N = 50) measured lungs 0.952, heart
+    // 0.928 (assets/README.md).
+    let s = val_summary();
+    assert!(s.dice_lungs.0 >= 0.95, "{s:?}");
+    assert!(s.dice_heart.0 >= 0.90, "{s:?}");
 }
 
-// Measured on these 6 images with N = 20: lungs 0.924, heart 0.931.
-const LUNG_DICE_FLOOR: f64 = 0.91;
-const HEART_DICE_FLOOR: f64 = 0.91;
+#[test]
+fn node_std_tracks_node_error() {
+    // Positive, and clearly so: `validate` measured r = 0.224 over these 2520 nodes at N = 50.
+    let s = val_summary();
+    assert!(s.pearson_r.unwrap() > 0.15, "node std must track node error: {s:?}");
+}
 
 #[test]
 fn uncertainty_rises_as_noise_is_added() {
@@ -69,7 +67,6 @@ fn uncertainty_rises_as_noise_is_added() {
 }
 
 #[test]
-#[ignore = "the shipped model does not show this yet (issue 5 stays open; measured figures in assets/README.md): run with --ignored"]
 fn nodes_under_a_black_square_become_less_certain() {
     let m = model();
     for a in val(3) {
@@ -100,7 +97,8 @@ fn non_chest_images_score_above_every_val_image() {
 }
 
 /// How far above the highest of the 21 val scores a non-chest image must score.
-const NON_CHEST_MARGIN: f64 = 1.1;
+/// Measured with N = 20: 2.18 × (concentric rings) to 2.44 × (random texture).
+const NON_CHEST_MARGIN: f64 = 1.5;
 
 #[derive(clap::Parser)]
 struct Cli {

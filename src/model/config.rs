@@ -33,8 +33,9 @@ pub struct ModelConfig {
     /// With the two image-to-graph skip blocks (the released model) or without.
     pub skip_blocks: bool,
     /// Encoder blocks the two skip blocks look up: [`RELEASED_SKIP_MAPS`] in the released
-    /// model. Small inputs may look one block earlier, whose finer map keeps the 3-pixel lookup
-    /// box a useful size (a box covers 3/(S/16) of the image on conv5: a quarter at S = 192).
+    /// model. Small inputs may look up earlier blocks, whose finer maps keep the 3-pixel lookup
+    /// box a useful size (a box covers 3/(S/16) of the image on conv5: a quarter at S = 192);
+    /// the shipped model uses 4,3.
     #[serde(default = "released_skip_maps")]
     pub skip_maps: [usize; 2],
 }

@@ -210,15 +210,14 @@ impl Trainer {
         let device = device.clone().autodiff();
         let model = match init {
             Some(path) => {
-                let sd = StateDict::read(path).with_context(|| format!("{}: cannot load", path.display()))?;
+                let mut sd = StateDict::read(path).with_context(|| format!("{}: cannot load", path.display()))?;
                 let mut c = weights::infer_config(&sd).with_context(|| format!("{}: cannot load", path.display()))?;
                 if c.skip_blocks != options.skip_blocks {
                     anyhow::bail!("{}: skip blocks {}, but the run asks for {}", path.display(), c.skip_blocks, options.skip_blocks);
                 }
-                let mut sd = sd;
                 if c.input_size != options.size {
                     eprintln!(
-                        "{}: input {} → {}; fc_mu and fc_logvar are resampled to the new conv6 grid",
+                        "{}: input {} → {}; fc_mu and fc_logvar are spread over the new conv6 grid",
                         path.display(),
                         c.input_size,
                         options.size

@@ -66,7 +66,7 @@ pub struct Args {
     pub no_skip: bool,
     /// Encoder blocks (1–6) the two skip blocks look features up in [default: 6,5 as released,
     /// or the --init model's].
-    /// At small input sizes 5,4 keeps the lookups on finer maps; with --init from a model of
+    /// Small inputs look up earlier, finer maps (the shipped model: 4,3); with --init from a model of
     /// other maps, the changed lookups start at zero weight.
     #[arg(long, value_name = "B1,B2", value_parser = parse_skip_maps)]
     pub skip_maps: Option<[usize; 2]>,
@@ -98,14 +98,19 @@ fn parse_skip_maps(tag: &str) -> Result<[usize; 2], String> {
 impl Args {
     /// The run's recipe: the flags given, else the defaults; with `--init`, the input size and
     /// skip maps default to the initial model's, so fine-tuning keeps its architecture.
-    fn options(&self) -> anyhow::Result<TrainOptions> {
+    /// Returns the recipe and the `--init` weights, read once for both.
+    fn options(&self) -> anyhow::Result<(TrainOptions, Option<StateDict>)> {
         let mut d = TrainOptions::default();
-        if let Some(path) = &self.init {
-            let sd = StateDict::read(path).with_context(|| format!("{}: cannot load", path.display()))?;
-            let c = weights::infer_config(&sd).with_context(|| format!("{}: cannot load", path.display()))?;
-            (d.size, d.skip_maps) = (c.input_size, c.skip_maps);
-        }
-        Ok(self.options_over(d))
+        let init = match &self.init {
+            Some(path) => {
+                let sd = StateDict::read(path).with_context(|| format!("{}: cannot load", path.display()))?;
+                let c = weights::infer_config(&sd).with_context(|| format!("{}: cannot load", path.display()))?;
+                (d.size, d.skip_maps) = (c.input_size, c.skip_maps);
+                Some(sd)
+            }
+            None => None,
+        };
+        Ok((self.options_over(d), init))
     }
 
     /// The flags given, else `d`.
@@ -223,7 +228,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => {
             let out = args.out.clone().expect("clap requires --out without --resume");
             let data = args.data.clone().context("--data is required for a new run")?;
-            let mut t = Trainer::new(args.options()?, args.init.as_deref(), &selected.device)?;
+            let (options, init) = args.options()?;
+            let mut t = Trainer::new(options, init, &selected.device)?;
             t.state.data = Some(args.data_spec(data));
             (t, RunFiles::new(&out))
         }

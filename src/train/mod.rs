@@ -204,13 +204,14 @@ fn adam(o: &TrainOptions) -> ModuleOptimizer {
 
 impl Trainer {
     /// A fresh run on `device` (autodiff is added here): PyTorch-style random weights, or the
-    /// weights of `init` (fine-tuning), which must have the options' variant; its input size and
-    /// skip maps are adapted when the options ask for others.
-    pub fn new(options: TrainOptions, init: Option<&Path>, device: &Device) -> anyhow::Result<Self> {
+    /// weights of `init` (fine-tuning, as [`StateDict::read`] gave them), which must have the
+    /// options' variant; its input size and skip maps are adapted when the options ask for others.
+    pub fn new(options: TrainOptions, init: Option<StateDict>, device: &Device) -> anyhow::Result<Self> {
         let device = device.clone().autodiff();
+        let init_path = init.as_ref().map(|sd| sd.source.clone());
         let model = match init {
-            Some(path) => {
-                let mut sd = StateDict::read(path).with_context(|| format!("{}: cannot load", path.display()))?;
+            Some(mut sd) => {
+                let path = sd.source.clone();
                 let mut c = weights::infer_config(&sd).with_context(|| format!("{}: cannot load", path.display()))?;
                 if c.skip_blocks != options.skip_blocks {
                     anyhow::bail!("{}: skip blocks {}, but the run asks for {}", path.display(), c.skip_blocks, options.skip_blocks);
@@ -257,7 +258,7 @@ impl Trainer {
             best_epoch: None,
             out: None,
             data: None,
-            init: init.map(Path::to_path_buf),
+            init: init_path,
             options,
         };
         let optim = adam(&state.options);

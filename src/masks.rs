@@ -3,7 +3,7 @@
 //! The CheXmask masks (`Right Lung`, `Left Lung`, `Heart` RLE columns) are filled contours
 //! of the integer landmarks. [`fill_contour`] reproduces them pixel for pixel: on all
 //! 150 organ masks of `VinDr-CXR_prediction.csv` it gives exactly the released RLE
-//! (`tests/formats.rs` asserts it). The convention, found by trying candidates against
+//! (`tests/integration/formats.rs` asserts it). The convention, found by trying candidates against
 //! those files:
 //!
 //! - vertices are rounded to whole pixels (the released landmarks are integers already);

@@ -2,7 +2,7 @@
 //! Dice, Hausdorff and HD95 of both lungs together and of the heart, plus node errors.
 //!
 //! The masks scored are the files' RLE masks when both rows have them (that is what the
-//! authors evaluated: `tests/chexmask_eval.rs` reproduces their numbers from the RLE
+//! authors evaluated: `tests/integration/chexmask_eval.rs` reproduces their numbers from the RLE
 //! masks), else masks filled from the landmarks. All three metrics are symmetric, so which
 //! file is the prediction only matters for naming.
 

@@ -2,10 +2,10 @@
 //! under CI) and compared with `tests/snapshots/*.png`. The image is the built-in phantom
 //! and the "prediction" a fixed contour with a spread of node stds, so the pictures depend
 //! on the drawing code alone, not on a model. `UPDATE_SNAPSHOTS=1 cargo test --test
-//! gui_snapshot` rewrites them after an intended change; look at them before committing.
+//! integration gui_snapshot` rewrites them after an intended change; look at them before committing.
 
 use egui::{Event, Key, Modifiers};
-use egui_kittest::Harness;
+use egui_kittest::{Harness, SnapshotOptions};
 use std::path::{Path, PathBuf};
 
 use cxr_review::gui::CxrApp;
@@ -40,6 +40,9 @@ fn phantom_with_annotation(dir: &Path) -> PathBuf {
 fn harness(image: PathBuf) -> Harness<'static, CxrApp> {
     let mut h = Harness::builder()
         .with_size(egui::vec2(1100.0, 800.0))
+        // Mesa's GL and Vulkan software rasterisers round a handful of blended pixels one
+        // level apart; anything the drawing code changes moves hundreds.
+        .with_options(SnapshotOptions::new().max_failed_pixels(8))
         .wgpu()
         .build_eframe(move |cc| CxrApp::new(cc, vec![image.clone()]));
     for _ in 0..600 {

@@ -15,7 +15,7 @@
 //! - Their `Dice GT` is the mean of `Dice Lungs` and `Dice Heart`, and `MSE` the mean
 //!   squared difference of the 240 landmark coordinates; both are checked too.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

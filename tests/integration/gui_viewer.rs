@@ -1,7 +1,7 @@
 //! The viewer driven like a reader would: real files, simulated mouse and keys,
 //! and the rendered frame checked pixel by pixel (wgpu on lavapipe under CI).
 
-mod common;
+use crate::common;
 
 use cxr_review::gui::CxrApp;
 use cxr_review::xray;

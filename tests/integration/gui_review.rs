@@ -2,7 +2,7 @@
 //! drag a node, the annotation file follows; undo; reopen restores; status keys; wrong
 //! image refused; worklist sorted by uncertainty.
 
-mod common;
+use crate::common;
 
 use egui::{Event, Key, Modifiers, PointerButton, Pos2};
 use egui_kittest::Harness;
@@ -219,7 +219,7 @@ fn a_save_killed_midway_leaves_the_previous_file_intact() {
     let file = annotation::path_for(&images[0].0, None);
     let before = std::fs::read(&file).unwrap();
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["a_save_killed_midway_leaves_the_previous_file_intact", "--exact", "--nocapture"])
+        .args(["gui_review::a_save_killed_midway_leaves_the_previous_file_intact", "--exact", "--nocapture"])
         .env("CXR_KILL_CHILD", &file)
         .status()
         .unwrap();

@@ -1,7 +1,9 @@
 //! The trainer on a tiny synthetic data set (phantoms with the template landmarks, shifted),
-//! the command line end to end, and the real JSRT split when the shared data is there.
+//! the command line end to end, and the real JSRT split in the shared data.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::common;
 
 use clap::Parser;
 use cxr_review::formats::chexmask::landmarks_text;
@@ -237,27 +239,9 @@ fn a_run_of_the_first_trainer_version_resumes() {
     assert!(dir.path().join("old.safetensors.log.old.csv").is_file());
 }
 
-/// The shared data folder: `$CXR_SHARED_DATA`, else `<crate>/../shared/data`. Missing is a
-/// skip on a workstation and a failure under CI.
-fn shared_jsrt() -> Option<PathBuf> {
-    let base = match std::env::var_os("CXR_SHARED_DATA") {
-        Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("shared").join("data"),
-    };
-    let jsrt = base.join("jsrt");
-    if jsrt.join("landmarks.csv").is_file() {
-        return Some(jsrt);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("JSRT data not found at {} under CI: set CXR_SHARED_DATA", jsrt.display());
-    }
-    eprintln!("skipping: no JSRT data at {}", jsrt.display());
-    None
-}
-
 #[test]
 fn the_jsrt_split_has_174_training_and_21_validation_images() {
-    let Some(jsrt) = shared_jsrt() else { return };
+    let jsrt = common::shared_data().join("jsrt");
     let train = dataset::read_split(&jsrt, "train").unwrap();
     let val = dataset::read_split(&jsrt, "val").unwrap();
     assert_eq!((train.len(), val.len()), (174, 21));

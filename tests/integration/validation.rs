@@ -3,7 +3,7 @@
 //! images that are not chest radiographs). Small and deterministic: seeded latents, seeded
 //! noise, a few images, N = 20 samples (the full N = 50 figures come from `validate`).
 
-mod common;
+use crate::common;
 
 use burn::tensor::Device;
 use cxr_review::model::{HybridGNet, Sampling, predict, shipped};

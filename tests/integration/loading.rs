@@ -4,7 +4,7 @@
 //! Expected values for the real files were read independently with pydicom 3.0 and
 //! Pillow 13 (metadata, pixel sums and extremes), not with this crate.
 
-mod common;
+use crate::common;
 
 use cxr_review::xray::{self, Photometric, PixelSpacing, Window, XrayImage};
 use dicom_core::{DataElement, PrimitiveValue, VR};

@@ -1,7 +1,7 @@
 //! CheXmask CSVs, RLE, CheXmask-U tables and mask PNGs on the real files in shared/data,
 //! plus broken input that must fail with the file, the row and the reason.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

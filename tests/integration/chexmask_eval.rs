@@ -18,7 +18,7 @@
 use crate::common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cxr_review::formats::chexmask::ChexmaskTable;
@@ -27,6 +27,13 @@ use cxr_review::metrics::evaluation::{EvalOptions, ImageScores, MaskChoice, eval
 
 fn dir() -> PathBuf {
     common::shared_data().join("chexmask")
+}
+
+/// `cxr-review eval --pred PRED --ref <annotator 1>`, for the caller's further flags.
+fn eval_against_annotator1(pred: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cxr-review"));
+    cmd.args(["eval", "--pred"]).arg(pred).arg("--ref").arg(dir().join("VinDr-CXR_annotator1.csv"));
+    cmd
 }
 
 fn table(name: &str) -> ChexmaskTable {
@@ -144,11 +151,7 @@ fn eval_command_end_to_end() {
     let out = tempfile::tempdir().unwrap();
     let report = out.path().join("report.csv");
     let plots = out.path().join("plots");
-    let run = Command::new(env!("CARGO_BIN_EXE_cxr-review"))
-        .args(["eval", "--pred"])
-        .arg(dir().join("VinDr-CXR_prediction.csv"))
-        .arg("--ref")
-        .arg(dir().join("VinDr-CXR_annotator1.csv"))
+    let run = eval_against_annotator1(&dir().join("VinDr-CXR_prediction.csv"))
         .arg("--out")
         .arg(&report)
         .arg("--plots")
@@ -221,11 +224,7 @@ fn eval_command_with_uncertainty_tables() {
     }
     std::fs::write(nodes.join("summary.csv"), "image,width,height\nx.png,1024,1024\n").unwrap();
     let plots = out.path().join("plots");
-    let run = Command::new(env!("CARGO_BIN_EXE_cxr-review"))
-        .args(["eval", "--pred"])
-        .arg(dir().join("VinDr-CXR_prediction.csv"))
-        .arg("--ref")
-        .arg(dir().join("VinDr-CXR_annotator1.csv"))
+    let run = eval_against_annotator1(&dir().join("VinDr-CXR_prediction.csv"))
         .arg("--uncertainty")
         .arg(&nodes)
         .arg("--plots")
@@ -245,13 +244,7 @@ fn eval_command_with_uncertainty_tables() {
     }
 
     // The same folder as --pred: landmarks from the tables, masks filled from them.
-    let run = Command::new(env!("CARGO_BIN_EXE_cxr-review"))
-        .args(["eval", "--pred"])
-        .arg(&nodes)
-        .arg("--ref")
-        .arg(dir().join("VinDr-CXR_annotator1.csv"))
-        .output()
-        .unwrap();
+    let run = eval_against_annotator1(&nodes).output().unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
     assert!(stdout.contains("50 images in both") && stdout.contains("masks filled from landmarks for 50"), "{stdout}");
@@ -262,13 +255,7 @@ fn eval_command_reports_bad_input() {
     let out = tempfile::tempdir().unwrap();
     let bad = out.path().join("bad.csv");
     std::fs::write(&bad, "ImageID,Landmarks\nabc,\"1,2,3\"\n").unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_cxr-review"))
-        .args(["eval", "--pred"])
-        .arg(&bad)
-        .arg("--ref")
-        .arg(dir().join("VinDr-CXR_annotator1.csv"))
-        .output()
-        .unwrap();
+    let run = eval_against_annotator1(&bad).output().unwrap();
     assert!(!run.status.success());
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("bad.csv, row 1 (line 2, id abc): Landmarks: expected 240 numbers"), "{stderr}");

@@ -25,6 +25,11 @@ impl Organ {
         }
     }
 
+    /// Position in [`Organ::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn len(self) -> usize {
         self.nodes().len()
     }

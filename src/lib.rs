@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod formats;
+pub mod geometry;
 pub mod gui;
 pub mod landmarks;
 pub mod masks;

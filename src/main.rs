@@ -32,6 +32,9 @@ enum Command {
     /// Judge a model on annotated images: Dice, node error, and its uncertainty under noise,
     /// occlusion and non-chest images.
     Validate(cli::validate::Args),
+    /// Fit the map from node std to expected error on annotated images (cross-validated) and
+    /// store it in the weights' metadata.
+    Calibrate(cli::calibrate::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Some(Command::Eval(a)) => cli::eval::run(a),
         Some(Command::Train(a)) => cli::train::run(a),
         Some(Command::Validate(a)) => cli::validate::run(a),
+        Some(Command::Calibrate(a)) => cli::calibrate::run(a),
         None => cxr_review::gui::run(args.paths),
     };
     match result {

@@ -1,5 +1,6 @@
 //! `cxr-review bench`: how long encoding, decoding N samples and a whole prediction take, on
-//! random (seeded) weights of the released architecture. Prints medians of repeated runs.
+//! random (seeded) weights of the released architecture; with `--train`, how long one
+//! training step takes and where its time goes. Prints medians of repeated runs.
 
 use std::time::Instant;
 
@@ -17,12 +18,22 @@ pub struct Args {
     /// Latent samples decoded per image.
     #[arg(long, default_value_t = 50)]
     pub samples: usize,
-    /// Model input sides to measure (multiples of 32).
-    #[arg(long = "size", default_values_t = [1024], num_args = 1..)]
+    /// Model input sides to measure (multiples of 32) [default: 1024; 256 with --train].
+    #[arg(long = "size", num_args = 1..)]
     pub sizes: Vec<usize>,
     /// Timed runs per measurement (after one warm-up run); the table shows medians.
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// Measure training steps instead of inference: the recipe's model and loss on real
+    /// images from --data, augmented as in training.
+    #[arg(long)]
+    pub train: bool,
+    /// Images per training step (--train).
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Folder(s) with landmarks.csv whose train split feeds the steps (--train).
+    #[arg(long, num_args = 1.., action = clap::ArgAction::Append)]
+    pub data: Vec<std::path::PathBuf>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -53,8 +64,14 @@ pub fn build_profile() -> &'static str {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(mut args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.samples >= 1 && args.repeats >= 1, "--samples and --repeats must be at least 1");
+    if args.sizes.is_empty() {
+        args.sizes = vec![if args.train { 256 } else { 1024 }];
+    }
+    if args.train {
+        return train_steps(&args);
+    }
     for &s in &args.sizes {
         ModelConfig::released(s).validate().map_err(anyhow::Error::msg)?;
     }
@@ -99,6 +116,54 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "| {size:>5} | {encode:>9.1} | {decode:>14.1} | {total_n:>14.1} | {total_1:>12.1} | {:>9.2} |",
             total_n / total_1
+        );
+    }
+    Ok(())
+}
+
+/// `bench --train`: median seconds of each part of a training step, per input size.
+fn train_steps(args: &Args) -> anyhow::Result<()> {
+    use crate::train::{StepTimes, TrainOptions, Trainer, dataset};
+    anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
+    anyhow::ensure!(!args.data.is_empty(), "bench --train needs --data DIR (images with landmarks, e.g. ../shared/data/jsrt)");
+    let samples = dataset::read_split_sets(&args.data, "train")?;
+    let samples = &samples[..samples.len().min(args.batch * (args.repeats + 1))];
+    let selected = select_device(args.device)?;
+    println!("device: {}", selected.description);
+    println!("build:  {}", build_profile());
+    println!(
+        "training step: batch {}, augmented {} train images of {}, random initial weights (seed 0); median of {} steps after one warm-up",
+        args.batch,
+        samples.len(),
+        dataset::describe_sets(samples),
+        args.repeats
+    );
+    println!();
+    println!("| input | data ms | encoder fwd ms | decoder fwd + loss ms | backward ms | Adam ms | step ms | images/s |");
+    println!("|------:|--------:|---------------:|----------------------:|------------:|--------:|--------:|---------:|");
+    for &size in &args.sizes {
+        let options = TrainOptions { size, batch: args.batch, ..TrainOptions::default() };
+        ModelConfig::released(size).validate().map_err(anyhow::Error::msg)?;
+        let prepared = dataset::prepare(samples, size, || {})?;
+        let mut trainer = Trainer::new(options, None, &selected.device)?;
+        let mut runs: Vec<StepTimes> = Vec::new();
+        for r in 0..=args.repeats {
+            let idx: Vec<usize> = (0..args.batch).map(|k| (r * args.batch + k) % prepared.len()).collect();
+            let (_, t) = trainer.profile_step(&prepared, &idx, r as u64);
+            if r > 0 {
+                runs.push(t);
+            }
+        }
+        let med = |f: fn(&StepTimes) -> f64| median(runs.iter().map(f).collect()) * 1000.0;
+        let step = med(StepTimes::total);
+        println!(
+            "| {size:>5} | {:>7.1} | {:>14.1} | {:>21.1} | {:>11.1} | {:>7.1} | {step:>7.1} | {:>8.2} |",
+            med(|t| t.data),
+            med(|t| t.encoder),
+            med(|t| t.decoder),
+            med(|t| t.backward),
+            med(|t| t.optimizer),
+            args.batch as f64 / (step / 1000.0)
         );
     }
     Ok(())

@@ -38,8 +38,11 @@ pub struct Args {
     pub device: DeviceChoice,
 }
 
-pub const SUMMARY_HEADER: [&str; 6] = ["image", "width", "height", "mean_node_std", "latent_sigma2_mean", "seconds"];
-pub const NODE_HEADER: [&str; 5] = ["Node", "Mean x", "Mean y", "Std x", "Std y"];
+/// `mean_expected_error`: the calibrated image score (mean expected node error, px), empty for
+/// a model without calibration.
+pub const SUMMARY_HEADER: [&str; 7] =
+    ["image", "width", "height", "mean_node_std", "latent_sigma2_mean", "seconds", "mean_expected_error"];
+pub use crate::formats::chexmask_u::{EXPECTED_ERROR_COLUMN, HEADER as NODE_HEADER};
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let weights = &crate::model::shipped::resolve(args.weights.as_deref()).map_err(anyhow::Error::msg)?;
@@ -108,6 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     format!("{:.4}", p.score),
                     p.latent_sigma2_mean.to_string(),
                     format!("{secs:.3}"),
+                    p.expected_score().map(|v| format!("{v:.4}")).unwrap_or_default(),
                 ]);
                 done += 1;
             }
@@ -134,15 +138,25 @@ fn file_name(path: &Path) -> String {
 /// The CheXmask-U per-image table: one row per node, pixels of the original image.
 pub fn node_csv(p: &Prediction) -> anyhow::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(NODE_HEADER)?;
+    // The paper's five columns, then the calibrated one when the model has a calibration.
+    let expected = p.calibrated.as_ref().map(|c| c.expected_error.as_slice()).filter(|e| e.len() == NUM_NODES);
+    let mut header = NODE_HEADER.to_vec();
+    if expected.is_some() {
+        header.push(EXPECTED_ERROR_COLUMN);
+    }
+    w.write_record(&header)?;
     for i in 0..NUM_NODES {
-        w.write_record([
+        let mut row = vec![
             i.to_string(),
             format!("{:.3}", p.mean[i][0]),
             format!("{:.3}", p.mean[i][1]),
             format!("{:.4}", p.std[i][0]),
             format!("{:.4}", p.std[i][1]),
-        ])?;
+        ];
+        if let Some(e) = expected {
+            row.push(format!("{:.4}", e[i]));
+        }
+        w.write_record(&row)?;
     }
     Ok(w.into_inner()?)
 }
@@ -168,7 +182,10 @@ fn write_summary(path: &Path, rows: &[Vec<String>]) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(SUMMARY_HEADER)?;
     for row in rows {
-        w.write_record(row)?;
+        // Rows of a summary written before a column was added are padded to today's header.
+        let mut row = row.clone();
+        row.resize(SUMMARY_HEADER.len(), String::new());
+        w.write_record(&row)?;
     }
     write_atomically(path, &w.into_inner()?).with_context(|| format!("{}: cannot write", path.display()))
 }
@@ -210,8 +227,10 @@ mod tests {
         assert!(!out.join("broken.csv").exists());
         let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
         let rows: Vec<&str> = summary.lines().collect();
-        assert_eq!(rows[0], "image,width,height,mean_node_std,latent_sigma2_mean,seconds");
+        assert_eq!(rows[0], "image,width,height,mean_node_std,latent_sigma2_mean,seconds,mean_expected_error");
         assert_eq!(rows.len(), 3, "{summary}");
+        // Uncalibrated weights: no expected error.
+        assert!(rows[1].ends_with(',') && rows[2].ends_with(','), "{summary}");
         assert!(rows[1].starts_with("a.png,40,30,") && rows[2].starts_with("b.png,20,50,"), "{summary}");
 
         // Again: nothing is recomputed and the earlier summary rows are kept as they were.

@@ -2,6 +2,7 @@
 //! none of them holds logic the GUI would need.
 
 pub mod bench;
+pub mod calibrate;
 pub mod eval;
 pub mod info;
 pub mod infer;

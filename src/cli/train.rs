@@ -13,9 +13,10 @@ use crate::train::{self, DataSpec, EpochReport, RunFiles, RunState, TrainOptions
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Folder with landmarks.csv (image,split,Landmarks; pixels of each image) and the images,
-    /// in images/ or beside the CSV. Taken from the checkpoint when resuming.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
+    /// in images/ or beside the CSV. Repeat it (or list several) to merge data sets; rows
+    /// without a split are split by image content. Taken from the checkpoint when resuming.
+    #[arg(long, num_args = 1.., action = clap::ArgAction::Append)]
+    pub data: Vec<PathBuf>,
     /// Where to write the best model (.safetensors). Also names FILE.log.csv and FILE.ckpt/.
     #[arg(long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
@@ -171,8 +172,8 @@ impl Args {
         differs.into_iter().filter(|(_, d)| *d).map(|(n, _)| n).collect()
     }
 
-    fn data_spec(&self, dir: PathBuf) -> DataSpec {
-        DataSpec { dir, train_split: self.train_split.clone(), val_split: self.val_split.clone(), limit: self.limit }
+    fn data_spec(&self, dirs: Vec<PathBuf>) -> DataSpec {
+        DataSpec { dirs, train_split: self.train_split.clone(), val_split: self.val_split.clone(), limit: self.limit }
     }
 }
 
@@ -218,16 +219,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if let Some(e) = args.epochs {
                 t.state.options.epochs = e;
             }
-            match (&mut t.state.data, &args.data) {
-                (Some(spec), Some(dir)) => spec.dir = dir.clone(),
-                (None, Some(dir)) => t.state.data = Some(args.data_spec(dir.clone())),
+            match (&mut t.state.data, args.data.is_empty()) {
+                (Some(spec), false) => spec.dirs = args.data.clone(),
+                (None, false) => t.state.data = Some(args.data_spec(args.data.clone())),
                 _ => {}
             }
             (t, files)
         }
         None => {
             let out = args.out.clone().expect("clap requires --out without --resume");
-            let data = args.data.clone().context("--data is required for a new run")?;
+            anyhow::ensure!(!args.data.is_empty(), "--data is required for a new run");
+            let data = args.data.clone();
             let (options, init) = args.options()?;
             let mut t = Trainer::new(options, init, &selected.device)?;
             t.state.data = Some(args.data_spec(data));
@@ -236,11 +238,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let spec = trainer.state.data.clone().context("the checkpoint records no data folder: pass --data")?;
     let size = trainer.config().input_size;
-    let mut train_samples = dataset::read_split(&spec.dir, &spec.train_split)?;
+    let mut train_samples = dataset::read_split_sets(&spec.dirs, &spec.train_split)?;
     if let Some(n) = spec.limit {
         train_samples.truncate(n);
     }
-    let val_samples = dataset::read_split(&spec.dir, &spec.val_split)?;
+    let val_samples = dataset::read_split_sets(&spec.dirs, &spec.val_split)?;
+    if spec.dirs.len() > 1 {
+        eprintln!(
+            "data sets: train {}; {} {}",
+            dataset::describe_sets(&train_samples),
+            spec.val_split,
+            dataset::describe_sets(&val_samples)
+        );
+    }
     let o = &trainer.state.options;
     eprintln!(
         "{} {} training images, {} validation, input {size}, {}skip blocks (maps {}), batch {}, lr {:e}, device {}",

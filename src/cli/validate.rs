@@ -12,15 +12,18 @@ use crate::landmarks::{NUM_NODES, Organ};
 use crate::model::{DeviceChoice, HybridGNet, Sampling, predict, select_device, shipped};
 use crate::plots;
 use crate::train::dataset;
-use crate::validation::accuracy::summarise;
+use crate::model::Calibration;
+use crate::validation::accuracy::{ImageAccuracy, summarise};
+use crate::validation::calibration;
 use crate::validation::probes::{non_chest_images, score_1024};
 use crate::validation::{self, ImageReport, NOISE_SIGMAS, OCCLUSION_SIDE};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Folder with landmarks.csv and images, as for `train`.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Folder with landmarks.csv and images, as for `train`; repeat it (or list several) to
+    /// validate on several data sets: figures are given per set and pooled.
+    #[arg(long, required = true, num_args = 1.., action = clap::ArgAction::Append)]
+    pub data: Vec<PathBuf>,
     #[arg(long, default_value = "val")]
     pub split: String,
     /// HybridGNet weights [default: the shipped model].
@@ -31,7 +34,7 @@ pub struct Args {
     pub samples: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Use only the first N images of the split.
+    /// Use only the first N images of the split of each data set.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     /// Per-image results as CSV.
@@ -46,12 +49,18 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    print!("{}", report(args)?);
+    Ok(())
+}
+
+/// Validate as `run` does and return the report it prints.
+pub fn report(args: Args) -> anyhow::Result<String> {
     let weights = shipped::resolve(args.weights.as_deref()).map_err(anyhow::Error::msg)?;
     let device = select_device(args.device)?;
     let model = HybridGNet::load(&weights, &device.device).with_context(|| format!("{}", weights.display()))?;
-    let mut samples = dataset::read_split(&args.data, &args.split)?;
+    let mut samples = dataset::read_split_sets(&args.data, &args.split)?;
     if let Some(n) = args.limit {
-        samples.truncate(n);
+        samples = dataset::first_of_each_set(samples, n);
     }
     let sampling = Sampling::Random { samples: args.samples.max(1), seed: args.seed };
     let bar = ProgressBar::new(samples.len() as u64)
@@ -72,13 +81,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let acc: Vec<_> = reports.iter().map(|r| r.accuracy.clone()).collect();
     let s = summarise(&acc);
     let mut out = String::new();
-    let f = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.3}"));
     writeln!(out, "model: {} ({}, {})", weights.display(), model.config().describe(), device.description)?;
+    if let Some(c) = model.calibration() {
+        writeln!(out, "calibration: {} (fitted on {})", c.method, c.fitted_on)?;
+    }
     writeln!(out, "{} images of split `{}`, N={} samples, seed {}", s.images, args.split, args.samples, args.seed)?;
-    writeln!(out, "Dice lungs        {:.4} ± {:.4}", s.dice_lungs.0, s.dice_lungs.1)?;
-    writeln!(out, "Dice heart        {:.4} ± {:.4}", s.dice_heart.0, s.dice_heart.1)?;
-    writeln!(out, "node error        {:.2} ± {:.2} px at 1024", s.error_1024.0, s.error_1024.1)?;
-    writeln!(out, "std vs error      Pearson r {}, Spearman rho {} ({} nodes)", f(s.pearson_r), f(s.spearman_rho), s.images * NUM_NODES)?;
+    accuracy_lines(&mut out, &acc, model.calibration())?;
+    let sets: Vec<&str> = samples.iter().fold(Vec::new(), |mut v, x| {
+        if !v.contains(&x.set.as_str()) {
+            v.push(x.set.as_str());
+        }
+        v
+    });
+    if sets.len() > 1 {
+        for set in sets {
+            let part: Vec<_> = acc.iter().zip(&samples).filter(|(_, x)| x.set == set).map(|(a, _)| a.clone()).collect();
+            writeln!(out, "set {set}: {} images", part.len())?;
+            accuracy_lines(&mut out, &part, model.calibration())?;
+        }
+    }
     let mean_at = |f: &dyn Fn(&ImageReport) -> &Vec<f64>, k: usize| {
         reports.iter().map(|r| f(r)[k]).sum::<f64>() / reports.len().max(1) as f64
     };
@@ -114,7 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     writeln!(out, "non-chest probe   highest {} image score {:.2}; non-chest images: {}", args.split, s.max_score_1024, nc.join(", "))?;
 
     if let Some(path) = &args.out {
-        let mut csv = String::from("image,Dice Lungs,Dice Heart,mean node error px 1024,score px 1024,covered std before,covered std after");
+        let mut csv = String::from("image,set,Dice Lungs,Dice Heart,mean node error px 1024,score px 1024,covered std before,covered std after");
         for sg in NOISE_SIGMAS {
             write!(csv, ",score noise {sg}")?;
         }
@@ -122,12 +143,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             write!(csv, ",latent sigma2 noise {sg}")?;
         }
         csv.push('\n');
-        for r in &reports {
+        for (r, sample) in reports.iter().zip(&samples) {
             let a = &r.accuracy;
             write!(
                 csv,
-                "{},{:.6},{:.6},{:.4},{:.4},{:.4},{:.4}",
+                "{},{},{:.6},{:.6},{:.4},{:.4},{:.4},{:.4}",
                 a.name,
+                sample.set,
                 a.dice_lungs,
                 a.dice_heart,
                 a.mean_error_1024(),
@@ -186,6 +208,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         plots::per_image::strip_plots(&p, "Accuracy and uncertainty probes", &subtitle, &panels)?;
         writeln!(out, "plot: {}", p.display())?;
     }
-    print!("{out}");
+    Ok(out)
+}
+
+/// The accuracy block of the report for one group of images; with a calibration, how its
+/// expected errors agree with the real ones too (on images it may have been fitted to).
+fn accuracy_lines(out: &mut String, acc: &[ImageAccuracy], calibration: Option<&Calibration>) -> std::fmt::Result {
+    let s = summarise(acc);
+    let f = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.3}"));
+    writeln!(out, "Dice lungs        {:.4} ± {:.4}", s.dice_lungs.0, s.dice_lungs.1)?;
+    writeln!(out, "Dice heart        {:.4} ± {:.4}", s.dice_heart.0, s.dice_heart.1)?;
+    writeln!(out, "node error        {:.2} ± {:.2} px at 1024", s.error_1024.0, s.error_1024.1)?;
+    writeln!(out, "std vs error      Pearson r {}, Spearman rho {} ({} nodes)", f(s.pearson_r), f(s.spearman_rho), s.images * NUM_NODES)?;
+    writeln!(out, "score vs error    Pearson r {} over images (image score vs mean node error)", f(s.image_r))?;
+    if let Some(c) = calibration {
+        let refs: Vec<&ImageAccuracy> = acc.iter().collect();
+        let e: Vec<_> = refs.iter().map(|a| calibration::expected(c, a)).collect();
+        let g = calibration::agreement(&e, &refs);
+        writeln!(
+            out,
+            "calibrated        expected vs real error (optimistic on the images it was fitted to; `calibrate` gives out-of-fold figures): Pearson r {}, Spearman rho {}, over images r {}; mean expected {:.2} vs real {:.2} px, calibration error {:.2} px",
+            f(g.pearson_r),
+            f(g.spearman_rho),
+            f(g.image_r),
+            g.mean_expected,
+            g.mean_error,
+            g.calibration_error
+        )?;
+    }
     Ok(())
 }

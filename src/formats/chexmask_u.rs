@@ -11,6 +11,9 @@ use super::{FormatError, RowRef, format_coordinate, write_atomically};
 use crate::landmarks::NUM_NODES;
 
 pub const HEADER: [&str; 5] = ["Node", "Mean x", "Mean y", "Std x", "Std y"];
+/// Optional sixth column: the node's expected error in pixels from the model's calibration
+/// (the std columns stay the paper's raw spread).
+pub const EXPECTED_ERROR_COLUMN: &str = "Expected error";
 
 /// Mean position and standard deviation of every node over the latent samples.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +21,8 @@ pub struct NodeTable {
     pub mean: Landmarks,
     /// (std x, std y) per node, pixels.
     pub std: [[f32; 2]; NUM_NODES],
+    /// Calibrated expected error per node, pixels, when the table has the column.
+    pub expected_error: Option<[f32; NUM_NODES]>,
 }
 
 impl NodeTable {
@@ -55,6 +60,8 @@ impl NodeTable {
                 )
             })?;
         }
+        let expected_col = header.iter().position(|h| h == EXPECTED_ERROR_COLUMN);
+        let mut expected = [0.0f32; NUM_NODES];
         let mut mean = [[0.0f32; 2]; NUM_NODES];
         let mut std = [[0.0f32; 2]; NUM_NODES];
         let mut seen = [false; NUM_NODES];
@@ -87,6 +94,14 @@ impl NodeTable {
             if v[2] < 0.0 || v[3] < 0.0 {
                 return Err(err("a standard deviation is negative".to_string()));
             }
+            if let Some(c) = expected_col {
+                let t = rec.get(c).unwrap_or("").trim();
+                expected[node] = t
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .ok_or_else(|| err(format!("{EXPECTED_ERROR_COLUMN} {t:?} is not a non-negative number")))?;
+            }
             mean[node] = [v[0], v[1]];
             std[node] = [v[2], v[3]];
         }
@@ -97,16 +112,23 @@ impl NodeTable {
                 format!("{n} of {NUM_NODES} nodes missing, the first is node {missing}"),
             ));
         }
-        Ok(NodeTable { mean, std })
+        Ok(NodeTable { mean, std, expected_error: expected_col.map(|_| expected) })
     }
 
     pub fn to_csv(&self) -> Vec<u8> {
         let mut out = HEADER.join(",");
+        if self.expected_error.is_some() {
+            out.push(',');
+            out.push_str(EXPECTED_ERROR_COLUMN);
+        }
         out.push('\n');
         for i in 0..NUM_NODES {
             let [x, y] = self.mean[i];
             let [sx, sy] = self.std[i];
-            let cells = [format_coordinate(x), format_coordinate(y), format_coordinate(sx), format_coordinate(sy)];
+            let mut cells = vec![format_coordinate(x), format_coordinate(y), format_coordinate(sx), format_coordinate(sy)];
+            if let Some(e) = &self.expected_error {
+                cells.push(format_coordinate(e[i]));
+            }
             out.push_str(&format!("{i},{}\n", cells.join(",")));
         }
         out.into_bytes()
@@ -191,7 +213,7 @@ mod tests {
     use super::*;
 
     fn table() -> NodeTable {
-        let mut t = NodeTable { mean: [[0.0; 2]; NUM_NODES], std: [[0.0; 2]; NUM_NODES] };
+        let mut t = NodeTable { mean: [[0.0; 2]; NUM_NODES], std: [[0.0; 2]; NUM_NODES], expected_error: None };
         for i in 0..NUM_NODES {
             t.mean[i] = [i as f32 * 1.5, 300.25 - i as f32];
             t.std[i] = [0.1 * i as f32, 2.0];
@@ -207,6 +229,18 @@ mod tests {
         assert!((t.node_std(10) - 1.5).abs() < 1e-6);
         let expected = (0..NUM_NODES).map(|i| (0.1 * i as f64 + 2.0) / 2.0).sum::<f64>() / 120.0;
         assert!((t.score() - expected).abs() < 1e-5);
+    }
+
+    #[test]
+    fn expected_error_column_round_trips_and_is_checked() {
+        let mut t = table();
+        t.expected_error = Some(std::array::from_fn(|i| 3.0 + i as f32 * 0.25));
+        let csv = t.to_csv();
+        assert!(String::from_utf8_lossy(&csv).starts_with("Node,Mean x,Mean y,Std x,Std y,Expected error\n"));
+        assert_eq!(NodeTable::parse(&csv, Path::new("a.csv")).unwrap(), t);
+        let bad = String::from_utf8(csv).unwrap().replacen(",3\n", ",-3\n", 1);
+        let e = NodeTable::parse(bad.as_bytes(), Path::new("a.csv")).unwrap_err().to_string();
+        assert!(e.contains("a.csv") && e.contains("Expected error \"-3\""), "{e}");
     }
 
     #[test]

@@ -527,6 +527,8 @@ impl eframe::App for CxrApp {
                 if let (Some(r), Some(shown)) = (self.review.as_ref(), self.shown.as_ref()) {
                     let painter = ui.painter_at(response.rect);
                     let edited = r.edit.edited();
+                    let colours =
+                        overlay::NodeColours::for_image(r.annotation.calibrated.as_ref(), shown.image.width, shown.image.height);
                     let graph = overlay::Graph {
                         positions: &r.edit.positions,
                         predicted: &r.edit.predicted,
@@ -534,11 +536,15 @@ impl eframe::App for CxrApp {
                         edited: &edited,
                         selected: &r.edit.selected,
                         hovered: self.hovered_node,
+                        colours: &colours,
                     };
                     overlay::draw(&painter, shown, &graph, self.layers);
-                    let legend = egui::Rect::from_min_size(response.rect.right_top() + egui::vec2(-190.0, 8.0), egui::vec2(180.0, 46.0));
-                    let scale = overlay::std_scale(shown.image.width, shown.image.height);
-                    overlay::legend(&painter, legend, scale, shown.image.spacing.map(|s| s.col_mm));
+                    let width = if matches!(colours, overlay::NodeColours::Expected(_)) { 260.0 } else { 180.0 };
+                    let legend = egui::Rect::from_min_size(
+                        response.rect.right_top() + egui::vec2(-width - 10.0, 8.0),
+                        egui::vec2(width, colours.legend_height()),
+                    );
+                    overlay::legend(&painter, legend, &colours, shown.image.spacing.map(|s| s.col_mm));
                 }
             }
         });

@@ -7,6 +7,7 @@ use egui::{Color32, Painter, Pos2, Rect, Shape, Stroke, Vec2};
 
 use super::viewer::Shown;
 use crate::landmarks::{NUM_NODES, Organ, Point};
+use crate::model::calibration::{Calibrated, ReliabilityRow};
 use crate::plots::colormap::viridis;
 
 /// What to draw (View menu toggles).
@@ -34,6 +35,52 @@ pub struct Graph<'a> {
     pub edited: &'a [bool; NUM_NODES],
     pub selected: &'a [bool; NUM_NODES],
     pub hovered: Option<usize>,
+    /// What the node colours show.
+    pub colours: &'a NodeColours<'a>,
+}
+
+/// What a node's colour means: its raw std on a fixed scale, or (for a calibrated model) its
+/// expected error on the calibration's scale, explained by the legend's reliability rows.
+pub enum NodeColours<'a> {
+    Std { scale_px: f32 },
+    Expected(&'a Calibrated),
+}
+
+impl NodeColours<'_> {
+    pub fn for_image(calibrated: Option<&Calibrated>, width: u32, height: u32) -> NodeColours<'_> {
+        match calibrated {
+            Some(c) => NodeColours::Expected(c),
+            None => NodeColours::Std { scale_px: std_scale(width, height) },
+        }
+    }
+
+    /// Position of `node` on the colour scale, 0–1 (clamped by the colour map).
+    pub fn t(&self, node: usize, std: &Point) -> f32 {
+        match self {
+            NodeColours::Std { scale_px } => node_std(std) / scale_px,
+            NodeColours::Expected(c) => c.expected_error[node] / c.scale_top_px,
+        }
+    }
+
+    fn scale_px(&self) -> f32 {
+        match self {
+            NodeColours::Std { scale_px } => *scale_px,
+            NodeColours::Expected(c) => c.scale_top_px,
+        }
+    }
+
+    /// Legend height in points: the bar, plus one line per non-empty reliability row.
+    pub fn legend_height(&self) -> f32 {
+        match self {
+            NodeColours::Std { .. } => 46.0,
+            NodeColours::Expected(c) => 62.0 + 15.0 * legend_rows(c).len() as f32,
+        }
+    }
+}
+
+/// Reliability rows worth a legend line (some fitted at a coarse scale have no nodes).
+fn legend_rows(c: &Calibrated) -> Vec<&ReliabilityRow> {
+    c.reliability.iter().filter(|r| r.nodes > 0).collect()
 }
 
 pub const ORGANS: [Organ; 3] = Organ::ALL;
@@ -84,7 +131,6 @@ pub fn node_at(shown: &Shown, positions: &[Point; NUM_NODES], pos: Pos2, reach: 
 }
 
 pub fn draw(painter: &Painter, shown: &Shown, g: &Graph, layers: Layers) {
-    let scale = std_scale(shown.image.width, shown.image.height);
     let screen: Vec<Pos2> = g.positions.iter().filter_map(|&p| to_screen(shown, p)).collect();
     if screen.len() != NUM_NODES {
         return;
@@ -109,8 +155,7 @@ pub fn draw(painter: &Painter, shown: &Shown, g: &Graph, layers: Layers) {
     }
     for (i, &pos) in screen.iter().enumerate() {
         let s = g.std[i];
-        let t = node_std(&s) / scale;
-        let colour = viridis(t as f64);
+        let colour = viridis(g.colours.t(i, &s) as f64);
         if layers.ellipses {
             let radius = Vec2::new(s[0], s[1]) * zoom;
             painter.add(Shape::ellipse_stroke(pos, radius, Stroke::new(1.0, colour)));
@@ -130,8 +175,10 @@ pub fn draw(painter: &Painter, shown: &Shown, g: &Graph, layers: Layers) {
     }
 }
 
-/// Viridis bar with its ends labelled in pixels (and mm when spacing is known).
-pub fn legend(painter: &Painter, at: Rect, scale_px: f32, mm_per_px: Option<f64>) {
+/// Viridis bar with its ends labelled in pixels (and mm when spacing is known); for
+/// calibrated colours, below it what each colour band meant on the images the calibration was
+/// fitted on: "≈ N px off".
+pub fn legend(painter: &Painter, at: Rect, colours: &NodeColours, mm_per_px: Option<f64>) {
     let bar = Rect::from_min_size(at.min + Vec2::new(8.0, 20.0), Vec2::new(at.width() - 16.0, 10.0));
     painter.rect_filled(at, 4.0, Color32::from_black_alpha(170));
     let steps = 48;
@@ -143,13 +190,28 @@ pub fn legend(painter: &Painter, at: Rect, scale_px: f32, mm_per_px: Option<f64>
     }
     let font = egui::FontId::proportional(11.0);
     let text = Color32::LIGHT_GRAY;
-    painter.text(at.min + Vec2::new(8.0, 4.0), egui::Align2::LEFT_TOP, "node std", font.clone(), text);
-    painter.text(Pos2::new(bar.min.x, bar.max.y + 2.0), egui::Align2::LEFT_TOP, "0", font.clone(), text);
-    let top = match mm_per_px {
-        Some(mm) => format!("≥{scale_px:.0} px ({:.1} mm)", scale_px as f64 * mm),
-        None => format!("≥{scale_px:.0} px"),
+    let title = match colours {
+        NodeColours::Std { .. } => "node std",
+        NodeColours::Expected(_) => "expected node error",
     };
-    painter.text(Pos2::new(bar.max.x, bar.max.y + 2.0), egui::Align2::RIGHT_TOP, top, font, text);
+    painter.text(at.min + Vec2::new(8.0, 4.0), egui::Align2::LEFT_TOP, title, font.clone(), text);
+    painter.text(Pos2::new(bar.min.x, bar.max.y + 2.0), egui::Align2::LEFT_TOP, "0", font.clone(), text);
+    let with_mm = |px: f32| match mm_per_px {
+        Some(mm) => format!("{px:.0} px ({:.1} mm)", px as f64 * mm),
+        None => format!("{px:.0} px"),
+    };
+    let scale_px = colours.scale_px();
+    painter.text(Pos2::new(bar.max.x, bar.max.y + 2.0), egui::Align2::RIGHT_TOP, format!("≥{}", with_mm(scale_px)), font.clone(), text);
+    let NodeColours::Expected(c) = colours else { return };
+    let mut y = bar.max.y + 18.0;
+    painter.text(Pos2::new(bar.min.x, y), egui::Align2::LEFT_TOP, "on validation images, nodes of this colour were:", font.clone(), text);
+    for r in legend_rows(c) {
+        y += 15.0;
+        let mid = (r.mean_expected as f32 * c.px_per_1024 / scale_px).clamp(0.0, 1.0);
+        painter.circle_filled(Pos2::new(bar.min.x + 5.0, y + 6.5), 5.0, viridis(mid as f64));
+        let line = format!("≈ {} off ({} nodes)", with_mm(r.mean_error as f32 * c.px_per_1024), r.nodes);
+        painter.text(Pos2::new(bar.min.x + 16.0, y), egui::Align2::LEFT_TOP, line, font.clone(), text);
+    }
 }
 
 /// A filled simple polygon (not necessarily convex) as a triangle mesh by ear clipping;

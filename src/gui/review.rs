@@ -119,6 +119,9 @@ impl Review {
         let side = a.image.width.max(a.image.height) as f32;
         let score_1024 = a.score * 1024.0 / side;
         ui.label(format!("image score {:.2} px (mean node std; {:.2} at 1024)", a.score, score_1024));
+        if let Some(c) = &a.calibrated {
+            ui.label(format!("expected node error {:.1} px on average (calibrated on validation images)", c.mean()));
+        }
         if score_1024 > super::worklist::OOD_SCORE_1024 {
             ui.label(RichText::new("! unusually uncertain: check this segmentation closely").color(Color32::from_rgb(240, 170, 60)));
         }
@@ -201,6 +204,9 @@ impl Review {
             let s = self.edit_std(i);
             ui.label(RichText::new(format!("node {i} · {} #{k}", organ.name())).strong());
             ui.monospace(format!("std x {:.2} y {:.2} px", s[0], s[1]));
+            if let Some(c) = &self.annotation.calibrated {
+                ui.monospace(format!("expected error ≈ {:.1} px", c.expected_error[i]));
+            }
             if self.edit.is_edited(i) {
                 let d = c.node_px[i];
                 let mm = c.node_mm.map(|m| format!(" ({:.2} mm)", m[i])).unwrap_or_default();

@@ -7,6 +7,7 @@
 
 pub mod correlation;
 pub mod evaluation;
+pub mod isotonic;
 pub mod landmark_error;
 pub mod overlap;
 pub mod reliability;

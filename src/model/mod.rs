@@ -11,6 +11,8 @@
 //! Use [`HybridGNet::load`] then [`uncertainty::predict`] (or [`uncertainty::predict_xray`]).
 
 pub mod backend;
+pub mod augmented;
+pub mod calibration;
 pub mod chebconv;
 pub mod config;
 pub mod decoder;
@@ -31,6 +33,7 @@ use std::path::Path;
 use burn::tensor::{Device, Tensor, TensorData};
 
 pub use backend::{DeviceChoice, SelectedDevice, select_device};
+pub use calibration::Calibration;
 pub use config::ModelConfig;
 pub use decoder::Decoded;
 pub use encoder::Encoding;
@@ -50,6 +53,8 @@ pub struct HybridGNet {
     pub decoder: Decoder,
     graphs: Graphs,
     device: Device,
+    /// Node std → expected error, when the weights file carries one (see [`calibration`]).
+    calibration: Option<Calibration>,
 }
 
 impl HybridGNet {
@@ -62,7 +67,14 @@ impl HybridGNet {
     pub fn from_state_dict(sd: &StateDict, device: &Device) -> Result<Self, WeightsError> {
         let config = weights::infer_config(sd)?;
         let (encoder, decoder) = weights::build(sd, &config, device)?;
-        Ok(HybridGNet { config, encoder, decoder, graphs: Graphs::new(device), device: device.clone() })
+        let calibration = match sd.metadata.get(calibration::CALIBRATION_KEY) {
+            Some(text) => Some(
+                Calibration::from_json(text)
+                    .map_err(|reason| WeightsError::Architecture { file: sd.source.clone(), reason })?,
+            ),
+            None => None,
+        };
+        Ok(HybridGNet { config, encoder, decoder, graphs: Graphs::new(device), device: device.clone(), calibration })
     }
 
     /// Random weights, initialised as PyTorch initialises a fresh model (for benchmarks and
@@ -74,18 +86,31 @@ impl HybridGNet {
 
     /// Assemble a model from trained parts (the trainer owns encoder and decoder separately).
     pub fn from_parts(config: ModelConfig, encoder: Encoder, decoder: Decoder, device: &Device) -> Self {
-        HybridGNet { config, encoder, decoder, graphs: Graphs::new(device), device: device.clone() }
+        HybridGNet { config, encoder, decoder, graphs: Graphs::new(device), device: device.clone(), calibration: None }
     }
 
     pub fn into_parts(self) -> (ModelConfig, Encoder, Decoder) {
         (self.config, self.encoder, self.decoder)
     }
 
-    /// The weights in the released key layout, with the skip maps in the metadata.
+    /// The weights in the released key layout, with the skip maps (and the calibration, if
+    /// any) in the metadata.
     pub fn state_dict(&self) -> StateDict {
         let mut sd = weights::state_dict(&self.encoder, &self.decoder);
         sd.metadata.insert(weights::SKIP_MAPS_KEY.into(), self.config.skip_maps_tag());
+        if let Some(c) = &self.calibration {
+            sd.metadata.insert(calibration::CALIBRATION_KEY.into(), c.to_json());
+        }
         sd
+    }
+
+    pub fn calibration(&self) -> Option<&Calibration> {
+        self.calibration.as_ref()
+    }
+
+    /// Attach (or remove) the std → expected error map saved with the weights.
+    pub fn set_calibration(&mut self, calibration: Option<Calibration>) {
+        self.calibration = calibration;
     }
 
     /// Save in our format: safetensors in the released key layout (see [`weights`]).

@@ -44,12 +44,28 @@ pub struct Prediction {
     pub seed: Option<u64>,
     /// Where the image sat in the model input.
     pub letterbox: Letterbox,
+    /// Expected error per node from the model's calibration (node std mapped by
+    /// [`super::Calibration`]); `None` for models without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibrated: Option<super::calibration::Calibrated>,
 }
 
 impl Prediction {
     /// Mean of the node's x and y standard deviation, pixels.
     pub fn node_std(&self, node: usize) -> f32 {
         (self.std[node][0] + self.std[node][1]) / 2.0
+    }
+
+    /// The calibrated image score: mean expected node error, pixels.
+    pub fn expected_score(&self) -> Option<f32> {
+        self.calibrated.as_ref().map(|c| c.mean())
+    }
+
+    /// Fill [`Self::calibrated`] from `calibration`.
+    pub fn calibrate(&mut self, calibration: &super::Calibration) {
+        let stds: [f32; NUM_NODES] = std::array::from_fn(|n| self.node_std(n));
+        let side = self.letterbox.width.max(self.letterbox.height);
+        self.calibrated = Some(calibration.apply(&stds, side));
     }
 }
 
@@ -95,7 +111,11 @@ pub fn sample(model: &HybridGNet, image: &EncodedImage, sampling: Sampling, logv
     assert!(samples > 0, "at least one sample");
     let z = Tensor::from_data(TensorData::new(z, [samples, mu.len()]), model.device());
     let decoded = host(&model.decode(z, &image.encoding).output);
-    summarise(&decoded, samples, logvar, image.letterbox, seed)
+    let mut p = summarise(&decoded, samples, logvar, image.letterbox, seed);
+    if let (Some(c), Sampling::Random { .. }) = (model.calibration(), sampling) {
+        p.calibrate(c);
+    }
+    p
 }
 
 fn host<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
@@ -138,7 +158,7 @@ pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox
     let latent_sigma2_mean =
         latent_sigma2.iter().map(|&v| v as f64).sum::<f64>() as f32 / latent_sigma2.len().max(1) as f32;
     let score = std.iter().map(|s| (s[0] + s[1]) as f64 / 2.0).sum::<f64>() as f32 / NUM_NODES as f32;
-    Prediction { mean, std, latent_sigma2, latent_sigma2_mean, score, samples: n, seed, letterbox }
+    Prediction { mean, std, latent_sigma2, latent_sigma2_mean, score, samples: n, seed, letterbox, calibrated: None }
 }
 
 /// Serde for `[Point; 120]` (serde's derives stop at arrays of 32) as a list of pairs.

@@ -80,6 +80,10 @@ pub struct Annotation {
     /// (absent in files written before it was recorded).
     #[serde(default)]
     pub review_seconds: f64,
+    /// The prediction's calibrated expected errors and the legend that explains them, when
+    /// the model had a calibration (absent in older files and for uncalibrated models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibrated: Option<crate::model::calibration::Calibrated>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +139,7 @@ impl Annotation {
             created: now.clone(),
             modified: now,
             review_seconds: 0.0,
+            calibrated: p.calibrated.clone(),
         }
     }
 
@@ -170,6 +175,9 @@ impl Annotation {
             if n != NUM_NODES {
                 return Err(malformed(format!("`{name}` has {n} entries, expected {NUM_NODES}")));
             }
+        }
+        if let Some(c) = &a.calibrated {
+            c.check().map_err(|e| malformed(format!("`calibrated`: {e}")))?;
         }
         Ok(a)
     }

@@ -21,12 +21,14 @@ pub struct Sample {
     pub landmarks: [Point; NUM_NODES],
     /// Where the sample came from ("landmarks.csv row 7"), for error messages.
     pub origin: String,
+    /// The data set it belongs to: its folder's name ("jsrt"), for per-set figures.
+    pub set: String,
 }
 
 impl Sample {
     pub fn new(image: PathBuf, landmarks: [Point; NUM_NODES]) -> Self {
         let origin = image.display().to_string();
-        Sample { image, landmarks, origin }
+        Sample { image, landmarks, origin, set: String::new() }
     }
 }
 
@@ -89,7 +91,7 @@ pub fn read_csv(csv_path: &Path) -> anyhow::Result<Vec<(String, Sample)>> {
         let image = find_image(dir, name)
             .with_context(|| format!("{} row {row}: image `{name}` not found in {}", csv_path.display(), dir.display()))?;
         let split = cs.and_then(|c| record.get(c)).unwrap_or("").trim().to_string();
-        out.push((split, Sample { image, landmarks, origin: format!("{file} row {row}") }));
+        out.push((split, Sample { image, landmarks, origin: format!("{file} row {row}"), set: String::new() }));
     }
     Ok(out)
 }
@@ -105,9 +107,85 @@ fn find_image(dir: &Path, name: &str) -> Option<PathBuf> {
 
 /// The samples of `split` in the data folder `dir` (see [`find_csv`], [`read_csv`]).
 /// A folder without a CSV but with annotation files is read with [`read_annotations`].
+/// CSV rows without a split are split by image content ([`split_by_content`]).
 pub fn read_split(dir: &Path, split: &str) -> anyhow::Result<Vec<Sample>> {
+    let (out, source) = read_split_of_set(dir, split)?;
+    if out.is_empty() {
+        bail!("{}: no rows with split `{split}`", source.display());
+    }
+    Ok(out)
+}
+
+/// The samples of `split` from several data folders, merged in the order given; each
+/// sample's `set` names its folder. A folder without rows of `split` adds none; all of
+/// them together must have some.
+pub fn read_split_sets(dirs: &[PathBuf], split: &str) -> anyhow::Result<Vec<Sample>> {
+    if let [one] = dirs {
+        return read_split(one, split);
+    }
+    let mut out = Vec::new();
+    for d in dirs {
+        out.extend(read_split_of_set(d, split)?.0);
+    }
+    if out.is_empty() {
+        let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        bail!("no rows with split `{split}` in {}", names.join(", "));
+    }
+    Ok(out)
+}
+
+/// The first `n` samples of every set, in the order given.
+pub fn first_of_each_set(samples: Vec<Sample>, n: usize) -> Vec<Sample> {
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    samples
+        .into_iter()
+        .filter(|s| {
+            let i = seen.iter().position(|(name, _)| *name == s.set).unwrap_or_else(|| {
+                seen.push((s.set.clone(), 0));
+                seen.len() - 1
+            });
+            seen[i].1 += 1;
+            seen[i].1 <= n
+        })
+        .collect()
+}
+
+/// How many samples each set holds, in order of first appearance: "jsrt 174, other 20".
+pub fn describe_sets(samples: &[Sample]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for s in samples {
+        match counts.iter_mut().find(|(n, _)| *n == s.set) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((&s.set, 1)),
+        }
+    }
+    counts.iter().map(|(n, c)| format!("{n} {c}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The name a data folder's samples carry in `Sample::set`.
+pub fn set_name(dir: &Path) -> String {
+    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    canonical.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string())
+}
+
+/// Split of a CSV row that has none, from the image's content: `val` when the first 8 bytes
+/// of its SHA-256 are 0 modulo 5 (about a fifth), else `train`. It depends on nothing but
+/// the file, so adding images to a set never moves the others.
+pub fn split_by_content(image: &Path) -> anyhow::Result<&'static str> {
+    let sha = file_sha256(image).with_context(|| format!("{}: cannot read", image.display()))?;
+    let head = u64::from_str_radix(&sha[..16], 16).expect("hex digest");
+    Ok(if head % 5 == 0 { "val" } else { "train" })
+}
+
+fn read_split_of_set(dir: &Path, split: &str) -> anyhow::Result<(Vec<Sample>, PathBuf)> {
     let (all, source) = match find_csv(dir) {
-        Ok(csv_path) => (read_csv(&csv_path)?, csv_path),
+        Ok(csv_path) => {
+            let mut rows = read_csv(&csv_path)?;
+            for (s, sample) in rows.iter_mut().filter(|(s, _)| s.is_empty()) {
+                *s = split_by_content(&sample.image).with_context(|| sample.origin.clone())?.to_string();
+            }
+            (rows, csv_path)
+        }
         Err(no_csv) => {
             let reviewed = read_annotations(dir)?;
             if reviewed.is_empty() {
@@ -116,11 +194,10 @@ pub fn read_split(dir: &Path, split: &str) -> anyhow::Result<Vec<Sample>> {
             (reviewed, dir.to_path_buf())
         }
     };
-    let out: Vec<Sample> = all.into_iter().filter(|(s, _)| s == split).map(|(_, s)| s).collect();
-    if out.is_empty() {
-        bail!("{}: no rows with split `{split}`", source.display());
-    }
-    Ok(out)
+    let set = set_name(dir);
+    let out: Vec<Sample> =
+        all.into_iter().filter(|(s, _)| s == split).map(|(_, s)| Sample { set: set.clone(), ..s }).collect();
+    Ok((out, source))
 }
 
 /// The accepted and corrected annotations (`*.cxr.json`) in `dir` as (split, sample), the
@@ -152,7 +229,7 @@ pub fn read_annotations(dir: &Path) -> anyhow::Result<Vec<(String, Sample)>> {
         if sha != a.image.sha256 {
             bail!("{}: {} has changed since it was reviewed (content hash differs)", f.display(), image.display());
         }
-        let sample = Sample { image, landmarks: a.corrected_array(), origin: f.display().to_string() };
+        let sample = Sample { image, landmarks: a.corrected_array(), origin: f.display().to_string(), set: String::new() };
         found.push((a.image.sha256, sample));
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));

@@ -100,10 +100,25 @@ impl Default for TrainOptions {
 /// Where a run's data came from, kept in the checkpoint so `--resume` needs no data flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataSpec {
-    pub dir: PathBuf,
+    /// The data folders, merged (checkpoints of one-folder runs wrote a single `dir`).
+    #[serde(alias = "dir", deserialize_with = "one_or_many")]
+    pub dirs: Vec<PathBuf>,
     pub train_split: String,
     pub val_split: String,
     pub limit: Option<usize>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// What a checkpoint restores besides weights and optimizer moments.
@@ -173,6 +188,23 @@ impl EpochReport {
             self.train_seconds,
             self.seconds
         )
+    }
+}
+
+/// Seconds spent in each part of training steps: augmentation and upload, encoder forward,
+/// decoder forward and loss, backward pass, Adam update.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepTimes {
+    pub data: f64,
+    pub encoder: f64,
+    pub decoder: f64,
+    pub backward: f64,
+    pub optimizer: f64,
+}
+
+impl StepTimes {
+    pub fn total(&self) -> f64 {
+        self.data + self.encoder + self.decoder + self.backward + self.optimizer
     }
 }
 
@@ -354,6 +386,38 @@ impl Trainer {
     }
 
     fn step(&mut self, data: &[Prepared], idx: &[usize], beta: f64, lr: f64, aug: &AugmentConfig, rng: &mut StdRng) -> LossValues {
+        self.timed_step(data, idx, beta, lr, aug, rng, None)
+    }
+
+    /// One optimisation step on `idx`, as training takes it, with the seconds of each part
+    /// (`bench --train`). Each part ends by reading a result back, so queued device work is
+    /// counted where it was issued.
+    pub fn profile_step(&mut self, data: &[Prepared], idx: &[usize], seed: u64) -> (LossValues, StepTimes) {
+        let o = self.state.options.clone();
+        let mut times = StepTimes::default();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let v = self.timed_step(data, idx, o.kl_end, o.lr, &o.augment, &mut rng, Some(&mut times));
+        (v, times)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn timed_step(
+        &mut self,
+        data: &[Prepared],
+        idx: &[usize],
+        beta: f64,
+        lr: f64,
+        aug: &AugmentConfig,
+        rng: &mut StdRng,
+        mut times: Option<&mut StepTimes>,
+    ) -> LossValues {
+        let mut clock = Instant::now();
+        let mut lap = |slot: fn(&mut StepTimes) -> &mut f64, times: &mut Option<&mut StepTimes>| {
+            if let Some(t) = times.as_deref_mut() {
+                *slot(t) += clock.elapsed().as_secs_f64();
+                clock = Instant::now();
+            }
+        };
         let s = self.state.config.input_size;
         let b = idx.len();
         let mut pixels = Vec::with_capacity(b * s * s);
@@ -370,10 +434,15 @@ impl Trainer {
         let target = Tensor::<3>::from_data(TensorData::new(target, [b, NUM_NODES, 2]), d);
         let coarse_nodes = coarse.len() / (2 * b);
         let coarse = Tensor::<3>::from_data(TensorData::new(coarse, [b, coarse_nodes, 2]), d);
+        lap(|t| &mut t.data, &mut times);
 
         let net = self.net.take().expect("net present between steps");
         // The batch shares BatchNorm statistics, as in the released training.
         let enc = net.encoder.forward(x, self.state.config.skip_maps);
+        if times.is_some() {
+            let _ = enc.mu.to_data();
+        }
+        lap(|t| &mut t.encoder, &mut times);
         let latents = self.state.config.latents;
         // Reparameterisation: one z = μ + ε·σ per image.
         let eps: Vec<f32> = (0..b * latents).map(|_| StandardNormal.sample(rng)).collect();
@@ -384,8 +453,17 @@ impl Trainer {
         let terms = loss::loss_terms(&decoded, enc.mu, enc.logvar, target, coarse);
         let total = terms.total(beta);
         let values = terms.values(&total);
-        let grads = GradientsParams::from_grads(total.backward(), &net);
-        self.net = Some(self.optim.step(lr, net, grads));
+        lap(|t| &mut t.decoder, &mut times);
+        let grads = total.backward();
+        let grads = GradientsParams::from_grads(grads, &net);
+        lap(|t| &mut t.backward, &mut times);
+        let net = self.optim.step(lr, net, grads);
+        if times.is_some() {
+            // Reading one parameter back waits for the update.
+            let _ = net.decoder.dec_lin.weight.val().to_data();
+        }
+        lap(|t| &mut t.optimizer, &mut times);
+        self.net = Some(net);
         values
     }
 
@@ -578,6 +656,15 @@ mod tests {
         let back: RunState = serde_json::from_slice(&serde_json::to_vec(&state).unwrap()).unwrap();
         assert_eq!(back.options, state.options);
         assert_eq!(back.config, state.config);
+    }
+
+    #[test]
+    fn data_specs_with_one_folder_or_several_read() {
+        let old: DataSpec = serde_json::from_str(r#"{"dir":"d/jsrt","train_split":"train","val_split":"val","limit":null}"#).unwrap();
+        assert_eq!(old.dirs, vec![PathBuf::from("d/jsrt")]);
+        let new = DataSpec { dirs: vec!["a".into(), "b".into()], ..old };
+        let back: DataSpec = serde_json::from_slice(&serde_json::to_vec(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct AccuracySummary {
     /// Correlation over every node of every image of node std with node error.
     pub pearson_r: Option<f64>,
     pub spearman_rho: Option<f64>,
+    /// Correlation over images of the image score with the image's mean node error.
+    pub image_r: Option<f64>,
     pub max_score_1024: f64,
 }
 
@@ -94,6 +96,10 @@ pub fn summarise(images: &[ImageAccuracy]) -> AccuracySummary {
         error_1024: mean_sd(images.iter().map(|i| i.mean_error_1024())),
         pearson_r: pearson(&std, &err),
         spearman_rho: spearman(&std, &err),
+        image_r: pearson(
+            &images.iter().map(|i| i.score_1024).collect::<Vec<_>>(),
+            &images.iter().map(|i| i.mean_error_1024()).collect::<Vec<_>>(),
+        ),
         max_score_1024: images.iter().map(|i| i.score_1024).fold(f64::NEG_INFINITY, f64::max),
     }
 }

@@ -3,6 +3,7 @@
 //! `validate` command and the shipped model's tests both use it.
 
 pub mod accuracy;
+pub mod calibration;
 pub mod probes;
 
 use anyhow::Context;

@@ -220,7 +220,7 @@ fn eval_command_with_uncertainty_tables() {
             let wobble = ((n * 37 + row.id.len()) % 7) as f32 * 0.3;
             [0.5 + 0.2 * e + wobble, 0.5 + 0.1 * e]
         });
-        NodeTable { mean, std }.write(&nodes.join(format!("{}.csv", row.id))).unwrap();
+        NodeTable { mean, std, expected_error: None }.write(&nodes.join(format!("{}.csv", row.id))).unwrap();
     }
     std::fs::write(nodes.join("summary.csv"), "image,width,height\nx.png,1024,1024\n").unwrap();
     let plots = out.path().join("plots");

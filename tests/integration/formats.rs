@@ -260,7 +260,7 @@ fn chexmask_u_folder() {
     let dir = tempfile::tempdir().unwrap();
     let t = read(&chexmask("prediction"));
     for row in &t.rows[..3] {
-        let table = NodeTable { mean: row.landmarks.unwrap(), std: [[1.5, 0.5]; 120] };
+        let table = NodeTable { mean: row.landmarks.unwrap(), std: [[1.5, 0.5]; 120], expected_error: None };
         table.write(&dir.path().join(format!("{}.csv", row.id))).unwrap();
     }
     std::fs::write(dir.path().join("summary.csv"), "image,width,height\nwhatever.png,10,10\n").unwrap();

@@ -10,14 +10,17 @@ use std::path::{Path, PathBuf};
 
 use cxr_review::gui::CxrApp;
 use cxr_review::landmarks::{self, NUM_NODES};
+use cxr_review::metrics::isotonic::MonotoneMap;
+use cxr_review::model::calibration::{Calibration, ReliabilityRow};
 use cxr_review::model::preprocess::Letterbox;
 use cxr_review::model::uncertainty::summarise;
 use cxr_review::review::annotation::{self, Annotation, ModelIdentity, file_sha256};
 use cxr_review::xray::{self, phantom};
 
 /// The phantom as a PNG in `dir`, with an unreviewed annotation whose node stds run from
-/// 0.5 to 24 px in a scrambled order so every colour of the scale appears around the contours.
-fn phantom_with_annotation(dir: &Path) -> PathBuf {
+/// 0.5 to 24 px in a scrambled order so every colour of the scale appears around the contours;
+/// with `calibration`, the annotation carries its expected errors too.
+fn phantom_with_annotation(dir: &Path, calibration: Option<&Calibration>) -> PathBuf {
     let img = phantom::chest_phantom();
     let path = dir.join("phantom.png");
     img.to_gray8(img.default_window()).save(&path).unwrap();
@@ -30,6 +33,10 @@ fn phantom_with_annotation(dir: &Path) -> PathBuf {
         p.std[n] = [s, s * 0.7];
     }
     p.score = p.std.iter().map(|s| (s[0] + s[1]) / 2.0).sum::<f32>() / NUM_NODES as f32;
+    if let Some(c) = calibration {
+        let stds: [f32; NUM_NODES] = std::array::from_fn(|n| p.node_std(n));
+        p.calibrated = Some(c.apply(&stds, loaded.width.max(loaded.height)));
+    }
     let model = ModelIdentity { weights: "fixed contour".into(), weights_sha256: String::new(), samples: 50, seed: Some(0) };
     let mut a = Annotation::from_prediction(&path, file_sha256(&path).unwrap(), &loaded, &p, model);
     a.reviewer = "snapshot".into();
@@ -65,7 +72,7 @@ fn key(h: &mut Harness<'static, CxrApp>, key: Key) {
 #[test]
 fn overlay_snapshots() {
     let dir = tempfile::tempdir().unwrap();
-    let mut h = harness(phantom_with_annotation(dir.path()));
+    let mut h = harness(phantom_with_annotation(dir.path(), None));
     let mut results = vec![h.try_snapshot("overlay_contours_nodes")];
 
     // Ellipses and mask fill on, two heart nodes moved (marked, with the prediction dashed
@@ -80,4 +87,27 @@ fn overlay_snapshots() {
     for r in results {
         r.unwrap();
     }
+}
+
+/// A calibration as `calibrate` writes one: errors about twice the std (more for the heart),
+/// a 40 px scale and four legend rows, one of them empty (it is not drawn).
+fn fixed_calibration() -> Calibration {
+    let line = |slope: f64| MonotoneMap { knots: vec![[0.0, 2.0], [30.0, 2.0 + 30.0 * slope]] };
+    let row = |lo: f64, hi: f64, nodes: usize, e: f64, r: f64| ReliabilityRow { lo, hi, nodes, mean_expected: e, mean_error: r };
+    Calibration {
+        method: "organ scale".into(),
+        fitted_on: "snapshot".into(),
+        organ_maps: vec![line(1.6), line(1.6), line(2.2)],
+        node_factors: vec![1.0; NUM_NODES],
+        scale_top_1024: 40.0,
+        reliability: vec![row(0.0, 10.0, 400, 6.2, 7.0), row(10.0, 20.0, 900, 14.8, 15.5), row(20.0, 30.0, 0, 0.0, 0.0), row(30.0, 40.0, 120, 34.0, 31.2)],
+    }
+}
+
+#[test]
+fn calibrated_legend_snapshot() {
+    // Colours mean expected error here, and the legend says what each band was off on val.
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(phantom_with_annotation(dir.path(), Some(&fixed_calibration())));
+    h.snapshot("overlay_calibrated_legend");
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod calibration;
 mod chexmask_eval;
 mod formats;
 mod gui_review;

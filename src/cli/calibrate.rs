@@ -1,0 +1,192 @@
+//! `cxr-review calibrate --data DIR.. --out W`: fit the map from node std to expected node
+//! error on annotated images, choose among the candidate maps by k-fold cross-validation over
+//! images, and write the weights again with the calibration in their metadata.
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::formats::write_atomically;
+use crate::landmarks::NUM_NODES;
+use crate::model::{DeviceChoice, HybridGNet, Sampling, select_device, shipped};
+use crate::train::dataset;
+use crate::validation::accuracy::ImageAccuracy;
+use crate::validation::calibration::{self, Agreement, Method};
+use crate::validation::load_sample;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Folder with landmarks.csv and images (repeatable).
+    #[arg(long, required = true, num_args = 1.., action = clap::ArgAction::Append)]
+    pub data: Vec<PathBuf>,
+    /// The split the map is fitted on: never the one the model was trained on, whose errors
+    /// are smaller than a new image's.
+    #[arg(long, default_value = "val")]
+    pub split: String,
+    /// HybridGNet weights [default: the shipped model].
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Where to write the calibrated weights (may be the input file).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// `auto` (the best out-of-fold Pearson r) or one of: raw, organ-scale, organ-isotonic,
+    /// node-scale, organ-isotonic-node-factor.
+    #[arg(long, default_value = "auto")]
+    pub method: String,
+    /// Cross-validation folds over images.
+    #[arg(long, default_value_t = 7)]
+    pub folds: usize,
+    #[arg(long, default_value_t = 50)]
+    pub samples: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Every node's std and error as CSV (image,node,std px 1024,error px 1024).
+    #[arg(long, value_name = "CSV")]
+    pub nodes: Option<PathBuf>,
+    /// Also measure test-time augmentation: this many small warps of every image (each
+    /// encoded and decoded), reported beside the latent std; the calibration uses the latter.
+    #[arg(long, default_value_t = 0)]
+    pub warps: usize,
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    print!("{}", report(args)?);
+    Ok(())
+}
+
+/// Calibrate as `run` does and return the report it prints.
+pub fn report(args: Args) -> anyhow::Result<String> {
+    let chosen = match args.method.as_str() {
+        "auto" => None,
+        s => Some(Method::parse(s).with_context(|| format!("--method {s}: unknown (see --help)"))?),
+    };
+    let weights = shipped::resolve(args.weights.as_deref()).map_err(anyhow::Error::msg)?;
+    let device = select_device(args.device)?;
+    let mut model = HybridGNet::load(&weights, &device.device).with_context(|| format!("{}", weights.display()))?;
+    let samples = dataset::read_split_sets(&args.data, &args.split)?;
+    anyhow::ensure!(samples.len() >= 4, "split `{}` has {} images: too few to fit a calibration", args.split, samples.len());
+    let sampling = Sampling::Random { samples: args.samples.max(2), seed: args.seed };
+    let bar = ProgressBar::new(samples.len() as u64)
+        .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}<{eta}]").expect("template"));
+    let mut scored = Vec::new();
+    let mut warp_std = Vec::new();
+    for s in &samples {
+        let a = load_sample(s)?;
+        bar.set_message(a.grey.name.clone());
+        let g = &a.grey;
+        let ap = crate::model::augmented::predict_augmented(&model, &g.pixels, g.width, g.height, sampling, args.warps);
+        let to_1024 = 1024.0 / g.width.max(g.height) as f64;
+        warp_std.push(ap.warp_std.map(|v| v as f64 * to_1024));
+        scored.push(crate::validation::accuracy::score_prediction(&g.name, &ap.prediction, &a.landmarks, g.width, g.height));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let images: Vec<&ImageAccuracy> = scored.iter().collect();
+    let mut report = choose_and_fit(&images, chosen, args.folds);
+    if args.warps > 0 {
+        // Predictive uncertainty from the warps, alone and added to the latent spread, as
+        // raw (uncalibrated) scores: does it point at error better than the latent std?
+        let warp: Vec<[f64; NUM_NODES]> = warp_std.clone();
+        let total: Vec<[f64; NUM_NODES]> = scored
+            .iter()
+            .zip(&warp_std)
+            .map(|(a, w)| std::array::from_fn(|n| a.node_std_1024[n].hypot(w[n])))
+            .collect();
+        for (name, e) in [(format!("warp std ({} warps)", args.warps), warp), ("latent + warp std".to_string(), total)] {
+            let g = calibration::agreement(&e, &images);
+            report.table.push_str(&table_row(&name, &g));
+        }
+    }
+    let sets = dataset::describe_sets(&samples);
+    let fitted_on = format!(
+        "{sets} ({} images of `{}`), N = {}, seed {}; legend rows out of fold ({}-fold)",
+        samples.len(),
+        args.split,
+        args.samples,
+        args.seed,
+        args.folds
+    );
+    let c = calibration::finish(report.fitted.clone(), &report.oof, &images, fitted_on);
+    let mut out = String::new();
+    writeln!(out, "model: {} ({}, {})", weights.display(), model.config().describe(), device.description)?;
+    out.push_str(&report.table);
+    writeln!(out, "chosen: {} ({})", report.method.name(), if chosen.is_some() { "--method" } else { "best out-of-fold Pearson r" })?;
+    writeln!(out, "legend (expected error -> real error, px at 1024, out of fold):")?;
+    for r in &c.reliability {
+        writeln!(out, "  {:>5.1}-{:<5.1} {:>6} nodes: expected {:>5.1}, real {:>5.1}", r.lo, r.hi, r.nodes, r.mean_expected, r.mean_error)?;
+    }
+    model.set_calibration(Some(c));
+    model.save(&args.out).with_context(|| format!("{}", args.out.display()))?;
+    writeln!(out, "wrote {}", args.out.display())?;
+    if let Some(path) = &args.nodes {
+        let mut csv = String::from("image,node,std px 1024,error px 1024,warp std px 1024\n");
+        for (a, w) in scored.iter().zip(&warp_std) {
+            for n in 0..NUM_NODES {
+                writeln!(csv, "{},{n},{:.4},{:.4},{:.4}", a.name, a.node_std_1024[n], a.node_error_1024[n], w[n])?;
+            }
+        }
+        write_atomically(path, csv.as_bytes())?;
+        writeln!(out, "node table: {}", path.display())?;
+    }
+    Ok(out)
+}
+
+/// The cross-validated comparison and the chosen map, fitted on every image.
+pub struct Choice {
+    pub method: Method,
+    pub fitted: crate::model::Calibration,
+    /// The chosen method's out-of-fold expected errors.
+    pub oof: Vec<[f64; NUM_NODES]>,
+    pub table: String,
+    pub agreements: Vec<(Method, Agreement)>,
+}
+
+/// One line of the comparison table.
+fn table_row(name: &str, g: &Agreement) -> String {
+    let f = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.3}"));
+    format!(
+        "{:<30} {:>9} {:>10} {:>9} {:>9.2} px {:>6.1}/{:.1} px\n",
+        name,
+        f(g.pearson_r),
+        f(g.spearman_rho),
+        f(g.image_r),
+        g.calibration_error,
+        g.mean_expected,
+        g.mean_error
+    )
+}
+
+/// Compare every method out of fold and fit `chosen` (or the one with the best pooled r).
+pub fn choose_and_fit(images: &[&ImageAccuracy], chosen: Option<Method>, folds: usize) -> Choice {
+    let mut table = format!(
+        "{} images, {folds}-fold cross-validation by image (each image scored by a map fitted without it)\n{:<30} {:>9} {:>10} {:>9} {:>12} {:>14}\n",
+        images.len(),
+        "method",
+        "Pearson r",
+        "Spearman",
+        "image r",
+        "calib. err",
+        "mean exp/real"
+    );
+    let mut agreements = Vec::new();
+    let mut oofs = Vec::new();
+    for m in Method::ALL {
+        let oof = calibration::out_of_fold(m, images, folds);
+        let g = calibration::agreement(&oof, images);
+        table.push_str(&table_row(m.name(), &g));
+        agreements.push((m, g));
+        oofs.push(oof);
+    }
+    let best = chosen.unwrap_or_else(|| {
+        agreements
+            .iter()
+            .max_by(|a, b| a.1.pearson_r.unwrap_or(-1.0).total_cmp(&b.1.pearson_r.unwrap_or(-1.0)))
+            .map(|x| x.0)
+            .unwrap_or(Method::Raw)
+    });
+    let k = Method::ALL.iter().position(|m| *m == best).expect("method listed");
+    Choice { method: best, fitted: calibration::fit(best, images), oof: oofs.swap_remove(k), table, agreements }
+}

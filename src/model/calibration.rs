@@ -1,0 +1,178 @@
+//! Post-hoc calibration: node std → expected node error, fitted on annotated images
+//! (`cxr-review calibrate`) and stored in the weights file's metadata, so the GUI's colours
+//! and the CSVs' calibrated columns read "about N px off".
+//!
+//! The map is `expected = node_factor[n] · organ_map[organ(n)](std)`, both in pixels at 1024:
+//! a monotone organ map (more spread, more error) times a per-node factor (some nodes, such
+//! as the costophrenic angles, run further off than their organ's average at the same
+//! spread). The raw std is never replaced: predictions keep it beside the calibrated value.
+
+use serde::{Deserialize, Serialize};
+
+use crate::landmarks::{NUM_NODES, Organ};
+use crate::metrics::isotonic::MonotoneMap;
+
+/// Metadata key of the calibration (JSON) in our safetensors files.
+pub const CALIBRATION_KEY: &str = "calibration";
+
+/// One row of the legend's reliability table: nodes whose expected error fell in
+/// [lo, hi) px at 1024 on the fitting images (out of fold), and the error they really had.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReliabilityRow {
+    pub lo: f64,
+    pub hi: f64,
+    pub nodes: usize,
+    pub mean_expected: f64,
+    pub mean_error: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// What was fitted ("organ isotonic × node factor").
+    pub method: String,
+    /// On what: "jsrt val: 21 images, N = 50, seed 0; 7-fold figures".
+    pub fitted_on: String,
+    /// Right lung, left lung, heart.
+    pub organ_maps: Vec<MonotoneMap>,
+    /// One per node.
+    pub node_factors: Vec<f64>,
+    /// Top of the colour scale, px at 1024 (the rows' last `hi`).
+    pub scale_top_1024: f64,
+    pub reliability: Vec<ReliabilityRow>,
+}
+
+/// A calibration applied to one prediction: what the review needs to colour nodes by expected
+/// error and explain the colours, kept with the annotation so a later model cannot change
+/// what an earlier review's colours meant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibrated {
+    /// Per node, pixels of the image.
+    pub expected_error: Vec<f32>,
+    /// Top of the colour scale, pixels of the image.
+    pub scale_top_px: f32,
+    /// The legend rows, px at 1024 (as fitted).
+    pub reliability: Vec<ReliabilityRow>,
+    /// Pixels of the image per pixel at 1024.
+    pub px_per_1024: f32,
+}
+
+impl Calibrated {
+    pub fn check(&self) -> Result<(), String> {
+        if self.expected_error.len() != NUM_NODES {
+            return Err(format!("{} expected errors, expected {NUM_NODES}", self.expected_error.len()));
+        }
+        if self.expected_error.iter().any(|v| !v.is_finite() || *v < 0.0) {
+            return Err("expected errors must be finite and non-negative".into());
+        }
+        if !(self.scale_top_px.is_finite() && self.scale_top_px > 0.0 && self.px_per_1024.is_finite() && self.px_per_1024 > 0.0) {
+            return Err("the colour scale must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Mean expected node error, pixels: the calibrated image score.
+    pub fn mean(&self) -> f32 {
+        (self.expected_error.iter().map(|&v| v as f64).sum::<f64>() / self.expected_error.len().max(1) as f64) as f32
+    }
+}
+
+impl Calibration {
+    /// Apply to node stds (image pixels) of an image whose long side is `long_side` pixels.
+    pub fn apply(&self, node_std_px: &[f32; NUM_NODES], long_side: u32) -> Calibrated {
+        let px_per_1024 = long_side.max(1) as f32 / 1024.0;
+        Calibrated {
+            expected_error: self.expected_errors(node_std_px, long_side),
+            scale_top_px: self.scale_top_1024 as f32 * px_per_1024,
+            reliability: self.reliability.clone(),
+            px_per_1024,
+        }
+    }
+
+    /// Expected error of `node` given its std, both px at 1024.
+    pub fn expected_error_1024(&self, node: usize, std_1024: f64) -> f64 {
+        let organ = Organ::of_node(node).map(|(o, _)| o.index()).unwrap_or(0);
+        self.node_factors[node] * self.organ_maps[organ].apply(std_1024)
+    }
+
+    /// Every node's expected error in image pixels, from its std in image pixels, for an image
+    /// whose long side is `long_side` pixels.
+    pub fn expected_errors(&self, node_std_px: &[f32; NUM_NODES], long_side: u32) -> Vec<f32> {
+        let to_1024 = 1024.0 / long_side.max(1) as f64;
+        (0..NUM_NODES).map(|n| (self.expected_error_1024(n, node_std_px[n] as f64 * to_1024) / to_1024) as f32).collect()
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        if self.organ_maps.len() != 3 {
+            return Err(format!("{} organ maps, expected 3", self.organ_maps.len()));
+        }
+        for (m, o) in self.organ_maps.iter().zip(Organ::ALL) {
+            m.check().map_err(|e| format!("{} map: {e}", o.name()))?;
+        }
+        if self.node_factors.len() != NUM_NODES {
+            return Err(format!("{} node factors, expected {NUM_NODES}", self.node_factors.len()));
+        }
+        if self.node_factors.iter().any(|f| !f.is_finite() || *f <= 0.0) {
+            return Err("node factors must be finite and positive".into());
+        }
+        if !(self.scale_top_1024.is_finite() && self.scale_top_1024 > 0.0) {
+            return Err("the colour scale's top must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("calibration serialises")
+    }
+
+    /// Parse and check a metadata value.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let c: Calibration = serde_json::from_str(text).map_err(|e| format!("calibration metadata: {e}"))?;
+        c.check().map_err(|e| format!("calibration metadata: {e}"))?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn example() -> Calibration {
+        Calibration {
+            method: "test".into(),
+            fitted_on: "test".into(),
+            organ_maps: vec![
+                MonotoneMap { knots: vec![[2.0, 10.0], [10.0, 20.0]] },
+                MonotoneMap::identity(),
+                MonotoneMap::identity(),
+            ],
+            node_factors: (0..NUM_NODES).map(|n| if n == 21 { 2.0 } else { 1.0 }).collect(),
+            scale_top_1024: 40.0,
+            reliability: vec![ReliabilityRow { lo: 0.0, hi: 40.0, nodes: 3, mean_expected: 12.0, mean_error: 11.0 }],
+        }
+    }
+
+    #[test]
+    fn expected_error_combines_organ_map_and_node_factor() {
+        let c = example();
+        assert_eq!(c.expected_error_1024(0, 6.0), 15.0);
+        assert_eq!(c.expected_error_1024(21, 6.0), 30.0);
+        assert_eq!(c.expected_error_1024(50, 6.0), 6.0);
+        // A 2048-px image: its pixels are half the size of those at 1024.
+        let mut std = [0.0f32; NUM_NODES];
+        std[0] = 12.0;
+        assert_eq!(c.expected_errors(&std, 2048)[0], 30.0);
+    }
+
+    #[test]
+    fn metadata_round_trips_and_bad_values_are_refused() {
+        let c = example();
+        assert_eq!(Calibration::from_json(&c.to_json()).unwrap(), c);
+        let mut bad = example();
+        bad.node_factors.pop();
+        assert!(Calibration::from_json(&bad.to_json()).unwrap_err().contains("119 node factors"));
+        let mut bad = example();
+        bad.organ_maps[2].knots.clear();
+        assert!(Calibration::from_json(&bad.to_json()).unwrap_err().contains("Heart map: no knots"));
+        assert!(Calibration::from_json("{").is_err());
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod formats;
+pub mod fuzz;
 pub mod geometry;
 pub mod gui;
 pub mod landmarks;

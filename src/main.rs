@@ -15,6 +15,9 @@ struct Cli {
     command: Option<Command>,
     /// Images or folders to open in the viewer.
     paths: Vec<PathBuf>,
+    /// Show the DICOM patient name in the window title (it is never written anywhere).
+    #[arg(long)]
+    show_patient_name: bool,
 }
 
 #[derive(Subcommand)]
@@ -35,6 +38,8 @@ enum Command {
     /// Fit the map from node std to expected error on annotated images (cross-validated) and
     /// store it in the weights' metadata.
     Calibrate(cli::calibrate::Args),
+    /// Feed mutated files to every parser (seeded, reproducible) and report panics.
+    Fuzz(cli::fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,7 +52,8 @@ fn main() -> ExitCode {
         Some(Command::Train(a)) => cli::train::run(a),
         Some(Command::Validate(a)) => cli::validate::run(a),
         Some(Command::Calibrate(a)) => cli::calibrate::run(a),
-        None => cxr_review::gui::run(args.paths),
+        Some(Command::Fuzz(a)) => cli::fuzz::run(a),
+        None => cxr_review::gui::run(args.paths, args.show_patient_name),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

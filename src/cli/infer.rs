@@ -36,7 +36,14 @@ pub struct Args {
     /// auto (a GPU if there is one), gpu or cpu.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Add the DICOM patient name, ID, birth date and accession number to summary.csv.
+    /// Without it no patient attribute is written anywhere.
+    #[arg(long)]
+    pub include_patient_data: bool,
 }
+
+/// The summary columns `--include-patient-data` adds.
+pub const PATIENT_COLUMNS: [&str; 4] = ["patient_name", "patient_id", "patient_birth_date", "accession_number"];
 
 /// `mean_expected_error`: the calibrated image score (mean expected node error, px), empty for
 /// a model without calibration.
@@ -99,10 +106,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let p = predict_xray(&model, &img, Sampling::Random { samples: args.samples, seed: args.seed });
             write_atomically(&csv_path, &node_csv(&p)?)
                 .with_context(|| format!("{}: cannot write", csv_path.display()))?;
-            Ok((img.width, img.height, p))
+            Ok((img.width, img.height, p, img.patient))
         });
         match result {
-            Ok((w, h, p)) => {
+            Ok((w, h, p, patient)) => {
                 let secs = start.elapsed().as_secs_f64();
                 rows.push(vec![
                     name,
@@ -113,6 +120,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     format!("{secs:.3}"),
                     p.expected_score().map(|v| format!("{v:.4}")).unwrap_or_default(),
                 ]);
+                if args.include_patient_data {
+                    let pt = patient.unwrap_or_default();
+                    rows.last_mut().expect("pushed").extend([pt.name, pt.id, pt.birth_date, pt.accession]);
+                }
                 done += 1;
             }
             Err(e) => {
@@ -123,7 +134,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    write_summary(&summary_path, &rows)?;
+    let mut header = SUMMARY_HEADER.to_vec();
+    if args.include_patient_data {
+        header.extend(PATIENT_COLUMNS);
+    }
+    write_summary(&summary_path, &header, &rows)?;
     eprintln!("{done} predicted, {skipped} already done, {failed} failed; results in {}", args.out.display());
     if failed > 0 {
         bail!("{failed} of {} images could not be processed (see messages above)", images.len());
@@ -178,13 +193,14 @@ fn read_summary(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     Ok(out)
 }
 
-fn write_summary(path: &Path, rows: &[Vec<String>]) -> anyhow::Result<()> {
+fn write_summary(path: &Path, header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(SUMMARY_HEADER)?;
+    w.write_record(header)?;
     for row in rows {
-        // Rows of a summary written before a column was added are padded to today's header.
+        // Rows of a summary written before a column was added are padded to today's header
+        // (and patient columns of an earlier run with the flag dropped when run without it).
         let mut row = row.clone();
-        row.resize(SUMMARY_HEADER.len(), String::new());
+        row.resize(header.len(), String::new());
         w.write_record(&row)?;
     }
     write_atomically(path, &w.into_inner()?).with_context(|| format!("{}: cannot write", path.display()))
@@ -215,6 +231,7 @@ mod tests {
             seed: 3,
             weights: Some(weights.clone()),
             device: DeviceChoice::Cpu,
+            include_patient_data: false,
         };
 
         let err = run(args()).unwrap_err().to_string();
@@ -257,6 +274,7 @@ mod tests {
             seed: 0,
             weights: Some(missing.clone()),
             device: DeviceChoice::Cpu,
+            include_patient_data: false,
         };
         let err = format!("{:#}", run(args).unwrap_err());
         assert!(err.contains("missing.safetensors"), "{err}");

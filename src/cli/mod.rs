@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod calibrate;
 pub mod eval;
+pub mod fuzz;
 pub mod info;
 pub mod infer;
 pub mod train;

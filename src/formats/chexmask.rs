@@ -338,6 +338,10 @@ fn parse_row(
         return Err(format!("{HEIGHT_COLUMN} and {WIDTH_COLUMN} must both be given or both be empty"));
     }
     let (height, width) = (h.unwrap_or(DEFAULT_SIDE), w.unwrap_or(DEFAULT_SIDE));
+    // Masks of this size get allocated when the row is scored: the image loaders' bound.
+    if width as u64 * height as u64 > crate::xray::MAX_PIXELS {
+        return Err(format!("{width}×{height} is larger than cxr-review scores ({} pixels at most)", crate::xray::MAX_PIXELS));
+    }
 
     let landmarks = match cell(Field::Landmarks).map(str::trim) {
         None | Some("") => None,

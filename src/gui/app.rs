@@ -11,11 +11,12 @@ use std::time::Instant;
 use super::folder_metrics::FolderMetrics;
 use super::inference::Inference;
 use super::overlay::{self, Layers};
-use super::review::{self, PanelAction, Review};
+use super::review::{PanelAction, Review};
 use super::status_bar;
 use super::viewer::{self, Hover, NodeEvent, Shown};
 use super::worklist::{self, Worklist};
 use crate::review::annotation::file_sha256;
+use crate::review::store::{self, Slot};
 use crate::review::{Annotation, ModelIdentity};
 use super::xray_renderer::XrayRenderer;
 use crate::xray::{self, LoadError, XrayImage, phantom};
@@ -48,6 +49,10 @@ pub struct CxrApp {
     /// Path of the image on screen (None for the phantom).
     shown_path: Option<PathBuf>,
     shown_sha: String,
+    /// Where the review of the image on screen will be saved once the model has predicted it.
+    pending_slot: Option<Slot>,
+    /// Show the DICOM patient name in the window title (off unless the user allows it).
+    show_patient_name: bool,
 }
 
 impl CxrApp {
@@ -80,6 +85,8 @@ impl CxrApp {
             folder_metrics: FolderMetrics::default(),
             shown_path: None,
             shown_sha: String::new(),
+            pending_slot: None,
+            show_patient_name: false,
         };
         if paths.is_empty() {
             app.show_image(phantom::chest_phantom(), None, String::new(), &cc.egui_ctx);
@@ -127,6 +134,23 @@ impl CxrApp {
         matches!((&self.inference, id), (Some(inf), Some(id)) if inf.is_running(id))
     }
 
+    /// Allow the patient name of DICOM files in the window title (nowhere else).
+    pub fn set_show_patient_name(&mut self, on: bool) {
+        self.show_patient_name = on;
+    }
+
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// Save the review on screen to `path`, and keep saving it there (the folder beside the
+    /// image may be read-only or full).
+    pub fn save_review_as(&mut self, path: PathBuf) {
+        if let Some(r) = self.review.as_mut() {
+            r.save_to(path);
+        }
+    }
+
     /// Use these weights instead of the shipped model (before the first prediction).
     pub fn set_weights(&mut self, weights: PathBuf) {
         self.weights = Some(weights);
@@ -135,6 +159,9 @@ impl CxrApp {
 
     /// Replace the worklist with `paths` (folders expand to their images) and open the first.
     pub fn open_paths(&mut self, paths: &[PathBuf], ctx: &egui::Context) {
+        if !self.may_leave_review() {
+            return;
+        }
         match xray::expand_paths(paths) {
             Ok(files) if files.is_empty() => {
                 self.error = Some(format!("No images found in {}", display_list(paths)));
@@ -148,7 +175,25 @@ impl CxrApp {
     }
 
     /// Start loading worklist entry `index` in the background.
+    /// A review whose last save failed exists only in memory: opening another image would
+    /// drop it, so the reader is asked to save it elsewhere first.
+    fn may_leave_review(&mut self) -> bool {
+        let Some(r) = self.review.as_mut() else { return true };
+        r.autosave();
+        if !r.unsaved {
+            return true;
+        }
+        self.error = Some(format!(
+            "The review of {} could not be saved (see the panel). Save it with File > Save review as… before opening another image.",
+            self.shown.as_ref().map(|s| s.image.source.label.as_str()).unwrap_or("this image")
+        ));
+        false
+    }
+
     pub fn load(&mut self, index: usize, ctx: &egui::Context) {
+        if !self.may_leave_review() {
+            return;
+        }
         let Some(path) = self.worklist.files.get(index).cloned() else { return };
         self.worklist.current = Some(index);
         let (tx, rx) = channel();
@@ -177,20 +222,18 @@ impl CxrApp {
         self.error = None;
         self.shown_path = path.clone();
         self.shown_sha = sha.clone();
+        self.pending_slot = None;
         if let Some(p) = &path {
-            match review::saved_annotation(p, &sha, &image) {
-                Ok(Some(a)) => {
-                    self.worklist.reviews.insert(p.clone(), worklist::info_of(&a));
-                    self.review = Some(Review::new(id, path, a, image.spacing));
-                    return;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    // Keep the other image's file untouched: this review will not be saved.
-                    self.error = Some(format!("{e}. The prediction below is not saved."));
-                    self.shown_path = None;
-                }
+            let opened = store::open(p, &sha, &image);
+            if !opened.notices.is_empty() {
+                self.error = Some(opened.notices.join(". "));
             }
+            if let Some(a) = opened.annotation {
+                self.worklist.reviews.insert(p.clone(), worklist::info_of(&a));
+                self.review = Some(Review::new(id, Some(opened.slot), a, image.spacing));
+                return;
+            }
+            self.pending_slot = Some(opened.slot);
         }
         let weights = self.weights.clone();
         let ctx2 = ctx.clone();
@@ -216,7 +259,7 @@ impl CxrApp {
                     if let Some(p) = &self.shown_path {
                         self.worklist.reviews.insert(p.clone(), worklist::info_of(&a));
                     }
-                    self.review = Some(Review::new(shown.id, self.shown_path.clone(), a, shown.image.spacing));
+                    self.review = Some(Review::new(shown.id, self.pending_slot.take(), a, shown.image.spacing));
                 }
                 Err(e) if e == "skipped" => {}
                 Err(e) => self.error = Some(format!("The model could not run: {e}")),
@@ -229,7 +272,11 @@ impl CxrApp {
         for e in events {
             match *e {
                 NodeEvent::DragStart { node, add } => r.edit.begin_drag(node, add),
-                NodeEvent::DragMove(d) => r.edit.drag_by(d),
+                NodeEvent::DragMove(d) => {
+                    r.edit.drag_by(d);
+                    // Annotation files accept positions within 4 image sides (review::annotation).
+                    r.edit.clamp_to(3.0 * r.annotation.image.width.max(r.annotation.image.height) as f32);
+                }
                 NodeEvent::DragEnd => {
                     r.edit.end_drag();
                     r.autosave();
@@ -389,10 +436,25 @@ impl CxrApp {
                 if ui.button("Open folder…").clicked() {
                     self.open_dialog(true, &ctx);
                 }
-                if ui.button("Open synthetic phantom").clicked() {
+                if ui.button("Open synthetic phantom").clicked() && self.may_leave_review() {
                     self.worklist = Worklist::default();
                     self.loading = None;
                     self.show_image(phantom::chest_phantom(), None, String::new(), &ctx);
+                }
+                let can_save = self.review.as_ref().is_some_and(|r| r.file().is_some());
+                if ui
+                    .add_enabled(can_save, egui::Button::new("Save review as…"))
+                    .on_hover_text("Save this review to another file, and keep saving it there")
+                    .clicked()
+                {
+                    let name = self.review.as_ref().and_then(|r| r.file()).and_then(|f| f.file_name().map(|n| n.to_owned()));
+                    let mut dialog = rfd::FileDialog::new().add_filter("cxr-review annotation", &["json"]);
+                    if let Some(n) = name {
+                        dialog = dialog.set_file_name(n.to_string_lossy());
+                    }
+                    if let Some(path) = dialog.save_file() {
+                        self.save_review_as(path);
+                    }
                 }
                 if ui.button("Model weights…").on_hover_text("Use a HybridGNet .pt or .safetensors instead of the shipped model").clicked() {
                     if let Some(w) = rfd::FileDialog::new().add_filter("Weights", &["pt", "pth", "safetensors"]).pick_file() {
@@ -428,6 +490,9 @@ impl CxrApp {
                 if ui.add(egui::Button::new("Folder metrics…").shortcut_text("G")).clicked() {
                     self.show_folder_metrics(&ctx);
                 }
+                ui.separator();
+                ui.checkbox(&mut self.show_patient_name, "Patient name in the window title")
+                    .on_hover_text("DICOM patient names are never written to files or logs; this shows one in the title bar");
             });
             ui.menu_button("Help", |ui| {
                 ui.label("Wheel: zoom at cursor · Drag: pan · Right-drag: window/level");
@@ -442,7 +507,17 @@ impl CxrApp {
 
     fn update_title(&mut self, ctx: &egui::Context) {
         let label = self.shown.as_ref().map(|s| s.image.source.label.as_str()).unwrap_or("no image");
-        let title = format!("cxr-review — {label}");
+        let patient = self
+            .shown
+            .as_ref()
+            .filter(|_| self.show_patient_name)
+            .and_then(|s| s.image.patient.as_ref())
+            .map(|p| p.display_name())
+            .filter(|n| !n.is_empty());
+        let title = match patient {
+            Some(name) => format!("cxr-review — {label} — {name}"),
+            None => format!("cxr-review — {label}"),
+        };
         if title != self.title {
             ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
             self.title = title;

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 pub use app::CxrApp;
 
 /// Open the main window on `paths` (files or folders; none opens the phantom).
-pub fn run(paths: Vec<PathBuf>) -> anyhow::Result<()> {
+pub fn run(paths: Vec<PathBuf>, show_patient_name: bool) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Wgpu,
         viewport: egui::ViewportBuilder::default()
@@ -25,6 +25,10 @@ pub fn run(paths: Vec<PathBuf>) -> anyhow::Result<()> {
             .with_drag_and_drop(true),
         ..Default::default()
     };
-    eframe::run_native("cxr-review", options, Box::new(move |cc| Ok(Box::new(CxrApp::new(cc, paths)))))
+    eframe::run_native("cxr-review", options, Box::new(move |cc| {
+        let mut app = CxrApp::new(cc, paths);
+        app.set_show_patient_name(show_patient_name);
+        Ok(Box::new(app))
+    }))
         .map_err(|e| anyhow::anyhow!("cannot start the window: {e}"))
 }

@@ -2,19 +2,20 @@
 //! side panel with status, correction errors and layer toggles.
 
 use egui::{Color32, RichText};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use super::overlay::{self, Layers};
 use crate::landmarks::{NUM_NODES, Organ};
 use crate::review::correction::{Correction, correction};
-use crate::review::{Annotation, EditState, Status, annotation};
+use crate::review::store::Slot;
+use crate::review::{Annotation, EditState, Status};
 use crate::xray::PixelSpacing;
 
 pub struct Review {
     pub image_id: u64,
-    /// The image file; None for the synthetic phantom, whose review is never saved.
-    pub image_path: Option<PathBuf>,
+    /// Where the review is saved; None for the synthetic phantom, whose review is never saved.
+    pub slot: Option<Slot>,
     pub annotation: Annotation,
     pub edit: EditState,
     pub spacing: Option<PixelSpacing>,
@@ -22,6 +23,8 @@ pub struct Review {
     pub save_message: Option<Result<String, String>>,
     /// Since the review was opened or last saved: time not yet in `review_seconds`.
     timer: Instant,
+    /// The last save failed: the review exists only in memory until a save succeeds.
+    pub unsaved: bool,
 }
 
 /// What the panel asks the app to do.
@@ -32,20 +35,22 @@ pub enum PanelAction {
 }
 
 impl Review {
-    pub fn new(image_id: u64, image_path: Option<PathBuf>, annotation: Annotation, spacing: Option<PixelSpacing>) -> Self {
+    pub fn new(image_id: u64, slot: Option<Slot>, annotation: Annotation, spacing: Option<PixelSpacing>) -> Self {
         let edit = EditState::new(annotation.predicted_array(), annotation.corrected_array());
-        Review { image_id, image_path, annotation, edit, spacing, save_message: None, timer: Instant::now() }
+        Review { image_id, slot, annotation, edit, spacing, save_message: None, timer: Instant::now(), unsaved: false }
     }
 
+    /// The file the review is saved to.
     pub fn file(&self) -> Option<PathBuf> {
-        self.image_path.as_deref().map(|p| annotation::path_for(p, None))
+        self.slot.as_ref().map(|s| s.path.clone())
     }
 
     pub fn correction(&self) -> Correction {
         correction(&self.edit.predicted, &self.edit.positions, self.spacing)
     }
 
-    /// Copy the edit state into the annotation and write it if anything changed.
+    /// Copy the edit state into the annotation and write it if anything changed (after a
+    /// failed save, the next change tries again).
     pub fn autosave(&mut self) {
         if !self.edit.dirty {
             return;
@@ -74,24 +79,44 @@ impl Review {
         self.edit.dirty = false;
         self.annotation.review_seconds = self.review_seconds();
         self.timer = Instant::now();
-        let Some(path) = self.file() else {
-            self.save_message = Some(Err("not saved: the synthetic phantom, or an image whose annotation file belongs to another image".into()));
+        let Some(slot) = self.slot.as_mut() else {
+            self.save_message = Some(Err("not saved: the synthetic phantom is never saved".into()));
             return;
         };
-        let result = self.annotation.save(&path);
-        if result.is_ok() {
-            // One line per save: the reviewer's own record of time spent, and our timing source.
-            eprintln!(
-                "saved {} ({}) after {:.1} s of review",
-                path.display(),
-                self.annotation.status.label(),
-                self.annotation.review_seconds
-            );
+        match slot.save(&mut self.annotation) {
+            Ok(note) => {
+                self.unsaved = false;
+                // One line per save: the reviewer's own record of time spent, and our timing source.
+                eprintln!(
+                    "saved {} ({}) after {:.1} s of review",
+                    slot.path.display(),
+                    self.annotation.status.label(),
+                    self.annotation.review_seconds
+                );
+                let name = slot.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                self.save_message = Some(match note {
+                    None => Ok(format!("saved {name}")),
+                    Some(note) => Err(note),
+                });
+            }
+            Err(e) => {
+                self.unsaved = true;
+                eprintln!("{e}");
+                self.save_message = Some(Err(format!(
+                    "{e}. The review is kept in memory only: File > Save review as… saves it elsewhere."
+                )));
+            }
         }
-        self.save_message = Some(match result {
-            Ok(()) => Ok(format!("saved {}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default())),
-            Err(e) => Err(format!("cannot save {}: {e}", path.display())),
-        });
+    }
+
+    /// Save to `path` from now on ("save as").
+    pub fn save_to(&mut self, path: PathBuf) {
+        match self.slot.as_mut() {
+            Some(slot) => slot.move_to(path),
+            None => self.slot = Some(Slot::at(path)),
+        }
+        self.sync();
+        self.save();
     }
 
     /// Accept: `corrected` when nodes were moved, else `accepted`.
@@ -114,6 +139,13 @@ impl Review {
         let mut action = PanelAction::None;
         ui.heading("Review");
         ui.label(RichText::new(model).small().color(Color32::GRAY));
+        if self.unsaved {
+            ui.label(
+                RichText::new("NOT SAVED: this review exists only in memory (File > Save review as…)")
+                    .strong()
+                    .color(Color32::from_rgb(240, 100, 90)),
+            );
+        }
         ui.separator();
         let a = &self.annotation;
         let side = a.image.width.max(a.image.height) as f32;
@@ -243,18 +275,4 @@ fn short(organ: Organ) -> &'static str {
         Organ::LeftLung => "L lung",
         Organ::Heart => "heart",
     }
-}
-
-/// Open the annotation saved beside `image_path`, if any; an annotation of another image is
-/// an error the app shows (and the file is left untouched).
-pub fn saved_annotation(
-    image_path: &Path,
-    sha256: &str,
-    image: &crate::xray::XrayImage,
-) -> Result<Option<Annotation>, String> {
-    let path = annotation::path_for(image_path, None);
-    if !path.exists() {
-        return Ok(None);
-    }
-    Annotation::read_for(&path, image_path, sha256, image).map(Some).map_err(|e| e.to_string())
 }

@@ -5,7 +5,7 @@ use egui::{Color32, RichText};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::review::annotation::{self, Annotation, Status};
+use crate::review::annotation::{Annotation, Status};
 
 #[derive(Default)]
 pub struct Worklist {
@@ -123,7 +123,7 @@ impl Worklist {
 
 /// The review info of `image` from its annotation file beside it, if there is a valid one.
 pub fn read_info(image: &Path) -> Option<ReviewInfo> {
-    let a = Annotation::read(&annotation::path_for(image, None)).ok()?;
+    let (_, a) = crate::review::store::find_readable(image)?;
     Some(info_of(&a))
 }
 

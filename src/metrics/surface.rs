@@ -1,7 +1,11 @@
 //! Boundary distances between masks, as the CheXmask authors computed them (METHOD.md §6).
 //!
 //! - Surface: the mask minus its erosion by the 4-neighbour cross, pixels outside the image
-//!   counting as foreground for the erosion, so the image border is not a surface.
+//!   counting as background (scipy's `binary_erosion` default, which their evaluation used
+//!   through medpy): a mask that runs off the image has a surface along the image edge.
+//!   No mask of the 50 physician-checked VinDr images touches the edge, so those files
+//!   match either way; poor segmentations that run off the image do not (their HD95 came
+//!   out 212.13 instead of 212.0 while the edge counted as foreground).
 //! - Hausdorff: the larger of the two directed maxima of Euclidean distances between the
 //!   surfaces' pixel centres.
 //! - HD95: the 95th percentile of both directed distance lists pooled together, with
@@ -12,7 +16,7 @@
 //! over the bounding box of both surfaces: every nearest surface pixel lies inside it, so
 //! the result is exact and a pair of 1024² masks takes milliseconds.
 //!
-//! Masks without a boundary (empty, or covering the whole image): two of them are at
+//! Empty masks have no boundary: two of them are at
 //! distance 0; one and a mask with a boundary are infinitely far apart (`f64::INFINITY`),
 //! since no boundary point has a counterpart.
 
@@ -31,7 +35,7 @@ pub fn surface(mask: &Mask) -> Mask {
     let m = mask.as_slice();
     let mut out = Mask::new(mask.width(), mask.height());
     let o = out.as_mut_slice();
-    // Outside the image counts as foreground, so only in-image background neighbours make a boundary.
+    // Outside the image counts as background: a pixel on the image edge is always a boundary.
     for y in 0..h {
         let row = &m[y * w..(y + 1) * w];
         let up = (y > 0).then(|| &m[(y - 1) * w..y * w]);
@@ -40,10 +44,12 @@ pub fn surface(mask: &Mask) -> Mask {
             if !row[x] {
                 continue;
             }
-            let edge = (x > 0 && !row[x - 1])
-                || (x + 1 < w && !row[x + 1])
-                || up.is_some_and(|r| !r[x])
-                || down.is_some_and(|r| !r[x]);
+            let edge = x == 0
+                || x + 1 == w
+                || !row[x - 1]
+                || !row[x + 1]
+                || up.is_none_or(|r| !r[x])
+                || down.is_none_or(|r| !r[x]);
             o[y * w + x] = edge;
         }
     }
@@ -242,11 +248,12 @@ mod tests {
         let s = surface(&square(6, 1, 1, 4));
         assert_eq!(s.count(), 12);
         assert!(!s.get(2, 2) && s.get(1, 1) && s.get(4, 3));
-        // A full image has no surface: outside counts as foreground.
-        assert_eq!(surface(&Mask::from_fn(5, 5, |_, _| true)).count(), 0);
-        // Touching the left border: that side is not surface.
+        // A full image's surface is its outer ring: outside counts as background.
+        assert_eq!(surface(&Mask::from_fn(5, 5, |_, _| true)).count(), 16);
+        // Touching the left border: that side is surface too.
         let s = surface(&Mask::from_fn(5, 5, |x, y| x < 2 && (1..4).contains(&y)));
-        assert!(!s.get(0, 2) && s.get(1, 2) && s.get(0, 1));
+        assert!(s.get(0, 2) && s.get(1, 2) && s.get(0, 1));
+        assert_eq!(s.count(), 6);
     }
 
     #[test]
@@ -284,6 +291,22 @@ mod tests {
         assert_eq!(d.hausdorff, 4.0);
         assert!((d.hd95 - 3.6).abs() < 1e-12, "{d:?}");
         assert_eq!(surface_distance(&b, &a), d);
+    }
+
+    #[test]
+    fn masks_running_off_the_image_have_a_surface_on_its_edge() {
+        // A poor segmentation running off the top edge against a reference inside the image.
+        // Expected values from scipy.ndimage (binary_erosion with its default border_value 0,
+        // distance_transform_edt, numpy.percentile), as medpy's hd/hd95 compute them. Counting
+        // the outside as foreground drops A's top row from its surface: Hausdorff stays
+        // 5.831 but HD95 becomes 5.0990, the kind of gap seen on real poor segmentations.
+        let a = Mask::from_fn(16, 12, |x, y| (2..9).contains(&x) && y < 5);
+        let b = Mask::from_fn(16, 12, |x, y| (4..12).contains(&x) && (3..10).contains(&y));
+        assert_eq!(surface(&a).count(), 20);
+        assert_eq!(surface(&b).count(), 26);
+        let d = surface_distance(&a, &b);
+        assert!((d.hausdorff - 34f64.sqrt()).abs() < 1e-12, "{d:?}");
+        assert!((d.hd95 - 5.074264635194588).abs() < 1e-9, "{d:?}");
     }
 
     #[test]

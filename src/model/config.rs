@@ -56,6 +56,10 @@ impl ModelConfig {
         if self.input_size == 0 || !self.input_size.is_multiple_of(32) {
             return Err(format!("input size {} is not a positive multiple of 32", self.input_size));
         }
+        // The released model takes 1024; anything far beyond would only exhaust memory.
+        if self.input_size > 2048 {
+            return Err(format!("input size {} is larger than 2048", self.input_size));
+        }
         if self.channels.contains(&0) || self.latents == 0 {
             return Err("channel and latent counts must be positive".into());
         }

@@ -145,11 +145,61 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Largest tensor a weights file may hold: the released HybridGNet's biggest (its fc layers at
+/// S = 1024) is under 10 M values; a header claiming more is forged or another model.
+pub const MAX_TENSOR_VALUES: usize = 64 * 1024 * 1024;
+/// Largest total: several times the released model.
+pub const MAX_TOTAL_VALUES: usize = 256 * 1024 * 1024;
+
+/// Values a shape holds, refused before anything is allocated for it when it overflows or
+/// exceeds the limits above (`total` is the count so far in the file).
+fn checked_count(path: &Path, key: &str, shape: &[usize], total: &mut usize) -> Result<usize, WeightsError> {
+    let count = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).filter(|&n| n <= MAX_TENSOR_VALUES);
+    let Some(count) = count else {
+        return Err(WeightsError::Read {
+            file: path.to_path_buf(),
+            reason: format!("tensor `{key}` claims shape {shape:?}: more than {MAX_TENSOR_VALUES} values, not a HybridGNet"),
+        });
+    };
+    *total += count;
+    if *total > MAX_TOTAL_VALUES {
+        return Err(WeightsError::Read {
+            file: path.to_path_buf(),
+            reason: format!("tensors claim more than {MAX_TOTAL_VALUES} values in all: not a HybridGNet"),
+        });
+    }
+    Ok(count)
+}
+
+/// The values of a tensor, which must be exactly as many as its shape says.
+fn checked_values(path: &Path, key: &str, shape: &[usize], count: usize, values: Vec<f32>) -> Result<StateTensor, WeightsError> {
+    if values.len() != count {
+        return Err(WeightsError::Read {
+            file: path.to_path_buf(),
+            reason: format!("tensor `{key}` has shape {shape:?} ({count} values) but its data holds {}", values.len()),
+        });
+    }
+    Ok(StateTensor { shape: shape.to_vec(), values })
+}
+
 fn read_pytorch(path: &Path) -> Result<StateDict, WeightsError> {
+    // The pickle and zip readers are third-party code fed user data: a panic becomes an error.
+    match std::panic::catch_unwind(|| read_pytorch_inner(path)) {
+        Ok(r) => r,
+        Err(_) => Err(WeightsError::Read {
+            file: path.to_path_buf(),
+            reason: "the PyTorch reader crashed on this file (corrupt or not a state dict)".into(),
+        }),
+    }
+}
+
+fn read_pytorch_inner(path: &Path) -> Result<StateDict, WeightsError> {
     let reader =
         PytorchReader::new(path).map_err(|e| WeightsError::Read { file: path.to_path_buf(), reason: e.to_string() })?;
     let mut tensors = BTreeMap::new();
+    let mut total = 0;
     for (key, t) in reader.into_tensors() {
+        let count = checked_count(path, &key, t.shape(), &mut total)?;
         let bytes = t.read().map_err(|e| WeightsError::Read { file: path.to_path_buf(), reason: e.to_string() })?;
         use pytorch_reader::DType as P;
         let values = match t.dtype() {
@@ -161,7 +211,8 @@ fn read_pytorch(path: &Path) -> Result<StateDict, WeightsError> {
                 return Err(WeightsError::Dtype { file: path.to_path_buf(), key, dtype: format!("{other:?}") });
             }
         };
-        tensors.insert(key, StateTensor { shape: t.shape().to_vec(), values });
+        let tensor = checked_values(path, &key, t.shape(), count, values)?;
+        tensors.insert(key, tensor);
     }
     Ok(StateDict { source: path.to_path_buf(), tensors, metadata: BTreeMap::new() })
 }
@@ -171,7 +222,9 @@ fn read_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
     let bytes = std::fs::read(path).map_err(|e| read_err(e.to_string()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| read_err(e.to_string()))?;
     let mut tensors = BTreeMap::new();
+    let mut total = 0;
     for (key, view) in st.tensors() {
+        let count = checked_count(path, &key, view.shape(), &mut total)?;
         use safetensors::Dtype as S;
         let data = view.data();
         let values = match view.dtype() {
@@ -181,7 +234,8 @@ fn read_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
             S::BF16 => decode(data, 2, |b| bf16::from_le_bytes(b.try_into().unwrap()).to_f32()),
             other => return Err(WeightsError::Dtype { file: path.to_path_buf(), key, dtype: format!("{other:?}") }),
         };
-        tensors.insert(key, StateTensor { shape: view.shape().to_vec(), values });
+        let tensor = checked_values(path, &key, view.shape(), count, values)?;
+        tensors.insert(key, tensor);
     }
     let metadata = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| read_err(e.to_string()))?
@@ -221,6 +275,9 @@ pub fn infer_config(sd: &StateDict) -> Result<ModelConfig, WeightsError> {
             reason: format!("`{key}` has shape {shape:?}, not a linear layer"),
         });
     };
+    if channels.contains(&0) {
+        return Err(WeightsError::Architecture { file: file(), reason: format!("an encoder block has no channels ({channels:?})") });
+    }
     let cells = flat / channels[5];
     let side = (cells as f64).sqrt().round() as usize;
     if side == 0 || side * side * channels[5] != *flat {

@@ -44,6 +44,10 @@ pub struct ImageIdentity {
     pub height: u32,
     /// Row and column spacing in mm, when the file gives it.
     pub pixel_spacing_mm: Option<[f64; 2]>,
+    /// The DICOM image's SOP Instance UID: with the content hash, what identifies the image
+    /// without naming the patient (no patient attribute is ever written here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sop_instance_uid: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +130,7 @@ impl Annotation {
                 width: image.width,
                 height: image.height,
                 pixel_spacing_mm: image.spacing.map(|s| [s.row_mm, s.col_mm]),
+                sop_instance_uid: image.uids.as_ref().map(|u| u.sop_instance.clone()).filter(|u| !u.is_empty()),
             },
             model,
             predicted: p.mean.to_vec(),
@@ -179,6 +184,21 @@ impl Annotation {
         if let Some(c) = &a.calibrated {
             c.check().map_err(|e| malformed(format!("`calibrated`: {e}")))?;
         }
+        let side = a.image.width.max(a.image.height);
+        if a.image.width == 0 || a.image.height == 0 || u64::from(side) > crate::xray::MAX_SIDE {
+            return Err(malformed(format!("image size {}×{} is not a radiograph's", a.image.width, a.image.height)));
+        }
+        // Positions may sit a little outside the image (a node dragged past the edge), not
+        // light-years away: every measurement rasterises them.
+        let reach = 4.0 * side as f32;
+        for (name, points) in [("predicted", &a.predicted), ("predicted_std", &a.predicted_std), ("corrected", &a.corrected)] {
+            if let Some(i) = points.iter().position(|p| !p.iter().all(|v| v.is_finite() && v.abs() <= reach)) {
+                return Err(malformed(format!("`{name}` node {} is not a position near the image: {:?}", i + 1, points[i])));
+            }
+        }
+        if !a.score.is_finite() || !a.review_seconds.is_finite() {
+            return Err(malformed("`score` or `review_seconds` is not a finite number".into()));
+        }
         Ok(a)
     }
 
@@ -191,14 +211,25 @@ impl Annotation {
     /// other pixels (content hash or size differ).
     pub fn read_for(path: &Path, image_path: &Path, sha256: &str, image: &XrayImage) -> Result<Self, AnnotationError> {
         let a = Self::read(path)?;
-        let wrong = |reason: String| AnnotationError::WrongImage { path: path.to_path_buf(), image: image_path.to_path_buf(), reason };
-        if a.image.sha256 != sha256 {
-            return Err(wrong(format!("it was made for {} with SHA-256 {}…", a.image.path.display(), &a.image.sha256.get(..12).unwrap_or(""))));
-        }
-        if (a.image.width, a.image.height) != (image.width, image.height) {
-            return Err(wrong(format!("size {}×{} vs {}×{}", a.image.width, a.image.height, image.width, image.height)));
-        }
+        a.check_image(path, image_path, sha256, image)?;
         Ok(a)
+    }
+
+    /// Refuse this annotation (read from `path`) for the image at `image_path` when it was
+    /// made for other pixels (content hash or size differ).
+    pub fn check_image(&self, path: &Path, image_path: &Path, sha256: &str, image: &XrayImage) -> Result<(), AnnotationError> {
+        let wrong = |reason: String| AnnotationError::WrongImage { path: path.to_path_buf(), image: image_path.to_path_buf(), reason };
+        if self.image.sha256 != sha256 {
+            return Err(wrong(format!(
+                "it was made for {} with SHA-256 {}…",
+                self.image.path.display(),
+                &self.image.sha256.get(..12).unwrap_or("")
+            )));
+        }
+        if (self.image.width, self.image.height) != (image.width, image.height) {
+            return Err(wrong(format!("size {}×{} vs {}×{}", self.image.width, self.image.height, image.width, image.height)));
+        }
+        Ok(())
     }
 
     /// Write atomically (temporary file, fsync, rename), stamping the modification time.

@@ -48,6 +48,9 @@ fn dist(a: Point, b: Point, sx: f64, sy: f64) -> f64 {
     (((a[0] - b[0]) as f64) * sx).hypot(((a[1] - b[1]) as f64) * sy)
 }
 
+/// Largest raster [`contour_dice`] fills.
+const MAX_CELLS: f64 = 16.0 * 1024.0 * 1024.0;
+
 /// Dice of two filled contours, rasterised in their joint bounding box only.
 pub fn contour_dice(a: &[Point], b: &[Point]) -> f64 {
     if a == b {
@@ -60,9 +63,17 @@ pub fn contour_dice(a: &[Point], b: &[Point]) -> f64 {
         x1 = x1.max(p[0]);
         y1 = y1.max(p[1]);
     }
+    if ![x0, y0, x1, y1].iter().all(|v| v.is_finite()) {
+        return 0.0;
+    }
     let (ox, oy) = (x0.floor() - 1.0, y0.floor() - 1.0);
-    let (w, h) = ((x1 - ox).ceil() as u32 + 2, (y1 - oy).ceil() as u32 + 2);
-    let shift = |pts: &[Point]| pts.iter().map(|p| [p[0] - ox, p[1] - oy]).collect::<Vec<_>>();
+    let (span_x, span_y) = ((x1 - ox) as f64 + 2.0, (y1 - oy) as f64 + 2.0);
+    // A node dragged far off the image must not make a gigantic raster: beyond 16 M cells
+    // the contours are rasterised at a coarser scale (Dice barely changes at that size).
+    let scale = (MAX_CELLS / (span_x * span_y)).sqrt().min(1.0);
+    let (w, h) = ((span_x * scale).ceil() as u32 + 1, (span_y * scale).ceil() as u32 + 1);
+    let s = scale as f32;
+    let shift = |pts: &[Point]| pts.iter().map(|p| [(p[0] - ox) * s, (p[1] - oy) * s]).collect::<Vec<_>>();
     dice(&fill_contour(&shift(a), w, h), &fill_contour(&shift(b), w, h))
 }
 
@@ -71,6 +82,18 @@ mod tests {
     use super::*;
     use crate::landmarks::template;
     use crate::masks::organ_masks;
+
+    #[test]
+    fn far_off_nodes_keep_the_raster_small() {
+        let a = template();
+        let mut b = a;
+        b[3] = [1.0e30, -1.0e30];
+        let d = contour_dice(&a[..44], &b[..44]);
+        assert!((0.0..1.0).contains(&d), "{d}");
+        b[3] = [a[3][0] + 100_000.0, a[3][1]];
+        let d = contour_dice(&a[..44], &b[..44]);
+        assert!((0.0..1.0).contains(&d), "{d}");
+    }
 
     #[test]
     fn no_change_is_zero_error_and_dice_one() {

@@ -76,6 +76,15 @@ impl EditState {
         }
     }
 
+    /// Keep every node within `limit` px of the image origin on both axes (a node dragged
+    /// far past the edge would otherwise be saved where no measurement can follow it).
+    pub fn clamp_to(&mut self, limit: f32) {
+        for p in self.positions.iter_mut() {
+            p[0] = p[0].clamp(-limit, limit);
+            p[1] = p[1].clamp(-limit, limit);
+        }
+    }
+
     pub fn end_drag(&mut self) {
         if let Some(start) = self.drag_start.take() {
             if start != self.positions {

@@ -71,12 +71,17 @@ pub fn evaluate_folder(images: &[PathBuf]) -> FolderEvaluation {
     let mut out = FolderEvaluation::default();
     for image in images {
         let file = annotation::path_for(image, None);
-        if !file.exists() {
+        if !super::store::candidates(image).iter().any(|p| p.exists()) {
             out.missing += 1;
             continue;
         }
-        match Annotation::read(&file) {
-            Err(e) => out.unreadable.push(e.to_string()),
+        // The first readable review (a corrupt primary file may have an alternate beside it).
+        let found = super::store::find_readable(image).ok_or_else(|| match Annotation::read(&file) {
+            Err(e) => e.to_string(),
+            Ok(_) => format!("{}: no readable review", file.display()),
+        });
+        match found.map(|(_, a)| a) {
+            Err(e) => out.unreadable.push(e),
             Ok(a) => match a.status {
                 Status::Unreviewed => out.unreviewed += 1,
                 Status::Rejected => out.rejected += 1,

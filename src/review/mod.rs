@@ -7,6 +7,7 @@ pub mod atomic;
 pub mod correction;
 pub mod edit;
 pub mod folder;
+pub mod store;
 
 pub use annotation::{Annotation, AnnotationError, ModelIdentity, Status};
 pub use edit::EditState;

@@ -8,7 +8,8 @@
 //! in the units the file's own WindowCenter/Width refer to. MONOCHROME1 is kept as a
 //! flag: inversion happens at display time, not here.
 
-use super::{ImageSource, LoadError, Photometric, PixelSpacing, Window, XrayImage};
+use super::dicom_lengths;
+use super::{DicomUids, ImageSource, LoadError, PatientInfo, Photometric, PixelSpacing, Window, XrayImage};
 use dicom_core::Tag;
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::file::ReadPreamble;
@@ -145,7 +146,9 @@ fn load_inner(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
     if rows == 0 || cols == 0 {
         return Err(err(format!("image has no pixels ({cols}×{rows})")));
     }
+    super::check_size(path, cols as u64, rows as u64, "DICOM header")?;
     let samples = optional_u16(&obj, tags::SAMPLES_PER_PIXEL, "SamplesPerPixel").map_err(err)?.unwrap_or(1);
+
     let bits_allocated = required_u16(&obj, tags::BITS_ALLOCATED, "BitsAllocated").map_err(err)?;
     let bits_stored = optional_u16(&obj, tags::BITS_STORED, "BitsStored").map_err(err)?.unwrap_or(bits_allocated);
     let high_bit = optional_u16(&obj, tags::HIGH_BIT, "HighBit").map_err(err)?.unwrap_or(bits_stored.saturating_sub(1));
@@ -211,21 +214,22 @@ fn load_inner(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
     if data.len() < needed {
         return Err(err(format!("pixel data is truncated: {} bytes, {needed} needed for {cols}×{rows}", data.len())));
     }
-    let raw: Vec<f64> = if samples == 1 {
-        (0..n).map(|i| layout.sample(data, i)).collect()
+    // Straight to f32 with the rescale applied: no f64 copy of a large image.
+    let rescale = |v: f64| (v * slope + intercept) as f32;
+    let pixels: Vec<f32> = if samples == 1 {
+        (0..n).map(|i| rescale(layout.sample(data, i))).collect()
     } else {
         // Codecs return interleaved samples whatever the file says; only native data may be planar.
         let planar = !encapsulated
             && optional_u16(&obj, tags::PLANAR_CONFIGURATION, "PlanarConfiguration").ok().flatten() == Some(1);
         let at = |i: usize, c: usize| layout.sample(data, if planar { c * n + i } else { i * 3 + c });
         match decoded.photometric_interpretation().as_str() {
-            "RGB" => (0..n).map(|i| (0.299 * at(i, 0) + 0.587 * at(i, 1) + 0.114 * at(i, 2)).round()).collect(),
+            "RGB" => (0..n).map(|i| rescale((0.299 * at(i, 0) + 0.587 * at(i, 1) + 0.114 * at(i, 2)).round())).collect(),
             // Native YBR_FULL: Y already is the luma.
-            "YBR_FULL" => (0..n).map(|i| at(i, 0)).collect(),
+            "YBR_FULL" => (0..n).map(|i| rescale(at(i, 0))).collect(),
             other => return Err(err(format!("colour layout {other} is not supported uncompressed"))),
         }
     };
-    let pixels = raw.into_iter().map(|v| (v * slope + intercept) as f32).collect();
 
     let label = path
         .file_name()
@@ -240,11 +244,37 @@ fn load_inner(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
     img.photometric = photometric;
     img.spacing = spacing;
     img.file_window = file_window;
+    img.uids = Some(DicomUids {
+        sop_class: text(&obj, tags::SOP_CLASS_UID).unwrap_or_default(),
+        sop_instance: text(&obj, tags::SOP_INSTANCE_UID).unwrap_or_default(),
+        study_instance: text(&obj, tags::STUDY_INSTANCE_UID).unwrap_or_default(),
+        series_instance: text(&obj, tags::SERIES_INSTANCE_UID).unwrap_or_default(),
+    });
+    img.patient = Some(PatientInfo {
+        name: text(&obj, tags::PATIENT_NAME).unwrap_or_default(),
+        id: text(&obj, tags::PATIENT_ID).unwrap_or_default(),
+        birth_date: text(&obj, tags::PATIENT_BIRTH_DATE).unwrap_or_default(),
+        accession: text(&obj, tags::ACCESSION_NUMBER).unwrap_or_default(),
+    });
     Ok(img)
 }
 
 /// Parse a Part 10 file or a bare data set into an object with a file meta group.
 fn parse(bytes: &[u8]) -> Result<DefaultDicomObject, String> {
+    // Lengths first: the parser would allocate whatever a forged header claims.
+    let lengths = if has_preamble(bytes) {
+        dicom_lengths::check_file(bytes, 132)
+    } else if bytes.starts_with(b"DICM") {
+        dicom_lengths::check_file(bytes, 4)
+    } else {
+        match bare_encoding(bytes) {
+            Some(BareEncoding::MetaWithoutMagic) => dicom_lengths::check_file(bytes, 0),
+            Some(BareEncoding::ImplicitLittle) => dicom_lengths::check_dataset(bytes, 0, false),
+            Some(BareEncoding::ExplicitLittle) => dicom_lengths::check_dataset(bytes, 0, true),
+            None => Ok(()),
+        }
+    };
+    lengths.map_err(|e| format!("cannot read DICOM file: {e}"))?;
     if has_preamble(bytes) {
         return OpenFileOptions::new()
             .read_preamble(ReadPreamble::Always)

@@ -5,6 +5,7 @@
 //! pre-processing can both be derived from one copy.
 
 pub mod dicom;
+pub mod dicom_lengths;
 pub mod phantom;
 pub mod raster;
 pub mod window;
@@ -56,6 +57,62 @@ pub struct ImageSource {
     pub bits_stored: u16,
 }
 
+/// The UIDs that identify a DICOM image without naming the patient: what an annotation
+/// keeps to find its image again, and what a DICOM Segmentation refers to.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, serde::Deserialize)]
+pub struct DicomUids {
+    pub sop_class: String,
+    pub sop_instance: String,
+    pub study_instance: String,
+    pub series_instance: String,
+}
+
+/// Patient identity read from a DICOM file. It is kept apart from everything that gets
+/// written or logged: only the window title shows it, and only when the user allows it
+/// (`--show-patient`), and `infer --include-patient-data` writes it on request. `Debug`
+/// redacts it so a stray `{:?}` cannot leak it into a log.
+#[derive(Clone, PartialEq, Default)]
+pub struct PatientInfo {
+    pub name: String,
+    pub id: String,
+    pub birth_date: String,
+    pub accession: String,
+}
+
+impl std::fmt::Debug for PatientInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PatientInfo(redacted)")
+    }
+}
+
+impl PatientInfo {
+    /// The DICOM person name as a reader writes it ("DOE^JANE" → "DOE JANE").
+    pub fn display_name(&self) -> String {
+        self.name.split('^').filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// Largest image side we open: detectors are at most ~4300 px; a header claiming more
+/// than this is forged or broken, and decoding it would only exhaust memory.
+pub const MAX_SIDE: u64 = 16_384;
+/// Largest pixel count we open (8192², 256 MiB as f32; a 4k×4k radiograph is a quarter).
+pub const MAX_PIXELS: u64 = 8192 * 8192;
+
+/// Refuse a header's image size before anything is allocated for it.
+pub fn check_size(path: &Path, width: u64, height: u64, what: &str) -> Result<(), LoadError> {
+    if width > MAX_SIDE || height > MAX_SIDE || width * height > MAX_PIXELS {
+        return Err(LoadError::new(
+            path,
+            format!(
+                "{what} claims {width}×{height} pixels: larger than cxr-review opens \
+                 (at most {MAX_SIDE} px a side and {} megapixels)",
+                MAX_PIXELS / 1_000_000
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct XrayImage {
     pub width: u32,
@@ -67,6 +124,10 @@ pub struct XrayImage {
     /// The window stored in the file, if any.
     pub file_window: Option<Window>,
     pub source: ImageSource,
+    /// DICOM files only.
+    pub uids: Option<DicomUids>,
+    /// DICOM files only; never written anywhere unless asked for (see [`PatientInfo`]).
+    pub patient: Option<PatientInfo>,
 }
 
 /// A load failure, always naming the file.
@@ -97,6 +158,8 @@ impl XrayImage {
             spacing: None,
             file_window: None,
             source,
+            uids: None,
+            patient: None,
         }
     }
 

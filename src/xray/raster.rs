@@ -35,10 +35,18 @@ pub fn load(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
         return Err(LoadError::new(path, "JPEG is truncated: the image data ends before its end-of-image marker"));
     }
 
+    // The header's size first: a forged one must be refused before the decoder allocates.
+    let dims = std::panic::catch_unwind(|| image::ImageReader::with_format(Cursor::new(bytes), format).into_dimensions())
+        .map_err(|_| LoadError::new(path, format!("{container} decoder crashed on this file (corrupt data?)")))?
+        .map_err(|e| LoadError::new(path, format!("cannot decode {container}: {e}")))?;
+    super::check_size(path, dims.0 as u64, dims.1 as u64, &format!("{container} header"))?;
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
-    // The default limits (512 MiB per allocation) stop a forged header from
-    // allocating unbounded memory; keep them explicitly.
-    reader.limits(image::Limits::default());
+    // Beyond the size check, the default limits (512 MiB per allocation) bound what a
+    // decoder may allocate for a forged file; keep them explicitly.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(super::MAX_SIDE as u32);
+    limits.max_image_height = Some(super::MAX_SIDE as u32);
+    reader.limits(limits);
     // Decoders are third-party code fed user data: a panic must become an error.
     let decoded = std::panic::catch_unwind(move || reader.decode())
         .map_err(|_| LoadError::new(path, format!("{container} decoder crashed on this file (corrupt data?)")))?

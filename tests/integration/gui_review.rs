@@ -1,6 +1,7 @@
 //! The review workflow driven through the real app with simulated pointer and key events:
 //! drag a node, the annotation file follows; undo; reopen restores; status keys; wrong
-//! image refused; worklist sorted by uncertainty.
+//! image refused; worklist sorted by uncertainty; corrupt files kept, a second instance's
+//! saves kept, failed saves shown and rescued.
 
 use crate::common;
 
@@ -184,21 +185,154 @@ fn an_annotation_of_another_image_is_refused_and_left_alone() {
     std::fs::copy(annotation::path_for(&images[0].0, None), &foreign).unwrap();
     let original = std::fs::read(&foreign).unwrap();
 
-    let config = ModelConfig::released(64);
-    let weights = dir.path().join("w.safetensors");
-    HybridGNet::random(&config, 1, &burn::tensor::Device::flex()).save(&weights).unwrap();
+    let weights = random_weights(dir.path());
     let mut h = harness(vec![images[1].0.clone()], Some(weights));
     let err = h.state().error().unwrap().to_string();
     assert!(err.contains("belongs to another image") && err.contains("JPCLN015.png"), "{err}");
-    // The model's prediction is shown, but editing it never overwrites the foreign file.
+    assert!(err.contains("kept untouched") && err.contains("JPCLN015.png.cxr-2.json"), "{err}");
+    // The model's prediction is shown; editing it saves beside the foreign file, never over it.
     // (Random weights may put nodes off screen, so edit through the review state.)
     let r = h.state_mut().review_mut().unwrap();
     r.edit.move_nodes(&[10], [15.0, 15.0]);
     r.autosave();
     key(&mut h, Key::A, Modifiers::NONE);
-    let msg = format!("{:?}", h.state().review().map(|r| r.save_message.clone()));
-    assert!(msg.contains("not saved") || msg.contains("None"), "{msg}");
     assert_eq!(std::fs::read(&foreign).unwrap(), original);
+    let beside = images[1].0.with_file_name("JPCLN015.png.cxr-2.json");
+    let saved = Annotation::read(&beside).unwrap();
+    assert_eq!(saved.status, Status::Corrected);
+    assert_eq!(saved.image.sha256, file_sha256(&images[1].0).unwrap());
+}
+
+/// Random weights for a harness that must predict (small, fast).
+fn random_weights(dir: &Path) -> PathBuf {
+    let weights = dir.join("w.safetensors");
+    HybridGNet::random(&ModelConfig::released(64), 1, &burn::tensor::Device::flex()).save(&weights).unwrap();
+    weights
+}
+
+#[test]
+fn a_corrupt_annotation_is_kept_and_the_new_review_saved_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = jsrt_copies(dir.path(), &["JPCLN001"]);
+    seed_annotation(&images[0].0, images[0].1, 3.0);
+    let file = annotation::path_for(&images[0].0, None);
+    // Truncated mid-write by some other tool.
+    let full = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &full[..full.len() / 2]).unwrap();
+    let truncated = std::fs::read(&file).unwrap();
+
+    let weights = random_weights(dir.path());
+    let mut h = harness(vec![images[0].0.clone()], Some(weights.clone()));
+    let err = h.state().error().unwrap().to_string();
+    assert!(err.contains("JPCLN001.png.cxr.json") && err.contains("corrupt"), "{err}");
+    assert!(err.contains("JPCLN001.png.cxr-2.json"), "{err}");
+    key(&mut h, Key::X, Modifiers::NONE);
+    assert_eq!(std::fs::read(&file).unwrap(), truncated, "the corrupt file is never overwritten");
+    let beside = images[0].0.with_file_name("JPCLN001.png.cxr-2.json");
+    assert_eq!(Annotation::read(&beside).unwrap().status, Status::Rejected);
+    drop(h);
+
+    // Reopened: the readable review beside it is the one restored.
+    let h = harness(vec![images[0].0.clone()], Some(weights));
+    assert_eq!(h.state().review().unwrap().annotation.status, Status::Rejected);
+    assert_eq!(h.state().review().unwrap().file().unwrap(), beside);
+}
+
+#[test]
+fn a_second_instance_does_not_clobber_the_first_ones_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = jsrt_copies(dir.path(), &["JPCLN001"]);
+    seed_annotation(&images[0].0, images[0].1, 3.0);
+    let file = annotation::path_for(&images[0].0, None);
+    // Two windows on the same image.
+    let mut first = harness(vec![images[0].0.clone()], None);
+    let mut second = harness(vec![images[0].0.clone()], None);
+    key(&mut first, Key::A, Modifiers::NONE);
+    assert_eq!(Annotation::read(&file).unwrap().status, Status::Accepted);
+    let first_save = std::fs::read(&file).unwrap();
+
+    // The second one, opened before that save, rejects: its save must not replace the first's.
+    key(&mut second, Key::X, Modifiers::NONE);
+    assert_eq!(std::fs::read(&file).unwrap(), first_save);
+    let msg = format!("{:?}", second.state().review().unwrap().save_message);
+    assert!(msg.contains("changed by another program") && msg.contains("JPCLN001.png.cxr-2.json"), "{msg}");
+    let beside = images[0].0.with_file_name("JPCLN001.png.cxr-2.json");
+    assert_eq!(Annotation::read(&beside).unwrap().status, Status::Rejected);
+    second.run_steps(2);
+    second.get_by_label_contains("changed by another program");
+
+    // The first one saves again over its own file: that is not a conflict.
+    let r = first.state_mut().review_mut().unwrap();
+    r.annotation.note = "second look".into();
+    r.save();
+    assert_eq!(Annotation::read(&file).unwrap().note, "second look");
+}
+
+#[test]
+fn a_failed_save_is_shown_and_the_review_can_be_saved_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("share");
+    std::fs::create_dir(&sub).unwrap();
+    let images = jsrt_copies(&sub, &["JPCLN001", "JPCLN015"]);
+    for (image, landmarks) in &images {
+        seed_annotation(image, *landmarks, 3.0);
+    }
+    let mut h = harness(vec![sub.clone()], None);
+    assert_eq!(h.state().shown().unwrap().image.source.label, "JPCLN001.png");
+    // The folder goes away under the reviewer (an unmounted share; a read-only or full disk
+    // fails the same way, but root ignores permissions, so it cannot be made read-only here).
+    std::fs::remove_dir_all(&sub).unwrap();
+    let p = node_screen(&h, 30);
+    drag(&mut h, p, p + egui::vec2(25.0, 10.0));
+    let r = h.state().review().unwrap();
+    assert!(r.unsaved, "the save must fail");
+    let msg = format!("{:?}", r.save_message);
+    assert!(msg.contains("cannot save") && msg.contains("kept in memory"), "{msg}");
+    let moved = r.edit.positions[30];
+    h.run_steps(2);
+    h.get_by_label_contains("NOT SAVED");
+
+    // Moving on would drop the review: the app stays and says why.
+    key(&mut h, Key::N, Modifiers::NONE);
+    h.run_steps(3);
+    assert_eq!(h.state().shown().unwrap().image.source.label, "JPCLN001.png");
+    assert!(h.state().review().unwrap().unsaved);
+    let err = h.state().error().unwrap().to_string();
+    assert!(err.contains("could not be saved") && err.contains("Save review as"), "{err}");
+
+    // Saved elsewhere, it is all there, and later saves go there too.
+    let elsewhere = dir.path().join("rescued.cxr.json");
+    h.state_mut().save_review_as(elsewhere.clone());
+    let r = h.state().review().unwrap();
+    assert!(!r.unsaved, "{:?}", r.save_message);
+    let a = Annotation::read(&elsewhere).unwrap();
+    assert_eq!(a.corrected[30], moved);
+    assert!(a.edited[30]);
+    let r = h.state_mut().review_mut().unwrap();
+    r.accept();
+    assert_eq!(Annotation::read(&elsewhere).unwrap().status, Status::Corrected);
+}
+
+#[test]
+fn patient_names_stay_out_of_annotations_and_reach_the_title_only_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dcm = common::patient_dicom(dir.path(), "patient.dcm");
+    let weights = random_weights(dir.path());
+    let mut h = harness(vec![dcm.clone()], Some(weights));
+    h.run_steps(2);
+    let title = h.state().title().to_string();
+    assert!(title.contains("patient.dcm") && !title.contains("DOE"), "{title}");
+    h.state_mut().set_show_patient_name(true);
+    h.run_steps(2);
+    assert!(h.state().title().contains("DOE JANE"), "{}", h.state().title());
+
+    key(&mut h, Key::A, Modifiers::NONE);
+    let file = annotation::path_for(&dcm, None);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains(common::PATIENT_SOP_UID), "the annotation names the image by its SOP Instance UID");
+    for secret in common::PATIENT_SECRETS {
+        assert!(!text.contains(secret), "{secret} leaked into {}", file.display());
+    }
 }
 
 #[test]

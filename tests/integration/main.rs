@@ -10,6 +10,7 @@ mod formats;
 mod gui_review;
 mod gui_snapshot;
 mod gui_viewer;
+mod hardening;
 mod loading;
 mod model_parity;
 mod training;

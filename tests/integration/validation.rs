@@ -132,7 +132,7 @@ fn validate_command_writes_its_table_and_figures() {
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(lines[0].starts_with("image,Dice Lungs,Dice Heart,"), "{}", lines[0]);
+    assert!(lines[0].starts_with("image,set,Dice Lungs,Dice Heart,"), "{}", lines[0]);
     assert!(lines[1].starts_with("JPC") && lines[1].split(',').count() == lines[0].split(',').count());
     for f in ["error_vs_uncertainty.png", "noise_probe.png", "probes.png"] {
         let img = image::open(plots.join(f)).unwrap();

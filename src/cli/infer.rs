@@ -46,9 +46,20 @@ pub struct Args {
 pub const PATIENT_COLUMNS: [&str; 4] = ["patient_name", "patient_id", "patient_birth_date", "accession_number"];
 
 /// `mean_expected_error`: the calibrated image score (mean expected node error, px), empty for
-/// a model without calibration.
-pub const SUMMARY_HEADER: [&str; 7] =
-    ["image", "width", "height", "mean_node_std", "latent_sigma2_mean", "seconds", "mean_expected_error"];
+/// a model without calibration. `ctr_mean`, `ctr_sd`: the cardiothoracic ratio over the latent
+/// samples; `ctr_above_0.5`: the cardiomegaly flag of the mean.
+pub const SUMMARY_HEADER: [&str; 10] = [
+    "image",
+    "width",
+    "height",
+    "mean_node_std",
+    "latent_sigma2_mean",
+    "seconds",
+    "mean_expected_error",
+    "ctr_mean",
+    "ctr_sd",
+    "ctr_above_0.5",
+];
 pub use crate::formats::chexmask_u::{EXPECTED_ERROR_COLUMN, HEADER as NODE_HEADER};
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -119,6 +130,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     p.latent_sigma2_mean.to_string(),
                     format!("{secs:.3}"),
                     p.expected_score().map(|v| format!("{v:.4}")).unwrap_or_default(),
+                    p.ctr.map(|c| format!("{:.4}", c.mean)).unwrap_or_default(),
+                    p.ctr.map(|c| format!("{:.4}", c.sd)).unwrap_or_default(),
+                    p.ctr.map(|c| (c.mean > crate::metrics::ctr::CARDIOMEGALY_CTR).to_string()).unwrap_or_default(),
                 ]);
                 if args.include_patient_data {
                     let pt = patient.unwrap_or_default();
@@ -244,10 +258,13 @@ mod tests {
         assert!(!out.join("broken.csv").exists());
         let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
         let rows: Vec<&str> = summary.lines().collect();
-        assert_eq!(rows[0], "image,width,height,mean_node_std,latent_sigma2_mean,seconds,mean_expected_error");
+        assert_eq!(
+            rows[0],
+            "image,width,height,mean_node_std,latent_sigma2_mean,seconds,mean_expected_error,ctr_mean,ctr_sd,ctr_above_0.5"
+        );
         assert_eq!(rows.len(), 3, "{summary}");
-        // Uncalibrated weights: no expected error.
-        assert!(rows[1].ends_with(',') && rows[2].ends_with(','), "{summary}");
+        // Uncalibrated weights: no expected error; a CTR (random weights make any shape).
+        assert!(rows[1].split(',').nth(6) == Some("") && rows[2].split(',').nth(6) == Some(""), "{summary}");
         assert!(rows[1].starts_with("a.png,40,30,") && rows[2].starts_with("b.png,20,50,"), "{summary}");
 
         // Again: nothing is recomputed and the earlier summary rows are kept as they were.

@@ -116,6 +116,7 @@ fn generated_annotation() -> Vec<u8> {
         modified: "2026-01-01T00:01:00Z".into(),
         review_seconds: 12.0,
         calibrated: None,
+        predicted_ctr: Some(crate::metrics::ctr::CtrSpread { mean: 0.45, sd: 0.01, samples: 50 }),
     };
     a.to_json()
 }

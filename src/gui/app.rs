@@ -388,6 +388,9 @@ impl CxrApp {
         if pressed(Key::M) {
             self.layers.fill = !self.layers.fill;
         }
+        if pressed(Key::T) {
+            self.layers.ctr = !self.layers.ctr;
+        }
         if pressed(Key::G) {
             self.show_folder_metrics(ctx);
         }
@@ -498,7 +501,7 @@ impl CxrApp {
                 ui.label("Wheel: zoom at cursor · Drag: pan · Right-drag: window/level");
                 ui.label("F fit · 1 one-to-one · R reset window · I invert · N/P next/previous");
                 ui.label("Drag a node to move it · Shift/Ctrl-click to select several · Del resets the selection");
-                ui.label("A accept · X reject · Ctrl+Z undo · Ctrl+Y redo · C contours · E ellipses · M fill");
+                ui.label("A accept · X reject · Ctrl+Z undo · Ctrl+Y redo · C contours · E ellipses · M fill · T CTR");
                 ui.label("G folder metrics: the reviewed images scored prediction vs correction");
                 ui.label("Drop files or folders onto the window to open them.");
             });

@@ -19,11 +19,13 @@ pub struct Layers {
     pub fill: bool,
     /// The prediction as a thin dashed outline under the corrected contour.
     pub prediction: bool,
+    /// The cardiothoracic ratio's two measured widths.
+    pub ctr: bool,
 }
 
 impl Default for Layers {
     fn default() -> Self {
-        Layers { contours: true, nodes: true, ellipses: false, fill: false, prediction: true }
+        Layers { contours: true, nodes: true, ellipses: false, fill: false, prediction: true, ctr: true }
     }
 }
 
@@ -135,6 +137,11 @@ pub fn draw(painter: &Painter, shown: &Shown, g: &Graph, layers: Layers) {
     if screen.len() != NUM_NODES {
         return;
     }
+    if layers.ctr {
+        if let Some(c) = crate::metrics::ctr::ctr(g.positions) {
+            draw_ctr(painter, shown, &c);
+        }
+    }
     let zoom = shown.view.map(|v| v.zoom).unwrap_or(1.0);
     for organ in ORGANS {
         let range = organ.nodes();
@@ -172,6 +179,30 @@ pub fn draw(painter: &Painter, shown: &Shown, g: &Graph, layers: Layers) {
             };
             painter.circle_stroke(pos, r, ring);
         }
+    }
+}
+
+/// The heart's and the thorax's widths as horizontal callipers, with the ratio beside them.
+fn draw_ctr(painter: &Painter, shown: &Shown, c: &crate::metrics::ctr::Ctr) {
+    let heart = Color32::from_rgb(255, 150, 120);
+    let thorax = Color32::from_rgb(235, 235, 160);
+    for (seg, colour) in [(c.heart_segment, heart), (c.thorax_segment, thorax)] {
+        let (Some(a), Some(b)) = (to_screen(shown, seg[0]), to_screen(shown, seg[1])) else { return };
+        let stroke = Stroke::new(1.5, colour);
+        painter.extend(Shape::dashed_line(&[a, b], stroke, 6.0, 4.0));
+        for end in [a, b] {
+            painter.line_segment([end - Vec2::new(0.0, 6.0), end + Vec2::new(0.0, 6.0)], stroke);
+        }
+    }
+    if let Some(at) = to_screen(shown, c.thorax_segment[1]) {
+        let colour = if c.cardiomegaly() { Color32::from_rgb(255, 120, 90) } else { thorax };
+        painter.text(
+            at + Vec2::new(-4.0, -10.0),
+            egui::Align2::RIGHT_BOTTOM,
+            format!("CTR {:.2}", c.ratio),
+            egui::FontId::proportional(13.0),
+            colour,
+        );
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::overlay::{self, Layers};
 use crate::landmarks::{NUM_NODES, Organ};
+use crate::metrics::ctr;
 use crate::review::correction::{Correction, correction};
 use crate::review::store::Slot;
 use crate::review::{Annotation, EditState, Status};
@@ -230,6 +231,8 @@ impl Review {
         let moved = self.edit.edited().iter().filter(|&&e| e).count();
         ui.label(format!("{moved} of {NUM_NODES} nodes moved"));
         ui.separator();
+        self.ctr_panel(ui);
+        ui.separator();
 
         if let Some(i) = hovered {
             let (organ, k) = Organ::of_node(i).expect("node index in range");
@@ -254,6 +257,7 @@ impl Review {
         ui.checkbox(&mut layers.ellipses, "1-σ ellipses (E)");
         ui.checkbox(&mut layers.fill, "mask fill (M)");
         ui.checkbox(&mut layers.prediction, "prediction under edits");
+        ui.checkbox(&mut layers.ctr, "CTR callipers (T)");
         if let Some(msg) = &self.save_message {
             ui.separator();
             match msg {
@@ -262,6 +266,43 @@ impl Review {
             };
         }
         action
+    }
+
+    /// The cardiothoracic ratio of the landmarks on screen (live while dragging) and the
+    /// model's over its samples.
+    fn ctr_panel(&self, ui: &mut egui::Ui) {
+        let live = ctr::ctr(&self.edit.positions);
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Cardiothoracic ratio").strong());
+            match live {
+                Some(c) => {
+                    let colour = if c.cardiomegaly() { Color32::from_rgb(240, 150, 60) } else { Color32::LIGHT_GRAY };
+                    ui.label(RichText::new(format!("CTR {:.3}", c.ratio)).strong().color(colour));
+                }
+                None => {
+                    ui.label("n/a");
+                }
+            }
+        });
+        if let Some(c) = live {
+            let mm = self.spacing.map(|s| s.col_mm);
+            let width = |px: f64| match mm {
+                Some(mm) => format!("{px:.0} px ({:.0} mm)", px * mm),
+                None => format!("{px:.0} px"),
+            };
+            ui.label(format!("heart {} / thorax {}", width(c.heart_width), width(c.thorax_width)));
+            if c.cardiomegaly() {
+                ui.label(
+                    RichText::new(format!("above {}: cardiomegaly range on a PA film", ctr::CARDIOMEGALY_CTR))
+                        .color(Color32::from_rgb(240, 150, 60)),
+                );
+            }
+        }
+        if let Some(s) = &self.annotation.predicted_ctr {
+            ui.label(
+                RichText::new(format!("model: {:.3} ± {:.3} over N = {} samples", s.mean, s.sd, s.samples)).color(Color32::GRAY),
+            );
+        }
     }
 
     pub fn edit_std(&self, node: usize) -> [f32; 2] {

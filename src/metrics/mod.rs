@@ -2,10 +2,11 @@
 //!
 //! [`overlap`] and [`surface`] implement the CheXmask evaluation exactly (METHOD.md §6);
 //! [`evaluation`] applies them to pairs of CheXmask rows. [`landmark_error`] measures
-//! node-to-node distances; [`correlation`], [`reliability`] and [`roc`] relate the model's
+//! node-to-node distances; [`ctr`] the cardiothoracic ratio; [`correlation`], [`reliability`] and [`roc`] relate the model's
 //! uncertainty to real error and to out-of-distribution labels; [`stats`] summarises.
 
 pub mod correlation;
+pub mod ctr;
 pub mod evaluation;
 pub mod isotonic;
 pub mod landmark_error;

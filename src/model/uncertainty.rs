@@ -48,6 +48,9 @@ pub struct Prediction {
     /// [`super::Calibration`]); `None` for models without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibrated: Option<super::calibration::Calibrated>,
+    /// Cardiothoracic ratio over the decoded samples (mean ± sd of the per-sample ratios).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctr: Option<crate::metrics::ctr::CtrSpread>,
 }
 
 impl Prediction {
@@ -158,7 +161,11 @@ pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox
     let latent_sigma2_mean =
         latent_sigma2.iter().map(|&v| v as f64).sum::<f64>() as f32 / latent_sigma2.len().max(1) as f32;
     let score = std.iter().map(|s| (s[0] + s[1]) as f64 / 2.0).sum::<f64>() as f32 / NUM_NODES as f32;
-    Prediction { mean, std, latent_sigma2, latent_sigma2_mean, score, samples: n, seed, letterbox, calibrated: None }
+    // The letterbox scales both axes alike, so model-space samples give the image's ratio.
+    let ctr = crate::metrics::ctr::spread(
+        decoded.chunks_exact(NUM_NODES * 2).map(|s| std::array::from_fn(|k| [s[2 * k], s[2 * k + 1]])),
+    );
+    Prediction { mean, std, latent_sigma2, latent_sigma2_mean, score, samples: n, seed, letterbox, calibrated: None, ctr }
 }
 
 /// Serde for `[Point; 120]` (serde's derives stop at arrays of 32) as a list of pairs.

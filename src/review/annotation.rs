@@ -88,6 +88,9 @@ pub struct Annotation {
     /// the model had a calibration (absent in older files and for uncalibrated models).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibrated: Option<crate::model::calibration::Calibrated>,
+    /// The cardiothoracic ratio over the model's samples (mean ± sd), when it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_ctr: Option<crate::metrics::ctr::CtrSpread>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +148,7 @@ impl Annotation {
             modified: now,
             review_seconds: 0.0,
             calibrated: p.calibrated.clone(),
+            predicted_ctr: p.ctr,
         }
     }
 

@@ -133,7 +133,12 @@ fn calibrate_writes_weights_whose_predictions_and_csvs_carry_expected_error() {
     let e = table.expected_error.expect("expected error parsed back");
     assert!((0..120).all(|n| e[n] > table.node_std(n)), "expected errors exceed raw std");
     let summary = std::fs::read_to_string(infer_out.join("summary.csv")).unwrap();
-    assert!(summary.lines().next().unwrap().ends_with("mean_expected_error"), "{summary}");
+    assert!(summary.lines().next().unwrap().contains(",mean_expected_error,"), "{summary}");
+    // The shipped model on a real chest: a CTR in the normal adult range with a small spread.
+    let row: Vec<&str> = summary.lines().nth(1).unwrap().split(',').collect();
+    let (ctr, sd): (f64, f64) = (row[7].parse().unwrap(), row[8].parse().unwrap());
+    assert!((0.3..0.65).contains(&ctr) && (0.0..0.05).contains(&sd), "{summary}");
+    assert_eq!(row[9], (ctr > 0.5).to_string());
 }
 
 #[test]

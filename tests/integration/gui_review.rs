@@ -410,3 +410,21 @@ fn folder_metrics_score_reviewed_images_prediction_against_correction() {
         assert!(h.query_all_by_label_contains(text).next().is_some(), "no `{text}` on screen");
     }
 }
+
+#[test]
+fn the_panel_shows_the_ctr_and_it_follows_a_dragged_heart_border() {
+    use cxr_review::metrics::ctr::ctr;
+    let dir = tempfile::tempdir().unwrap();
+    let images = jsrt_copies(dir.path(), &["JPCLN001"]);
+    seed_annotation(&images[0].0, images[0].1, 3.0);
+    let mut h = harness(vec![images[0].0.clone()], None);
+    let before = ctr(&images[0].1).unwrap();
+    h.get_by_label(&format!("CTR {:.3}", before.ratio));
+    // Drag the heart's rightmost node further right: the ratio grows, live.
+    let right = (94..120).max_by(|&a, &b| images[0].1[a][0].total_cmp(&images[0].1[b][0])).unwrap();
+    let p = node_screen(&h, right);
+    drag(&mut h, p, p + egui::vec2(40.0, 0.0));
+    let after = ctr(&h.state().review().unwrap().edit.positions).unwrap();
+    assert!(after.ratio > before.ratio + 0.01, "{before:?} -> {after:?}");
+    h.get_by_label(&format!("CTR {:.3}", after.ratio));
+}

@@ -144,3 +144,27 @@ fn validate_command_writes_its_table_and_figures() {
     let err = format!("{:#}", cxr_review::cli::validate::run(cli.args).unwrap_err());
     assert!(err.contains("no landmarks.csv") && err.contains(".cxr.json"), "{err}");
 }
+
+#[test]
+fn cardiothoracic_ratio_agrees_with_the_reference_landmarks() {
+    // CTR of the shipped model's prediction (mean over N = 20 samples) against the CTR of the
+    // reference landmarks, on all 21 val images.
+    use cxr_review::metrics::ctr::ctr;
+    let m = model();
+    let mut diffs = Vec::new();
+    for a in val(21) {
+        let p = predict(&m, &a.grey.pixels, a.grey.width, a.grey.height, SAMPLING);
+        let truth = ctr(&a.landmarks).expect("reference CTR").ratio;
+        let spread = p.ctr.expect("CTR over the samples");
+        assert!((0.3..0.7).contains(&truth), "{}: reference CTR {truth}", a.grey.name);
+        assert!(spread.sd < 0.05 && spread.samples == 20, "{}: {spread:?}", a.grey.name);
+        // The CTR of the mean landmarks and the mean of the sampled CTRs agree closely.
+        let of_mean = ctr(&p.mean).unwrap().ratio;
+        assert!((of_mean - spread.mean).abs() < 0.02, "{}: {of_mean} vs {spread:?}", a.grey.name);
+        diffs.push((spread.mean - truth).abs());
+    }
+    let mad = diffs.iter().sum::<f64>() / diffs.len() as f64;
+    let max = diffs.iter().cloned().fold(0.0, f64::max);
+    eprintln!("CTR on 21 val images: mean absolute difference {mad:.4}, max {max:.4}");
+    assert!(mad < 0.03, "mean absolute CTR difference {mad}");
+}

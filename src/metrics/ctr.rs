@@ -92,17 +92,22 @@ mod tests {
     fn boxes_give_their_width_ratio() {
         // Lungs spanning x 100..900, a heart spanning 400..700: CTR 300/800.
         let mut n = template();
-        for (i, p) in n.iter_mut().enumerate() {
-            let t = i as f32 / NUM_NODES as f32;
-            *p = match Organ::of_node(i).unwrap().0 {
-                Organ::RightLung => [100.0 + 300.0 * t, 200.0 + 100.0 * t],
-                Organ::LeftLung => [900.0 - 300.0 * t, 250.0 + 100.0 * t],
-                Organ::Heart => [400.0 + 300.0 * (t - 94.0 / 120.0) * 120.0 / 26.0, 600.0],
-            };
+        for organ in Organ::ALL {
+            let r = organ.nodes();
+            let k = (r.len() - 1) as f32;
+            for (j, i) in r.enumerate() {
+                let t = j as f32 / k;
+                n[i] = match organ {
+                    Organ::RightLung => [100.0 + 300.0 * t, 200.0 + 100.0 * t],
+                    Organ::LeftLung => [900.0 - 300.0 * t, 250.0 + 100.0 * t],
+                    Organ::Heart => [400.0 + 300.0 * t, 600.0],
+                };
+            }
         }
         let c = ctr(&n).unwrap();
-        assert!((c.thorax_width - 800.0).abs() < 1e-3 && (c.heart_width - 300.0).abs() < 2.0, "{c:?}");
-        assert!((c.ratio - c.heart_width / 800.0).abs() < 1e-12);
+        assert!((c.thorax_width - 800.0).abs() < 1e-3 && (c.heart_width - 300.0).abs() < 1e-3, "{c:?}");
+        assert!((c.ratio - 0.375).abs() < 1e-6);
+        assert_eq!(c.heart_segment, [[400.0, 600.0], [700.0, 600.0]]);
         assert_eq!(c.thorax_segment[0][0], 100.0);
         assert!(!c.cardiomegaly());
     }

@@ -6,6 +6,7 @@
 //! [`train`] and [`validation`] make and judge the model from annotated images.
 //! The GUI ([`gui`]) and the command line ([`cli`]) both call into the same stages.
 
+pub mod batch;
 pub mod cli;
 pub mod formats;
 pub mod fuzz;

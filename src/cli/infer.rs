@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::batch::Shard;
 use crate::landmarks::NUM_NODES;
 use crate::model::weights::write_atomically;
 use crate::model::{DeviceChoice, HybridGNet, Prediction, Sampling, predict_xray, select_device};
@@ -40,6 +41,11 @@ pub struct Args {
     /// Without it no patient attribute is written anywhere.
     #[arg(long)]
     pub include_patient_data: bool,
+    /// Process only shard K of N (0 ≤ K < N): the images whose file name hashes to K, a
+    /// stable 1/N whatever the order or rerun. The summary is then
+    /// `summary.shard-K-of-N.csv`; `cxr-review merge` joins the shards.
+    #[arg(long, value_name = "K/N", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
 }
 
 /// The summary columns `--include-patient-data` adds.
@@ -67,9 +73,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.samples == 0 {
         bail!("--samples must be at least 1");
     }
-    let images = xray::expand_paths(&args.inputs)?;
+    let mut images = xray::expand_paths(&args.inputs)?;
     if images.is_empty() {
         bail!("no images found in the given inputs");
+    }
+    if let Some(shard) = args.shard {
+        let all = images.len();
+        images.retain(|p| shard.owns(p));
+        eprintln!("shard {}/{}: {} of {all} images", shard.k, shard.n, images.len());
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create output folder", args.out.display()))?;
@@ -83,15 +94,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         selected.description
     );
 
-    let summary_path = args.out.join("summary.csv");
+    let summary_path = args.out.join(args.shard.map(|s| s.summary_name()).unwrap_or_else(|| "summary.csv".into()));
     let mut previous = read_summary(&summary_path)?;
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut seen = HashSet::new();
     let (mut done, mut skipped, mut failed) = (0, 0, 0);
 
+    let started = Instant::now();
     let bar = ProgressBar::new(images.len() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed_precise} eta {eta} {msg}").expect("valid template"),
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} {elapsed_precise} eta {eta} {msg}").expect("valid template"),
     );
     for path in &images {
         let name = file_name(path);
@@ -153,7 +165,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         header.extend(PATIENT_COLUMNS);
     }
     write_summary(&summary_path, &header, &rows)?;
-    eprintln!("{done} predicted, {skipped} already done, {failed} failed; results in {}", args.out.display());
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{done} predicted in {secs:.1} s ({:.2} images/s), {skipped} already done, {failed} failed; results in {}",
+        done as f64 / secs.max(1e-9),
+        args.out.display()
+    );
     if failed > 0 {
         bail!("{failed} of {} images could not be processed (see messages above)", images.len());
     }
@@ -246,6 +263,7 @@ mod tests {
             weights: Some(weights.clone()),
             device: DeviceChoice::Cpu,
             include_patient_data: false,
+            shard: None,
         };
 
         let err = run(args()).unwrap_err().to_string();
@@ -292,6 +310,7 @@ mod tests {
             weights: Some(missing.clone()),
             device: DeviceChoice::Cpu,
             include_patient_data: false,
+            shard: None,
         };
         let err = format!("{:#}", run(args).unwrap_err());
         assert!(err.contains("missing.safetensors"), "{err}");

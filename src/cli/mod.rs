@@ -7,5 +7,6 @@ pub mod eval;
 pub mod fuzz;
 pub mod info;
 pub mod infer;
+pub mod merge;
 pub mod train;
 pub mod validate;

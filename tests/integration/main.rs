@@ -4,6 +4,7 @@
 
 mod common;
 
+mod batch;
 mod calibration;
 mod chexmask_eval;
 mod formats;

@@ -47,9 +47,20 @@ pub fn check_file(bytes: &[u8], start: usize) -> Result<(), String> {
         }
         pos = end;
     }
-    match encoding_of(&ts) {
-        Encoding::Other => Ok(()),
-        e => check_dataset(bytes, pos, e == Encoding::ExplicitLittle),
+    let explicit = match encoding_of(&ts) {
+        Encoding::Other => return Ok(()),
+        e => e == Encoding::ExplicitLittle,
+    };
+    check_dataset(bytes, pos, explicit)?;
+    // The parser ends the meta group where (0002,0000) says, which a damaged file may put
+    // elsewhere than where the group's elements end: check the data set from there too.
+    let by_length = (u16_at(bytes, start) == Some(0x0002) && u16_at(bytes, start + 2) == Some(0x0000))
+        .then(|| u32_at(bytes, start + 8))
+        .flatten()
+        .map(|len| start + 12 + len as usize);
+    match by_length {
+        Some(p) if p != pos && p < bytes.len() => check_dataset(bytes, p, explicit),
+        _ => Ok(()),
     }
 }
 

@@ -26,6 +26,8 @@ enum Command {
     Info(cli::info::Args),
     /// Landmarks with CheXmask-U uncertainty for images or folders, as CSV files.
     Infer(cli::infer::Args),
+    /// Export a reviewed folder: CheXmask CSV, CheXmask-U CSV, COCO keypoints, DICOM SEG.
+    Export(cli::export::Args),
     /// Join the summaries of `infer --shard K/N` runs, checking nothing is missing or doubled.
     Merge(cli::merge::Args),
     /// Time encoding and N-sample decoding on random weights.
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Some(Command::Info(a)) => cli::info::run(a),
         Some(Command::Infer(a)) => cli::infer::run(a),
         Some(Command::Merge(a)) => cli::merge::run(a),
+        Some(Command::Export(a)) => cli::export::run(a),
         Some(Command::Bench(a)) => cli::bench::run(a),
         Some(Command::Eval(a)) => cli::eval::run(a),
         Some(Command::Train(a)) => cli::train::run(a),

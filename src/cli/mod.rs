@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod calibrate;
 pub mod eval;
+pub mod export;
 pub mod fuzz;
 pub mod info;
 pub mod infer;

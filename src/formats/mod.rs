@@ -7,6 +7,8 @@
 
 pub mod chexmask;
 pub mod chexmask_u;
+pub mod coco;
+pub mod dicom_seg;
 pub mod export;
 pub mod import;
 pub mod mask_png;

@@ -7,6 +7,7 @@ mod common;
 mod batch;
 mod calibration;
 mod chexmask_eval;
+mod exports;
 mod formats;
 mod gui_review;
 mod gui_snapshot;

@@ -13,6 +13,7 @@ use super::inference::Inference;
 use super::overlay::{self, Layers};
 use super::review::{PanelAction, Review};
 use super::status_bar;
+use super::stress::StressView;
 use super::viewer::{self, Hover, NodeEvent, Shown};
 use super::worklist::{self, Worklist};
 use crate::review::annotation::file_sha256;
@@ -53,6 +54,7 @@ pub struct CxrApp {
     pending_slot: Option<Slot>,
     /// Show the DICOM patient name in the window title (off unless the user allows it).
     show_patient_name: bool,
+    stress: StressView,
 }
 
 impl CxrApp {
@@ -87,6 +89,7 @@ impl CxrApp {
             shown_sha: String::new(),
             pending_slot: None,
             show_patient_name: false,
+            stress: StressView::default(),
         };
         if paths.is_empty() {
             app.show_image(phantom::chest_phantom(), None, String::new(), &cc.egui_ctx);
@@ -137,6 +140,14 @@ impl CxrApp {
     /// Allow the patient name of DICOM files in the window title (nowhere else).
     pub fn set_show_patient_name(&mut self, on: bool) {
         self.show_patient_name = on;
+    }
+
+    pub fn stress(&self) -> &StressView {
+        &self.stress
+    }
+
+    pub fn stress_mut(&mut self) -> &mut StressView {
+        &mut self.stress
     }
 
     pub fn title(&self) -> &str {
@@ -391,6 +402,9 @@ impl CxrApp {
         if pressed(Key::T) {
             self.layers.ctr = !self.layers.ctr;
         }
+        if pressed(Key::S) {
+            self.stress.open = !self.stress.open;
+        }
         if pressed(Key::G) {
             self.show_folder_metrics(ctx);
         }
@@ -493,6 +507,9 @@ impl CxrApp {
                 if ui.add(egui::Button::new("Folder metrics…").shortcut_text("G")).clicked() {
                     self.show_folder_metrics(&ctx);
                 }
+                if ui.add(egui::Button::new("Stress test…").shortcut_text("S")).on_hover_text("Add noise or a black square to a copy of the image and watch the uncertainty").clicked() {
+                    self.stress.open = true;
+                }
                 ui.separator();
                 ui.checkbox(&mut self.show_patient_name, "Patient name in the window title")
                     .on_hover_text("DICOM patient names are never written to files or logs; this shows one in the title bar");
@@ -502,6 +519,7 @@ impl CxrApp {
                 ui.label("F fit · 1 one-to-one · R reset window · I invert · N/P next/previous");
                 ui.label("Drag a node to move it · Shift/Ctrl-click to select several · Del resets the selection");
                 ui.label("A accept · X reject · Ctrl+Z undo · Ctrl+Y redo · C contours · E ellipses · M fill · T CTR");
+                ui.label("S stress test: noise or a black square on a copy of the image, the model's response live");
                 ui.label("G folder metrics: the reviewed images scored prediction vs correction");
                 ui.label("Drop files or folders onto the window to open them.");
             });
@@ -628,6 +646,13 @@ impl eframe::App for CxrApp {
         });
 
         self.folder_metrics.window(&ctx, &self.worklist.files);
+        if self.stress.open {
+            if let Some(s) = &self.shown {
+                self.stress.set_image(s.id, s.image.clone(), self.weights.clone());
+            }
+            self.stress.poll(&ctx);
+            self.stress.window(&ctx);
+        }
 
         if ctx.input(|i| !i.raw.hovered_files.is_empty()) {
             let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop overlay")));

@@ -6,6 +6,7 @@ pub mod inference;
 pub mod overlay;
 pub mod review;
 pub mod status_bar;
+pub mod stress;
 pub mod view;
 pub mod viewer;
 pub mod worklist;

@@ -428,3 +428,49 @@ fn the_panel_shows_the_ctr_and_it_follows_a_dragged_heart_border() {
     assert!(after.ratio > before.ratio + 0.01, "{before:?} -> {after:?}");
     h.get_by_label(&format!("CTR {:.3}", after.ratio));
 }
+
+/// Step the app until the stress view has a score for its current corruption.
+fn stress_score(h: &mut Harness<'static, CxrApp>) -> f64 {
+    for _ in 0..3000 {
+        h.run_steps(1);
+        if let Some(s) = h.state().stress().score() {
+            return s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("the stress view never predicted");
+}
+
+#[test]
+fn the_stress_view_responds_to_noise_and_a_square_and_leaves_the_review_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = jsrt_copies(dir.path(), &["JPCLN001"]);
+    seed_annotation(&images[0].0, images[0].1, 3.0);
+    let file = annotation::path_for(&images[0].0, None);
+    let before = std::fs::read(&file).unwrap();
+    let mut h = harness(vec![images[0].0.clone()], None);
+    key(&mut h, Key::S, Modifiers::NONE);
+    assert!(h.state().stress().open);
+    let clean = stress_score(&mut h);
+    assert_eq!(h.state().stress().clean_score(), Some(clean));
+    h.get_by_label("side by side");
+
+    h.state_mut().stress_mut().corruption.sigma = 0.3;
+    let noisy = stress_score(&mut h);
+    assert!(noisy > clean * 1.2, "noise σ 0.3: {clean} -> {noisy}");
+
+    // A black square over the right costophrenic angle instead (CheXmask-U's occlusion).
+    let angle = images[0].1[cxr_review::validation::OCCLUSION_NODE];
+    let s = h.state_mut().stress_mut();
+    s.corruption.sigma = 0.0;
+    s.corruption.square_centre = Some(angle);
+    s.corruption.square_side = 0.2;
+    let occluded = stress_score(&mut h);
+    assert!(occluded > clean, "black square: {clean} -> {occluded}");
+    h.run_steps(2);
+    h.get_by_label_contains("image score: clean");
+
+    // Nothing of it reached the review or its file.
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    assert_eq!(h.state().review().unwrap().annotation.status, Status::Unreviewed);
+}

@@ -153,7 +153,9 @@ pub fn fill_contour(points: &[Point], width: u32, height: u32) -> Mask {
     let vertices: Vec<(i64, i64)> = points
         .iter()
         .filter(|p| p[0].is_finite() && p[1].is_finite())
-        .map(|p| (p[0].round() as i64, p[1].round() as i64))
+        // Far-off nonsense (a corrupt file) is pulled in so the exact integer arithmetic
+        // below cannot overflow; no real contour comes near 2^24 px.
+        .map(|p| (clamp_coordinate(p[0]), clamp_coordinate(p[1])))
         .collect();
     let mut mask = Mask::new(width, height);
     if vertices.is_empty() {
@@ -225,17 +227,28 @@ fn round_half_to_zero(num: i64, den: i64) -> i64 {
 fn draw_line(a: (i64, i64), b: (i64, i64), mask: &mut Mask) {
     let ((x0, y0), (x1, y1)) = if b.0 < a.0 || (b.0 == a.0 && b.1 < a.1) { (b, a) } else { (a, b) };
     let (dx, dy) = (x1 - x0, y1 - y0); // dx ≥ 0
+    let (w, h) = (mask.width as i64, mask.height as i64);
+    // Only the steps whose major coordinate lies in the image can set a pixel: walking
+    // just those keeps a far-off vertex from costing millions of steps.
     if dx >= dy.abs() {
-        for i in 0..=dx {
+        for i in (-x0).max(0)..=dx.min(w - 1 - x0) {
             let off = if dx == 0 { 0 } else { round_half_to_zero(dy * i, dx) };
             mask.set(x0 + i, y0 + off, true);
         }
     } else {
-        let n = dy.abs();
-        for j in 0..=n {
-            mask.set(x0 + round_half_to_zero(dx * j, n), y0 + dy.signum() * j, true);
+        let (n, s) = (dy.abs(), dy.signum());
+        // y0 + s·j in [0, h − 1].
+        let (lo, hi) = if s > 0 { ((-y0).max(0), n.min(h - 1 - y0)) } else { ((y0 - (h - 1)).max(0), n.min(y0)) };
+        for j in lo..=hi {
+            mask.set(x0 + round_half_to_zero(dx * j, n), y0 + s * j, true);
         }
     }
+}
+
+/// Rounded to whole pixels and kept within ±2^24.
+fn clamp_coordinate(v: f32) -> i64 {
+    const LIMIT: f32 = (1 << 24) as f32;
+    v.round().clamp(-LIMIT, LIMIT) as i64
 }
 
 #[cfg(test)]
@@ -286,6 +299,31 @@ mod tests {
         assert_eq!(fill_contour(&[], 4, 3).count(), 0);
         assert_eq!(fill_contour(&[[f32::NAN, 1.0], [1.0, 1.0]], 4, 3).count(), 1);
         assert!(Mask::new(0, 0).bounding_box().is_none());
+    }
+
+    #[test]
+    fn far_off_vertices_neither_overflow_nor_stall() {
+        let far = [[1.0e30, 2.0], [3.0, -1.0e30], [-4.0e12, 5.0], [2.0, 2.0]];
+        let m = fill_contour(&far, 8, 6);
+        assert!(m.count() > 0);
+        // Lines clipped to the image draw exactly the pixels of the full walk.
+        for (a, b) in [((-30, 2), (40, 5)), ((3, -50), (5, 60)), ((7, 70), (2, -9)), ((-3, -3), (12, 9))] {
+            let mut clipped = Mask::new(8, 6);
+            draw_line(a, b, &mut clipped);
+            let mut full = Mask::new(8, 6);
+            let ((x0, y0), (x1, y1)) = if b.0 < a.0 || (b.0 == a.0 && b.1 < a.1) { (b, a) } else { (a, b) };
+            let (dx, dy): (i64, i64) = (x1 - x0, y1 - y0);
+            if dx >= dy.abs() {
+                for i in 0..=dx {
+                    full.set(x0 + i, y0 + if dx == 0 { 0 } else { round_half_to_zero(dy * i, dx) }, true);
+                }
+            } else {
+                for j in 0..=dy.abs() {
+                    full.set(x0 + round_half_to_zero(dx * j, dy.abs()), y0 + dy.signum() * j, true);
+                }
+            }
+            assert_eq!(clipped, full, "{a:?} {b:?}");
+        }
     }
 
     #[test]

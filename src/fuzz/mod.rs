@@ -178,6 +178,11 @@ fn run_target(target: Target, bytes: &[u8], path: &Path) -> Result<(), String> {
             let t = crate::formats::chexmask_u::NodeTable::parse(bytes, path).map_err(|e| e.to_string())?;
             let _ = t.score();
             let _ = t.to_csv();
+            // What `eval --pred FOLDER` does with it: masks filled from the mean landmarks,
+            // scored against the template's.
+            let masks = crate::masks::organ_masks(&t.mean, 1024, 1024);
+            let reference = crate::masks::organ_masks(&crate::landmarks::template(), 1024, 1024);
+            let _ = crate::metrics::surface_distance(&masks.lungs(), &reference.lungs());
             Ok(())
         }
         Target::Annotation => {

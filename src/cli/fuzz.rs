@@ -8,9 +8,10 @@ use crate::fuzz::{self, Options, Target};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// What to fuzz; `all` runs every target in turn.
-    #[arg(value_enum)]
-    pub target: Vec<TargetArg>,
+    /// What to fuzz: all, dicom, raster, chexmask, chexmask-u, annotation, safetensors or
+    /// pytorch; `all` runs every target in turn.
+    #[arg(required = true, value_parser = parse_target)]
+    pub target: Vec<Vec<Target>>,
     #[arg(long, default_value_t = 1000)]
     pub iterations: u64,
     #[arg(long, default_value_t = 0)]
@@ -30,31 +31,15 @@ pub struct Args {
     pub replay: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TargetArg {
-    All,
-    Dicom,
-    Raster,
-    Chexmask,
-    ChexmaskU,
-    Annotation,
-    Safetensors,
-    Pytorch,
-}
-
-impl TargetArg {
-    fn targets(self) -> Vec<Target> {
-        match self {
-            TargetArg::All => Target::ALL.to_vec(),
-            TargetArg::Dicom => vec![Target::Dicom],
-            TargetArg::Raster => vec![Target::Raster],
-            TargetArg::Chexmask => vec![Target::Chexmask],
-            TargetArg::ChexmaskU => vec![Target::ChexmaskU],
-            TargetArg::Annotation => vec![Target::Annotation],
-            TargetArg::Safetensors => vec![Target::Safetensors],
-            TargetArg::Pytorch => vec![Target::Pytorch],
-        }
+/// `all`, or a target's name.
+fn parse_target(name: &str) -> Result<Vec<Target>, String> {
+    if name == "all" {
+        return Ok(Target::ALL.to_vec());
     }
+    Target::ALL.into_iter().find(|t| t.name() == name).map(|t| vec![t]).ok_or_else(|| {
+        let names: Vec<&str> = Target::ALL.iter().map(|t| t.name()).collect();
+        format!("unknown target {name:?}: all, {}", names.join(", "))
+    })
 }
 
 /// The repository's PyTorch fixtures, the `.pt` seeds.
@@ -67,7 +52,7 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut targets: Vec<Target> = args.target.iter().flat_map(|t| t.targets()).collect();
+    let mut targets: Vec<Target> = args.target.iter().flatten().copied().collect();
     targets.dedup();
     anyhow::ensure!(!targets.is_empty(), "name a target (or `all`)");
     let data = args.data.clone().unwrap_or_else(default_data_dir);

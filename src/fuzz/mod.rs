@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use mutate::{Layout, Mutator, Segment, segments};
 
 /// What a fuzz target parses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     /// DICOM files (every file in `../shared/data/dicom`), loaded as `info` and the viewer do.
     Dicom,

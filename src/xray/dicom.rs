@@ -8,7 +8,7 @@
 //! in the units the file's own WindowCenter/Width refer to. MONOCHROME1 is kept as a
 //! flag: inversion happens at display time, not here.
 
-use super::dicom_lengths;
+use super::{dicom_codestream, dicom_lengths};
 use super::{DicomUids, ImageSource, LoadError, PatientInfo, Photometric, PixelSpacing, Window, XrayImage};
 use dicom_core::Tag;
 use dicom_dictionary_std::{tags, uids};
@@ -197,6 +197,12 @@ fn load_inner(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
         obj.remove_element(tag);
     }
     let ts_name = TransferSyntaxRegistry.get(&ts_uid).map(|t| t.name().to_string()).unwrap_or_else(|| ts_uid.clone());
+    // The codestream's own size must be the header's before a codec sizes buffers from it.
+    let first_fragment = obj.element_opt(tags::PIXEL_DATA).ok().flatten().and_then(|e| e.fragments()?.first().cloned());
+    if let Some(fragment) = first_fragment {
+        dicom_codestream::check(&ts_uid, &fragment, cols as u32, rows as u32)
+            .map_err(|e| err(format!("cannot decode pixel data ({ts_name}): {e}")))?;
+    }
     let decoded = obj
         .decode_pixel_data()
         .map_err(|e| err(format!("cannot decode pixel data ({ts_name}): {}", chain(&e))))?;

@@ -5,6 +5,7 @@
 //! pre-processing can both be derived from one copy.
 
 pub mod dicom;
+pub mod dicom_codestream;
 pub mod dicom_lengths;
 pub mod phantom;
 pub mod raster;

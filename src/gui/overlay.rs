@@ -137,10 +137,9 @@ pub fn draw(painter: &Painter, shown: &Shown, g: &Graph, layers: Layers) {
     if screen.len() != NUM_NODES {
         return;
     }
-    if layers.ctr {
-        if let Some(c) = crate::metrics::ctr::ctr(g.positions) {
-            draw_ctr(painter, shown, &c);
-        }
+    let ctr = layers.ctr.then(|| crate::metrics::ctr::ctr(g.positions)).flatten();
+    if let Some(c) = &ctr {
+        draw_ctr(painter, shown, c);
     }
     let zoom = shown.view.map(|v| v.zoom).unwrap_or(1.0);
     for organ in ORGANS {
@@ -180,6 +179,9 @@ pub fn draw(painter: &Painter, shown: &Shown, g: &Graph, layers: Layers) {
             painter.circle_stroke(pos, r, ring);
         }
     }
+    if let Some(c) = &ctr {
+        draw_ctr_label(painter, shown, c);
+    }
 }
 
 /// The heart's and the thorax's widths as horizontal callipers, with the ratio beside them.
@@ -194,16 +196,18 @@ fn draw_ctr(painter: &Painter, shown: &Shown, c: &crate::metrics::ctr::Ctr) {
             painter.line_segment([end - Vec2::new(0.0, 6.0), end + Vec2::new(0.0, 6.0)], stroke);
         }
     }
-    if let Some(at) = to_screen(shown, c.thorax_segment[1]) {
-        let colour = if c.cardiomegaly() { Color32::from_rgb(255, 120, 90) } else { thorax };
-        painter.text(
-            at + Vec2::new(-4.0, -10.0),
-            egui::Align2::RIGHT_BOTTOM,
-            format!("CTR {:.2}", c.ratio),
-            egui::FontId::proportional(13.0),
-            colour,
-        );
-    }
+}
+
+/// The ratio under the middle of the thoracic calliper, on a dark plate, drawn over the
+/// nodes: the calliper's ends sit on lung border nodes, and the spine behind it is bright.
+fn draw_ctr_label(painter: &Painter, shown: &Shown, c: &crate::metrics::ctr::Ctr) {
+    let mid = [(c.thorax_segment[0][0] + c.thorax_segment[1][0]) / 2.0, c.thorax_segment[0][1]];
+    let Some(at) = to_screen(shown, mid) else { return };
+    let colour = if c.cardiomegaly() { Color32::from_rgb(255, 120, 90) } else { Color32::from_rgb(235, 235, 160) };
+    let galley = painter.layout_no_wrap(format!("CTR {:.2}", c.ratio), egui::FontId::proportional(13.0), colour);
+    let rect = egui::Align2::CENTER_TOP.anchor_size(at + Vec2::new(0.0, 8.0), galley.size());
+    painter.rect_filled(rect.expand(3.0), 3.0, Color32::from_black_alpha(170));
+    painter.galley(rect.min, galley, colour);
 }
 
 /// Viridis bar with its ends labelled in pixels (and mm when spacing is known); for

@@ -11,7 +11,6 @@
 //! - `seg/<image>.seg.dcm`: a DICOM Segmentation per image, referencing DICOM sources.
 
 use anyhow::Context;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::formats::chexmask::Landmarks;
@@ -72,33 +71,29 @@ pub fn collect(images: &[PathBuf]) -> (Vec<Reviewed>, usize) {
     (out, skipped)
 }
 
-fn chexmask_u_csv(items: &[Reviewed]) -> String {
-    let mut s = String::from("image,Node,Mean x,Mean y,Std x,Std y,Expected error,Reviewed x,Reviewed y,Edited\n");
+fn chexmask_u_csv(items: &[Reviewed]) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["image", "Node", "Mean x", "Mean y", "Std x", "Std y", "Expected error", "Reviewed x", "Reviewed y", "Edited"])?;
     for r in items {
-        let a = &r.annotation;
+        let (a, name) = (&r.annotation, r.name());
         let expected = a.calibrated.as_ref().map(|c| &c.expected_error);
         for n in 0..NUM_NODES {
             let e = expected.and_then(|e| e.get(n)).map(|v| format_coordinate(*v)).unwrap_or_default();
-            let _ = writeln!(
-                s,
-                "{},{n},{},{},{},{},{e},{},{},{}",
-                csv_cell(&r.name()),
+            w.write_record([
+                name.clone(),
+                n.to_string(),
                 format_coordinate(a.predicted[n][0]),
                 format_coordinate(a.predicted[n][1]),
                 format_coordinate(a.predicted_std[n][0]),
                 format_coordinate(a.predicted_std[n][1]),
+                e,
                 format_coordinate(a.corrected[n][0]),
                 format_coordinate(a.corrected[n][1]),
-                a.edited[n]
-            );
+                a.edited[n].to_string(),
+            ])?;
         }
     }
-    s
-}
-
-/// A CSV cell, quoted when it needs to be.
-fn csv_cell(v: &str) -> String {
-    if v.contains([',', '"', '\n']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v.to_string() }
+    Ok(w.into_inner()?)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -121,7 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     table.write(&csv_path)?;
 
     let u_path = args.out.join("reviewed.chexmask-u.csv");
-    write_atomically(&u_path, chexmask_u_csv(&items).as_bytes())?;
+    write_atomically(&u_path, &chexmask_u_csv(&items)?)?;
 
     let coco_path = args.out.join("reviewed.coco.json");
     let landmarks: Vec<Landmarks> = items.iter().map(Reviewed::landmarks).collect();
@@ -154,15 +149,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The SEG of one review; a DICOM source is read for the UIDs it must reference.
+/// The SEG of one review; a DICOM source's header gives the UIDs it must reference.
 fn write_seg_of(r: &Reviewed, dir: &Path, include_patient: bool) -> anyhow::Result<PathBuf> {
     let a = &r.annotation;
     let masks = organ_masks(&r.landmarks(), a.image.width, a.image.height);
-    let loaded = xray::load(&r.image).ok().filter(|img| img.uids.is_some());
+    // Header only: the pixels are not needed to reference the image.
+    let identity = xray::dicom::read_identity(&r.image);
     let source = dicom_seg::SegSource {
-        uids: loaded.as_ref().and_then(|i| i.uids.clone()),
+        uids: identity.as_ref().map(|i| i.0.clone()),
         spacing: a.image.pixel_spacing_mm.map(|[row_mm, col_mm]| xray::PixelSpacing { row_mm, col_mm }),
-        patient: if include_patient { loaded.as_ref().and_then(|i| i.patient.clone()) } else { None },
+        patient: if include_patient { identity.map(|i| i.1) } else { None },
         reviewed: true,
         uid_seed: a.image.sha256.clone(),
     };

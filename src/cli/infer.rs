@@ -108,7 +108,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for path in &images {
         let name = file_name(path);
         bar.set_message(name.clone());
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.clone());
+        // The same stem the shards hash, so `merge` finds every table.
+        let stem = crate::batch::stem(path);
         if !seen.insert(stem.clone()) {
             bar.println(format!("skipped {}: another input already writes {stem}.csv", path.display()));
             failed += 1;

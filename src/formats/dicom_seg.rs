@@ -16,6 +16,7 @@ use std::path::Path;
 use super::FormatError;
 use crate::landmarks::Organ;
 use crate::masks::{Mask, OrganMasks};
+use crate::xray::dicom::text as text_of;
 use crate::xray::{DicomUids, PatientInfo, PixelSpacing};
 
 /// SNOMED CT codes of the segmented structures: (code, meaning) per organ.
@@ -270,11 +271,6 @@ pub struct ReadSeg {
     pub study_instance: String,
 }
 
-fn element_text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<String> {
-    let s = obj.element_opt(tag).ok().flatten()?.to_str().ok()?.trim_matches(['\0', ' ']).to_string();
-    (!s.is_empty()).then_some(s)
-}
-
 fn items(obj: &InMemDicomObject, tag: dicom_core::Tag) -> &[InMemDicomObject] {
     obj.element_opt(tag).ok().flatten().and_then(|e| e.items()).unwrap_or(&[])
 }
@@ -284,10 +280,10 @@ fn items(obj: &InMemDicomObject, tag: dicom_core::Tag) -> &[InMemDicomObject] {
 pub fn read_seg(path: &Path) -> Result<ReadSeg, FormatError> {
     let err = |e: String| FormatError::file(path, e);
     let obj = dicom_object::open_file(path).map_err(|e| err(format!("cannot read DICOM: {e}")))?;
-    if element_text(&obj, tags::SOP_CLASS_UID).as_deref() != Some(uids::SEGMENTATION_STORAGE) {
+    if text_of(&obj, tags::SOP_CLASS_UID).as_deref() != Some(uids::SEGMENTATION_STORAGE) {
         return Err(err("not a DICOM Segmentation object".into()));
     }
-    if element_text(&obj, tags::SEGMENTATION_TYPE).as_deref() != Some("BINARY") {
+    if text_of(&obj, tags::SEGMENTATION_TYPE).as_deref() != Some("BINARY") {
         return Err(err("only BINARY segmentations are read".into()));
     }
     let int = |tag, name: &str| -> Result<u32, FormatError> {
@@ -303,8 +299,8 @@ pub fn read_seg(path: &Path) -> Result<ReadSeg, FormatError> {
     let mut organ_of_segment = std::collections::BTreeMap::new();
     for s in items(&obj, tags::SEGMENT_SEQUENCE) {
         let number = s.element_opt(tags::SEGMENT_NUMBER).ok().flatten().and_then(|e| e.to_int::<u16>().ok());
-        let code = items(s, tags::SEGMENTED_PROPERTY_TYPE_CODE_SEQUENCE).first().and_then(|c| element_text(c, tags::CODE_VALUE));
-        let label = element_text(s, tags::SEGMENT_LABEL).unwrap_or_default().to_ascii_lowercase();
+        let code = items(s, tags::SEGMENTED_PROPERTY_TYPE_CODE_SEQUENCE).first().and_then(|c| text_of(c, tags::CODE_VALUE));
+        let label = text_of(s, tags::SEGMENT_LABEL).unwrap_or_default().to_ascii_lowercase();
         let organ = Organ::ALL
             .into_iter()
             .find(|&o| code.as_deref() == Some(property_code(o).0) || label == o.name().to_ascii_lowercase());
@@ -349,11 +345,11 @@ pub fn read_seg(path: &Path) -> Result<ReadSeg, FormatError> {
         .first()
         .and_then(|g| items(g, tags::DERIVATION_IMAGE_SEQUENCE).first())
         .and_then(|d| items(d, tags::SOURCE_IMAGE_SEQUENCE).first())
-        .and_then(|s| element_text(s, tags::REFERENCED_SOP_INSTANCE_UID));
+        .and_then(|s| text_of(s, tags::REFERENCED_SOP_INSTANCE_UID));
     Ok(ReadSeg {
         masks: OrganMasks(masks),
         referenced_sop_instance,
-        study_instance: element_text(&obj, tags::STUDY_INSTANCE_UID).unwrap_or_default(),
+        study_instance: text_of(&obj, tags::STUDY_INSTANCE_UID).unwrap_or_default(),
     })
 }
 

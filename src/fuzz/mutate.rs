@@ -9,6 +9,8 @@
 use rand::Rng;
 use rand::rngs::StdRng;
 
+use crate::xray::dicom_lengths::{LONG_VRS, u16_at, u32_at};
+
 /// One structural unit of a seed: `start..end`, and where its length field sits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
@@ -60,16 +62,6 @@ pub fn segments(bytes: &[u8], layout: Layout) -> Vec<Segment> {
     }
 }
 
-const LONG_VRS: [&[u8; 2]; 13] = [b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"];
-
-fn u16_le(b: &[u8], at: usize) -> Option<u16> {
-    b.get(at..at + 2).map(|s| u16::from_le_bytes([s[0], s[1]]))
-}
-
-fn u32_le(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-
 /// Element headers of a little-endian DICOM stream, explicit or implicit VR (guessed per
 /// element from whether two upper-case letters follow the tag). Sequences and items of
 /// undefined length are entered, so nested elements and pixel fragments are found too.
@@ -83,7 +75,7 @@ fn dicom_segments(b: &[u8]) -> Vec<Segment> {
         0
     };
     while pos + 8 <= b.len() && out.len() < 100_000 {
-        let (Some(group), Some(_elem)) = (u16_le(b, pos), u16_le(b, pos + 2)) else { break };
+        let (Some(group), Some(_elem)) = (u16_at(b, pos), u16_at(b, pos + 2)) else { break };
         let vr = &b[pos + 4..pos + 6];
         let explicit = group != 0xFFFE && vr.iter().all(u8::is_ascii_uppercase);
         let (len_at, width, header) = if !explicit {
@@ -93,7 +85,7 @@ fn dicom_segments(b: &[u8]) -> Vec<Segment> {
         } else {
             (pos + 6, 2, 8)
         };
-        let len = if width == 4 { u32_le(b, len_at) } else { u16_le(b, len_at).map(u32::from) };
+        let len = if width == 4 { u32_at(b, len_at) } else { u16_at(b, len_at).map(u32::from) };
         let Some(len) = len else { break };
         let field = Some(LengthField { at: len_at, width, big_endian: false });
         if len == u32::MAX {

@@ -107,7 +107,7 @@ impl Default for StressView {
 
 /// Mean node std in px at 1024.
 fn score_1024(p: &Prediction, image: &XrayImage) -> f64 {
-    p.score as f64 * 1024.0 / image.width.max(image.height).max(1) as f64
+    crate::validation::probes::score_1024(p, image.width, image.height)
 }
 
 impl StressView {
@@ -156,8 +156,7 @@ impl StressView {
         let weights = self.weights.clone();
         let worker = self.worker.get_or_insert_with(|| Inference::start(weights, move || ctx2.request_repaint()));
         for answer in worker.poll() {
-            let Some((id, c)) = self.running.filter(|(id, _)| *id == answer.image_id) else { continue };
-            let _ = id;
+            let Some((_, c)) = self.running.filter(|(id, _)| *id == answer.image_id) else { continue };
             self.running = None;
             if let Ok((p, _)) = answer.result {
                 if c.sigma == 0.0 && c.square_centre.is_none() {

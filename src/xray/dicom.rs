@@ -8,6 +8,7 @@
 //! in the units the file's own WindowCenter/Width refer to. MONOCHROME1 is kept as a
 //! flag: inversion happens at display time, not here.
 
+use super::dicom_lengths::LONG_VRS;
 use super::{dicom_codestream, dicom_lengths};
 use super::{DicomUids, ImageSource, LoadError, PatientInfo, Photometric, PixelSpacing, Window, XrayImage};
 use dicom_core::Tag;
@@ -38,8 +39,6 @@ enum BareEncoding {
     ExplicitLittle,
 }
 
-/// Value representations whose explicit-VR header has a 4-byte length.
-const LONG_VRS: [&[u8; 2]; 13] = [b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"];
 const SHORT_VRS: [&[u8; 2]; 21] = [
     b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN", b"SH", b"SL", b"SS",
     b"ST", b"TM", b"UI", b"UL", b"US",
@@ -250,19 +249,33 @@ fn load_inner(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
     img.photometric = photometric;
     img.spacing = spacing;
     img.file_window = file_window;
-    img.uids = Some(DicomUids {
-        sop_class: text(&obj, tags::SOP_CLASS_UID).unwrap_or_default(),
-        sop_instance: text(&obj, tags::SOP_INSTANCE_UID).unwrap_or_default(),
-        study_instance: text(&obj, tags::STUDY_INSTANCE_UID).unwrap_or_default(),
-        series_instance: text(&obj, tags::SERIES_INSTANCE_UID).unwrap_or_default(),
-    });
-    img.patient = Some(PatientInfo {
-        name: text(&obj, tags::PATIENT_NAME).unwrap_or_default(),
-        id: text(&obj, tags::PATIENT_ID).unwrap_or_default(),
-        birth_date: text(&obj, tags::PATIENT_BIRTH_DATE).unwrap_or_default(),
-        accession: text(&obj, tags::ACCESSION_NUMBER).unwrap_or_default(),
-    });
+    let (uids, patient) = identity(&obj);
+    img.uids = Some(uids);
+    img.patient = Some(patient);
     Ok(img)
+}
+
+/// The UIDs and patient attributes of a DICOM file, without decoding its pixels (what an
+/// export needs to reference the image). `None` when the file is not a readable DICOM.
+pub fn read_identity(path: &Path) -> Option<(DicomUids, PatientInfo)> {
+    let bytes = std::fs::read(path).ok()?;
+    std::panic::catch_unwind(|| parse(&bytes).ok().map(|obj| identity(&obj))).ok().flatten()
+}
+
+fn identity(obj: &DefaultDicomObject) -> (DicomUids, PatientInfo) {
+    let uids = DicomUids {
+        sop_class: text(obj, tags::SOP_CLASS_UID).unwrap_or_default(),
+        sop_instance: text(obj, tags::SOP_INSTANCE_UID).unwrap_or_default(),
+        study_instance: text(obj, tags::STUDY_INSTANCE_UID).unwrap_or_default(),
+        series_instance: text(obj, tags::SERIES_INSTANCE_UID).unwrap_or_default(),
+    };
+    let patient = PatientInfo {
+        name: text(obj, tags::PATIENT_NAME).unwrap_or_default(),
+        id: text(obj, tags::PATIENT_ID).unwrap_or_default(),
+        birth_date: text(obj, tags::PATIENT_BIRTH_DATE).unwrap_or_default(),
+        accession: text(obj, tags::ACCESSION_NUMBER).unwrap_or_default(),
+    };
+    (uids, patient)
 }
 
 /// Parse a Part 10 file or a bare data set into an object with a file meta group.
@@ -360,7 +373,7 @@ impl Layout {
 }
 
 /// An attribute as trimmed text, `None` when absent or empty.
-fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
+pub fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
     let s = obj.element_opt(tag).ok().flatten()?.to_str().ok()?;
     let s = s.trim_matches(|c: char| c == '\0' || c.is_whitespace());
     (!s.is_empty()).then(|| s.to_string())

@@ -14,13 +14,16 @@ pub enum Encoding {
 }
 
 const UNDEFINED: u32 = u32::MAX;
-const LONG_VRS: [&[u8; 2]; 13] = [b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"];
+/// Value representations whose explicit-VR header has a 4-byte length.
+pub const LONG_VRS: [&[u8; 2]; 13] = [b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"];
 
-fn u16_at(b: &[u8], i: usize) -> Option<u16> {
+/// Little-endian u16 at byte `i`, if the bytes are there.
+pub fn u16_at(b: &[u8], i: usize) -> Option<u16> {
     b.get(i..i + 2).map(|s| u16::from_le_bytes([s[0], s[1]]))
 }
 
-fn u32_at(b: &[u8], i: usize) -> Option<u32> {
+/// Little-endian u32 at byte `i`, if the bytes are there.
+pub fn u32_at(b: &[u8], i: usize) -> Option<u32> {
     b.get(i..i + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 

@@ -39,7 +39,11 @@ pub struct Args {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// Median milliseconds of `repeats` runs of `f`, after one untimed run.
@@ -65,7 +69,10 @@ pub fn build_profile() -> &'static str {
 }
 
 pub fn run(mut args: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(args.samples >= 1 && args.repeats >= 1, "--samples and --repeats must be at least 1");
+    anyhow::ensure!(
+        args.samples >= 1 && args.repeats >= 1,
+        "--samples and --repeats must be at least 1"
+    );
     if args.sizes.is_empty() {
         args.sizes = vec![if args.train { 256 } else { 1024 }];
     }
@@ -73,7 +80,9 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         return train_steps(&args);
     }
     for &s in &args.sizes {
-        ModelConfig::released(s).validate().map_err(anyhow::Error::msg)?;
+        ModelConfig::released(s)
+            .validate()
+            .map_err(anyhow::Error::msg)?;
     }
     let selected = select_device(args.device)?;
     println!("device: {}", selected.description);
@@ -90,8 +99,9 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
     println!("|------:|----------:|---------------:|---------------:|-------------:|----------:|");
     for &size in &args.sizes {
         let model = HybridGNet::random(&ModelConfig::released(size), 0, &selected.device);
-        let image: Vec<f32> =
-            (0..size * size).map(|i| (((i % size) as f32 / size as f32) * 6.0).sin() * 0.4 + 0.5).collect();
+        let image: Vec<f32> = (0..size * size)
+            .map(|i| (((i % size) as f32 / size as f32) * 6.0).sin() * 0.4 + 0.5)
+            .collect();
         let latents = model.config().latents;
 
         let encode = time_ms(args.repeats, || {
@@ -109,7 +119,16 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         });
         let total = |n: usize| {
             time_ms(args.repeats, || {
-                drop(predict(&model, &image, size as u32, size as u32, Sampling::Random { samples: n, seed: 1 }))
+                drop(predict(
+                    &model,
+                    &image,
+                    size as u32,
+                    size as u32,
+                    Sampling::Random {
+                        samples: n,
+                        seed: 1,
+                    },
+                ))
             })
         };
         let (total_n, total_1) = (total(args.samples), total(1));
@@ -123,9 +142,13 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
 
 /// `bench --train`: median seconds of each part of a training step, per input size.
 fn train_steps(args: &Args) -> anyhow::Result<()> {
+    use crate::model::encoder::ConvPath;
     use crate::train::{StepTimes, TrainOptions, Trainer, dataset};
     anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
-    anyhow::ensure!(!args.data.is_empty(), "bench --train needs --data DIR (images with landmarks, e.g. ../shared/data/jsrt)");
+    anyhow::ensure!(
+        !args.data.is_empty(),
+        "bench --train needs --data DIR (images with landmarks, e.g. ../shared/data/jsrt)"
+    );
     let samples = dataset::read_split_sets(&args.data, "train")?;
     let samples = &samples[..samples.len().min(args.batch * (args.repeats + 1))];
     let selected = select_device(args.device)?;
@@ -139,31 +162,64 @@ fn train_steps(args: &Args) -> anyhow::Result<()> {
         args.repeats
     );
     println!();
-    println!("| input | data ms | encoder fwd ms | decoder fwd + loss ms | backward ms | Adam ms | step ms | images/s |");
-    println!("|------:|--------:|---------------:|----------------------:|------------:|--------:|--------:|---------:|");
+    println!("The two paths alternate step by step on the same images, from the same weights.");
+    println!();
+    println!(
+        "| input | convolutions  | data ms | encoder fwd ms | decoder fwd + loss ms | backward ms | Adam ms | step ms | images/s |"
+    );
+    println!(
+        "|------:|:--------------|--------:|---------------:|----------------------:|------------:|--------:|--------:|---------:|"
+    );
     for &size in &args.sizes {
-        let options = TrainOptions { size, batch: args.batch, ..TrainOptions::default() };
-        ModelConfig::released(size).validate().map_err(anyhow::Error::msg)?;
+        let options = TrainOptions {
+            size,
+            batch: args.batch,
+            ..TrainOptions::default()
+        };
+        ModelConfig::released(size)
+            .validate()
+            .map_err(anyhow::Error::msg)?;
         let prepared = dataset::prepare(samples, size, || {})?;
-        let mut trainer = Trainer::new(options, None, &selected.device)?;
-        let mut runs: Vec<StepTimes> = Vec::new();
+        let paths = [
+            (ConvPath::Direct, "conv2d as is"),
+            (ConvPath::Training, "training path"),
+        ];
+        let mut trainers = Vec::new();
+        for (path, _) in paths {
+            let mut t = Trainer::new(options.clone(), None, &selected.device)?;
+            t.conv_path = path;
+            trainers.push(t);
+        }
+        let mut runs: Vec<Vec<StepTimes>> = vec![Vec::new(); paths.len()];
         for r in 0..=args.repeats {
-            let idx: Vec<usize> = (0..args.batch).map(|k| (r * args.batch + k) % prepared.len()).collect();
-            let (_, t) = trainer.profile_step(&prepared, &idx, r as u64);
-            if r > 0 {
-                runs.push(t);
+            let idx: Vec<usize> = (0..args.batch)
+                .map(|k| (r * args.batch + k) % prepared.len())
+                .collect();
+            for (trainer, times) in trainers.iter_mut().zip(&mut runs) {
+                let (_, t) = trainer.profile_step(&prepared, &idx, r as u64);
+                if r > 0 {
+                    times.push(t);
+                }
             }
         }
-        let med = |f: fn(&StepTimes) -> f64| median(runs.iter().map(f).collect()) * 1000.0;
-        let step = med(StepTimes::total);
+        let mut rates = Vec::new();
+        for ((_, name), runs) in paths.iter().zip(&runs) {
+            let med = |f: fn(&StepTimes) -> f64| median(runs.iter().map(f).collect()) * 1000.0;
+            let step = med(StepTimes::total);
+            let rate = args.batch as f64 / (step / 1000.0);
+            rates.push(rate);
+            println!(
+                "| {size:>5} | {name:<13} | {:>7.1} | {:>14.1} | {:>21.1} | {:>11.1} | {:>7.1} | {step:>7.1} | {rate:>8.2} |",
+                med(|t| t.data),
+                med(|t| t.encoder),
+                med(|t| t.decoder),
+                med(|t| t.backward),
+                med(|t| t.optimizer),
+            );
+        }
         println!(
-            "| {size:>5} | {:>7.1} | {:>14.1} | {:>21.1} | {:>11.1} | {:>7.1} | {step:>7.1} | {:>8.2} |",
-            med(|t| t.data),
-            med(|t| t.encoder),
-            med(|t| t.decoder),
-            med(|t| t.backward),
-            med(|t| t.optimizer),
-            args.batch as f64 / (step / 1000.0)
+            "|       | ratio         | | | | | | | {:>7.2}× |",
+            rates[1] / rates[0]
         );
     }
     Ok(())

@@ -103,7 +103,7 @@ impl Conv {
                 // nothing to the weight gradient (its input is 0) and is cut off the output.
                 let [_, c, h, w] = x.dims();
                 let pad = Tensor::zeros([FLEX_SMALL_CHANNELS + 1 - b, c, h, w], &x.device());
-                self.forward(Tensor::cat(vec![x, pad], 0)).slice([0..b])
+                self.forward(Tensor::cat(vec![x, pad], 0)).narrow(0, 0, b)
             }
             ConvPath::Training => self.forward(x),
         }

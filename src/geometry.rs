@@ -9,10 +9,7 @@ pub struct Affine {
 }
 
 impl Affine {
-    pub const IDENTITY: Affine = Affine {
-        m: [[1.0, 0.0], [0.0, 1.0]],
-        t: [0.0, 0.0],
-    };
+    pub const IDENTITY: Affine = Affine { m: [[1.0, 0.0], [0.0, 1.0]], t: [0.0, 0.0] };
 
     /// Scale `s` and rotation `angle` (radians) about `centre`, then a shift by `shift`.
     pub fn similarity(s: f32, angle: f32, centre: [f32; 2], shift: [f32; 2]) -> Affine {
@@ -37,10 +34,7 @@ impl Affine {
         let [[a, b], [c, d]] = self.m;
         let det = a * d - b * c;
         let m = [[d / det, -b / det], [-c / det, a / det]];
-        let t = [
-            -(m[0][0] * self.t[0] + m[0][1] * self.t[1]),
-            -(m[1][0] * self.t[0] + m[1][1] * self.t[1]),
-        ];
+        let t = [-(m[0][0] * self.t[0] + m[0][1] * self.t[1]), -(m[1][0] * self.t[0] + m[1][1] * self.t[1])];
         Affine { m, t }
     }
 }
@@ -48,19 +42,11 @@ impl Affine {
 /// Warp an S×S image by `a` (output pixel centre q ← input at a⁻¹(q)), bilinear, zeros outside
 /// (the zeros the letterbox padding also uses).
 pub fn warp(pixels: &[f32], size: usize, a: &Affine) -> Vec<f32> {
-    assert_eq!(
-        pixels.len(),
-        size * size,
-        "warp expects {size}×{size} pixels"
-    );
+    assert_eq!(pixels.len(), size * size, "warp expects {size}×{size} pixels");
     let inv = a.inverse();
     let s = size as f32;
     let at = |xi: i64, yi: i64| {
-        if xi < 0 || yi < 0 || xi >= size as i64 || yi >= size as i64 {
-            0.0
-        } else {
-            pixels[yi as usize * size + xi as usize]
-        }
+        if xi < 0 || yi < 0 || xi >= size as i64 || yi >= size as i64 { 0.0 } else { pixels[yi as usize * size + xi as usize] }
     };
     let mut out = vec![0.0; size * size];
     for y in 0..size {
@@ -76,3 +62,4 @@ pub fn warp(pixels: &[f32], size: usize, a: &Affine) -> Vec<f32> {
     }
     out
 }
+

@@ -60,10 +60,7 @@ pub fn template() -> [Point; NUM_NODES] {
     static CSV: &str = include_str!("../assets/template_landmarks.csv");
     let mut out = [[0.0; 2]; NUM_NODES];
     for (i, line) in CSV.lines().skip(1).enumerate() {
-        let mut f = line
-            .split(',')
-            .skip(1)
-            .map(|t| t.parse::<f32>().expect("template is well formed"));
+        let mut f = line.split(',').skip(1).map(|t| t.parse::<f32>().expect("template is well formed"));
         out[i] = [f.next().expect("x"), f.next().expect("y")];
     }
     out

@@ -27,45 +27,24 @@ pub struct Mask {
 
 impl std::fmt::Debug for Mask {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Mask({}×{}, {} set)",
-            self.width,
-            self.height,
-            self.count()
-        )
+        write!(f, "Mask({}×{}, {} set)", self.width, self.height, self.count())
     }
 }
 
 impl Mask {
     /// An empty (all background) mask.
     pub fn new(width: u32, height: u32) -> Self {
-        Mask {
-            width,
-            height,
-            data: vec![false; width as usize * height as usize],
-        }
+        Mask { width, height, data: vec![false; width as usize * height as usize] }
     }
 
     /// A mask from row-major values; `None` when the length is not `width * height`.
     pub fn from_vec(width: u32, height: u32, data: Vec<bool>) -> Option<Self> {
-        (data.len() == width as usize * height as usize).then_some(Mask {
-            width,
-            height,
-            data,
-        })
+        (data.len() == width as usize * height as usize).then_some(Mask { width, height, data })
     }
 
     pub fn from_fn(width: u32, height: u32, f: impl Fn(u32, u32) -> bool) -> Self {
-        let data = (0..height)
-            .flat_map(|y| (0..width).map(move |x| (x, y)))
-            .map(|(x, y)| f(x, y))
-            .collect();
-        Mask {
-            width,
-            height,
-            data,
-        }
+        let data = (0..height).flat_map(|y| (0..width).map(move |x| (x, y))).map(|(x, y)| f(x, y)).collect();
+        Mask { width, height, data }
     }
 
     pub fn width(&self) -> u32 {
@@ -114,22 +93,9 @@ impl Mask {
     /// # Panics
     /// When the sizes differ: callers compare sizes first and report which file is wrong.
     pub fn union(&self, other: &Mask) -> Mask {
-        assert_eq!(
-            (self.width, self.height),
-            (other.width, other.height),
-            "mask sizes differ"
-        );
-        let data = self
-            .data
-            .iter()
-            .zip(&other.data)
-            .map(|(&a, &b)| a || b)
-            .collect();
-        Mask {
-            width: self.width,
-            height: self.height,
-            data,
-        }
+        assert_eq!((self.width, self.height), (other.width, other.height), "mask sizes differ");
+        let data = self.data.iter().zip(&other.data).map(|(&a, &b)| a || b).collect();
+        Mask { width: self.width, height: self.height, data }
     }
 
     /// Smallest rectangle holding every foreground pixel: `(x0, y0, x1, y1)`, inclusive.
@@ -137,9 +103,7 @@ impl Mask {
         let w = self.width as usize;
         let mut bb: Option<(u32, u32, u32, u32)> = None;
         for (y, row) in self.data.chunks(w.max(1)).enumerate() {
-            let Some(first) = row.iter().position(|&v| v) else {
-                continue;
-            };
+            let Some(first) = row.iter().position(|&v| v) else { continue };
             let last = row.iter().rposition(|&v| v).expect("row has a set pixel");
             let (y, first, last) = (y as u32, first as u32, last as u32);
             bb = Some(match bb {
@@ -216,9 +180,7 @@ pub fn organ_masks(landmarks: &[Point; NUM_NODES], width: u32, height: u32) -> O
 
 /// Pixels whose centre is inside the polygon, by the even–odd rule.
 fn fill_interior(v: &[(i64, i64)], mask: &mut Mask) {
-    let (ymin, ymax) = v.iter().fold((i64::MAX, i64::MIN), |(lo, hi), p| {
-        (lo.min(p.1), hi.max(p.1))
-    });
+    let (ymin, ymax) = v.iter().fold((i64::MAX, i64::MIN), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
     let (y_first, y_last) = (ymin.max(0), ymax.min(mask.height as i64 - 1));
     // Crossings as exact fractions num/den (den > 0).
     let mut crossings: Vec<(i64, i64)> = Vec::new();
@@ -234,8 +196,7 @@ fn fill_interior(v: &[(i64, i64)], mask: &mut Mask) {
         }
         crossings.sort_by(|a, b| (a.0 as i128 * b.1 as i128).cmp(&(b.0 as i128 * a.1 as i128)));
         for pair in crossings.chunks_exact(2) {
-            let lo =
-                pair[0].0.div_euclid(pair[0].1) + i64::from(pair[0].0.rem_euclid(pair[0].1) != 0);
+            let lo = pair[0].0.div_euclid(pair[0].1) + i64::from(pair[0].0.rem_euclid(pair[0].1) != 0);
             let hi = pair[1].0.div_euclid(pair[1].1);
             let (lo, hi) = (lo.max(0), hi.min(mask.width as i64 - 1));
             for x in lo..=hi {
@@ -264,32 +225,20 @@ fn round_half_to_zero(num: i64, den: i64) -> i64 {
 
 /// An 8-connected line from its left (or top) end, halves rounded towards that end.
 fn draw_line(a: (i64, i64), b: (i64, i64), mask: &mut Mask) {
-    let ((x0, y0), (x1, y1)) = if b.0 < a.0 || (b.0 == a.0 && b.1 < a.1) {
-        (b, a)
-    } else {
-        (a, b)
-    };
+    let ((x0, y0), (x1, y1)) = if b.0 < a.0 || (b.0 == a.0 && b.1 < a.1) { (b, a) } else { (a, b) };
     let (dx, dy) = (x1 - x0, y1 - y0); // dx ≥ 0
     let (w, h) = (mask.width as i64, mask.height as i64);
     // Only the steps whose major coordinate lies in the image can set a pixel: walking
     // just those keeps a far-off vertex from costing millions of steps.
     if dx >= dy.abs() {
         for i in (-x0).max(0)..=dx.min(w - 1 - x0) {
-            let off = if dx == 0 {
-                0
-            } else {
-                round_half_to_zero(dy * i, dx)
-            };
+            let off = if dx == 0 { 0 } else { round_half_to_zero(dy * i, dx) };
             mask.set(x0 + i, y0 + off, true);
         }
     } else {
         let (n, s) = (dy.abs(), dy.signum());
         // y0 + s·j in [0, h − 1].
-        let (lo, hi) = if s > 0 {
-            ((-y0).max(0), n.min(h - 1 - y0))
-        } else {
-            ((y0 - (h - 1)).max(0), n.min(y0))
-        };
+        let (lo, hi) = if s > 0 { ((-y0).max(0), n.min(h - 1 - y0)) } else { ((y0 - (h - 1)).max(0), n.min(y0)) };
         for j in lo..=hi {
             mask.set(x0 + round_half_to_zero(dx * j, n), y0 + s * j, true);
         }
@@ -308,11 +257,7 @@ mod tests {
 
     fn rows(m: &Mask) -> Vec<String> {
         (0..m.height() as i64)
-            .map(|y| {
-                (0..m.width() as i64)
-                    .map(|x| if m.get(x, y) { '#' } else { '.' })
-                    .collect()
-            })
+            .map(|y| (0..m.width() as i64).map(|x| if m.get(x, y) { '#' } else { '.' }).collect())
             .collect()
     }
 
@@ -348,18 +293,11 @@ mod tests {
 
     #[test]
     fn clipped_and_degenerate_contours_do_not_panic() {
-        let m = fill_contour(
-            &[[-5.0, -5.0], [10.0, -5.0], [10.0, 10.0], [-5.0, 10.0]],
-            4,
-            3,
-        );
+        let m = fill_contour(&[[-5.0, -5.0], [10.0, -5.0], [10.0, 10.0], [-5.0, 10.0]], 4, 3);
         assert_eq!(m.count(), 12);
         assert_eq!(fill_contour(&[[2.0, 1.0]], 4, 3).count(), 1);
         assert_eq!(fill_contour(&[], 4, 3).count(), 0);
-        assert_eq!(
-            fill_contour(&[[f32::NAN, 1.0], [1.0, 1.0]], 4, 3).count(),
-            1
-        );
+        assert_eq!(fill_contour(&[[f32::NAN, 1.0], [1.0, 1.0]], 4, 3).count(), 1);
         assert!(Mask::new(0, 0).bounding_box().is_none());
     }
 
@@ -369,40 +307,19 @@ mod tests {
         let m = fill_contour(&far, 8, 6);
         assert!(m.count() > 0);
         // Lines clipped to the image draw exactly the pixels of the full walk.
-        for (a, b) in [
-            ((-30, 2), (40, 5)),
-            ((3, -50), (5, 60)),
-            ((7, 70), (2, -9)),
-            ((-3, -3), (12, 9)),
-        ] {
+        for (a, b) in [((-30, 2), (40, 5)), ((3, -50), (5, 60)), ((7, 70), (2, -9)), ((-3, -3), (12, 9))] {
             let mut clipped = Mask::new(8, 6);
             draw_line(a, b, &mut clipped);
             let mut full = Mask::new(8, 6);
-            let ((x0, y0), (x1, y1)) = if b.0 < a.0 || (b.0 == a.0 && b.1 < a.1) {
-                (b, a)
-            } else {
-                (a, b)
-            };
+            let ((x0, y0), (x1, y1)) = if b.0 < a.0 || (b.0 == a.0 && b.1 < a.1) { (b, a) } else { (a, b) };
             let (dx, dy): (i64, i64) = (x1 - x0, y1 - y0);
             if dx >= dy.abs() {
                 for i in 0..=dx {
-                    full.set(
-                        x0 + i,
-                        y0 + if dx == 0 {
-                            0
-                        } else {
-                            round_half_to_zero(dy * i, dx)
-                        },
-                        true,
-                    );
+                    full.set(x0 + i, y0 + if dx == 0 { 0 } else { round_half_to_zero(dy * i, dx) }, true);
                 }
             } else {
                 for j in 0..=dy.abs() {
-                    full.set(
-                        x0 + round_half_to_zero(dx * j, dy.abs()),
-                        y0 + dy.signum() * j,
-                        true,
-                    );
+                    full.set(x0 + round_half_to_zero(dx * j, dy.abs()), y0 + dy.signum() * j, true);
                 }
             }
             assert_eq!(clipped, full, "{a:?} {b:?}");

@@ -39,11 +39,7 @@ pub struct Args {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
 /// Median milliseconds of `repeats` runs of `f`, after one untimed run.
@@ -69,10 +65,7 @@ pub fn build_profile() -> &'static str {
 }
 
 pub fn run(mut args: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.samples >= 1 && args.repeats >= 1,
-        "--samples and --repeats must be at least 1"
-    );
+    anyhow::ensure!(args.samples >= 1 && args.repeats >= 1, "--samples and --repeats must be at least 1");
     if args.sizes.is_empty() {
         args.sizes = vec![if args.train { 256 } else { 1024 }];
     }
@@ -80,9 +73,7 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         return train_steps(&args);
     }
     for &s in &args.sizes {
-        ModelConfig::released(s)
-            .validate()
-            .map_err(anyhow::Error::msg)?;
+        ModelConfig::released(s).validate().map_err(anyhow::Error::msg)?;
     }
     let selected = select_device(args.device)?;
     println!("device: {}", selected.description);
@@ -99,9 +90,8 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
     println!("|------:|----------:|---------------:|---------------:|-------------:|----------:|");
     for &size in &args.sizes {
         let model = HybridGNet::random(&ModelConfig::released(size), 0, &selected.device);
-        let image: Vec<f32> = (0..size * size)
-            .map(|i| (((i % size) as f32 / size as f32) * 6.0).sin() * 0.4 + 0.5)
-            .collect();
+        let image: Vec<f32> =
+            (0..size * size).map(|i| (((i % size) as f32 / size as f32) * 6.0).sin() * 0.4 + 0.5).collect();
         let latents = model.config().latents;
 
         let encode = time_ms(args.repeats, || {
@@ -119,16 +109,7 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         });
         let total = |n: usize| {
             time_ms(args.repeats, || {
-                drop(predict(
-                    &model,
-                    &image,
-                    size as u32,
-                    size as u32,
-                    Sampling::Random {
-                        samples: n,
-                        seed: 1,
-                    },
-                ))
+                drop(predict(&model, &image, size as u32, size as u32, Sampling::Random { samples: n, seed: 1 }))
             })
         };
         let (total_n, total_1) = (total(args.samples), total(1));
@@ -145,10 +126,7 @@ fn train_steps(args: &Args) -> anyhow::Result<()> {
     use crate::model::encoder::ConvPath;
     use crate::train::{StepTimes, TrainOptions, Trainer, dataset};
     anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
-    anyhow::ensure!(
-        !args.data.is_empty(),
-        "bench --train needs --data DIR (images with landmarks, e.g. ../shared/data/jsrt)"
-    );
+    anyhow::ensure!(!args.data.is_empty(), "bench --train needs --data DIR (images with landmarks, e.g. ../shared/data/jsrt)");
     let samples = dataset::read_split_sets(&args.data, "train")?;
     let samples = &samples[..samples.len().min(args.batch * (args.repeats + 1))];
     let selected = select_device(args.device)?;
@@ -164,21 +142,11 @@ fn train_steps(args: &Args) -> anyhow::Result<()> {
     println!();
     println!("The two paths alternate step by step on the same images, from the same weights.");
     println!();
-    println!(
-        "| input | convolutions  | data ms | encoder fwd ms | decoder fwd + loss ms | backward ms | Adam ms | step ms | images/s |"
-    );
-    println!(
-        "|------:|:--------------|--------:|---------------:|----------------------:|------------:|--------:|--------:|---------:|"
-    );
+    println!("| input | convolutions  | data ms | encoder fwd ms | decoder fwd + loss ms | backward ms | Adam ms | step ms | images/s |");
+    println!("|------:|:--------------|--------:|---------------:|----------------------:|------------:|--------:|--------:|---------:|");
     for &size in &args.sizes {
-        let options = TrainOptions {
-            size,
-            batch: args.batch,
-            ..TrainOptions::default()
-        };
-        ModelConfig::released(size)
-            .validate()
-            .map_err(anyhow::Error::msg)?;
+        let options = TrainOptions { size, batch: args.batch, ..TrainOptions::default() };
+        ModelConfig::released(size).validate().map_err(anyhow::Error::msg)?;
         let prepared = dataset::prepare(samples, size, || {})?;
         let paths = [
             (ConvPath::Direct, "conv2d as is"),
@@ -192,9 +160,7 @@ fn train_steps(args: &Args) -> anyhow::Result<()> {
         }
         let mut runs: Vec<Vec<StepTimes>> = vec![Vec::new(); paths.len()];
         for r in 0..=args.repeats {
-            let idx: Vec<usize> = (0..args.batch)
-                .map(|k| (r * args.batch + k) % prepared.len())
-                .collect();
+            let idx: Vec<usize> = (0..args.batch).map(|k| (r * args.batch + k) % prepared.len()).collect();
             for (trainer, times) in trainers.iter_mut().zip(&mut runs) {
                 let (_, t) = trainer.profile_step(&prepared, &idx, r as u64);
                 if r > 0 {

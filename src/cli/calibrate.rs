@@ -65,41 +65,22 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     };
     let weights = shipped::resolve(args.weights.as_deref()).map_err(anyhow::Error::msg)?;
     let device = select_device(args.device)?;
-    let mut model = HybridGNet::load(&weights, &device.device)
-        .with_context(|| format!("{}", weights.display()))?;
+    let mut model = HybridGNet::load(&weights, &device.device).with_context(|| format!("{}", weights.display()))?;
     let samples = dataset::read_split_sets(&args.data, &args.split)?;
-    anyhow::ensure!(
-        samples.len() >= 4,
-        "split `{}` has {} images: too few to fit a calibration",
-        args.split,
-        samples.len()
-    );
-    let sampling = Sampling::Random {
-        samples: args.samples.max(2),
-        seed: args.seed,
-    };
-    let bar = ProgressBar::new(samples.len() as u64).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}<{eta}]")
-            .expect("template"),
-    );
+    anyhow::ensure!(samples.len() >= 4, "split `{}` has {} images: too few to fit a calibration", args.split, samples.len());
+    let sampling = Sampling::Random { samples: args.samples.max(2), seed: args.seed };
+    let bar = ProgressBar::new(samples.len() as u64)
+        .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}<{eta}]").expect("template"));
     let mut scored = Vec::new();
     let mut warp_std = Vec::new();
     for s in &samples {
         let a = load_sample(s)?;
         bar.set_message(a.grey.name.clone());
         let g = &a.grey;
-        let ap = crate::model::augmented::predict_augmented(
-            &model, &g.pixels, g.width, g.height, sampling, args.warps,
-        );
+        let ap = crate::model::augmented::predict_augmented(&model, &g.pixels, g.width, g.height, sampling, args.warps);
         let to_1024 = 1024.0 / g.width.max(g.height) as f64;
         warp_std.push(ap.warp_std.map(|v| v as f64 * to_1024));
-        scored.push(crate::validation::accuracy::score_prediction(
-            &g.name,
-            &ap.prediction,
-            &a.landmarks,
-            g.width,
-            g.height,
-        ));
+        scored.push(crate::validation::accuracy::score_prediction(&g.name, &ap.prediction, &a.landmarks, g.width, g.height));
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -114,10 +95,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
             .zip(&warp_std)
             .map(|(a, w)| std::array::from_fn(|n| a.node_std_1024[n].hypot(w[n])))
             .collect();
-        for (name, e) in [
-            (format!("warp std ({} warps)", args.warps), warp),
-            ("latent + warp std".to_string(), total),
-        ] {
+        for (name, e) in [(format!("warp std ({} warps)", args.warps), warp), ("latent + warp std".to_string(), total)] {
             let g = calibration::agreement(&e, &images);
             report.table.push_str(&table_row(&name, &g));
         }
@@ -133,49 +111,21 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     );
     let c = calibration::finish(report.fitted.clone(), &report.oof, &images, fitted_on);
     let mut out = String::new();
-    writeln!(
-        out,
-        "model: {} ({}, {})",
-        weights.display(),
-        model.config().describe(),
-        device.description
-    )?;
+    writeln!(out, "model: {} ({}, {})", weights.display(), model.config().describe(), device.description)?;
     out.push_str(&report.table);
-    writeln!(
-        out,
-        "chosen: {} ({})",
-        report.method.name(),
-        if chosen.is_some() {
-            "--method"
-        } else {
-            "best out-of-fold Pearson r"
-        }
-    )?;
-    writeln!(
-        out,
-        "legend (expected error -> real error, px at 1024, out of fold):"
-    )?;
+    writeln!(out, "chosen: {} ({})", report.method.name(), if chosen.is_some() { "--method" } else { "best out-of-fold Pearson r" })?;
+    writeln!(out, "legend (expected error -> real error, px at 1024, out of fold):")?;
     for r in &c.reliability {
-        writeln!(
-            out,
-            "  {:>5.1}-{:<5.1} {:>6} nodes: expected {:>5.1}, real {:>5.1}",
-            r.lo, r.hi, r.nodes, r.mean_expected, r.mean_error
-        )?;
+        writeln!(out, "  {:>5.1}-{:<5.1} {:>6} nodes: expected {:>5.1}, real {:>5.1}", r.lo, r.hi, r.nodes, r.mean_expected, r.mean_error)?;
     }
     model.set_calibration(Some(c));
-    model
-        .save(&args.out)
-        .with_context(|| format!("{}", args.out.display()))?;
+    model.save(&args.out).with_context(|| format!("{}", args.out.display()))?;
     writeln!(out, "wrote {}", args.out.display())?;
     if let Some(path) = &args.nodes {
         let mut csv = String::from("image,node,std px 1024,error px 1024,warp std px 1024\n");
         for (a, w) in scored.iter().zip(&warp_std) {
             for n in 0..NUM_NODES {
-                writeln!(
-                    csv,
-                    "{},{n},{:.4},{:.4},{:.4}",
-                    a.name, a.node_std_1024[n], a.node_error_1024[n], w[n]
-                )?;
+                writeln!(csv, "{},{n},{:.4},{:.4},{:.4}", a.name, a.node_std_1024[n], a.node_error_1024[n], w[n])?;
             }
         }
         write_atomically(path, csv.as_bytes())?;
@@ -233,23 +183,10 @@ pub fn choose_and_fit(images: &[&ImageAccuracy], chosen: Option<Method>, folds: 
     let best = chosen.unwrap_or_else(|| {
         agreements
             .iter()
-            .max_by(|a, b| {
-                a.1.pearson_r
-                    .unwrap_or(-1.0)
-                    .total_cmp(&b.1.pearson_r.unwrap_or(-1.0))
-            })
+            .max_by(|a, b| a.1.pearson_r.unwrap_or(-1.0).total_cmp(&b.1.pearson_r.unwrap_or(-1.0)))
             .map(|x| x.0)
             .unwrap_or(Method::Raw)
     });
-    let k = Method::ALL
-        .iter()
-        .position(|m| *m == best)
-        .expect("method listed");
-    Choice {
-        method: best,
-        fitted: calibration::fit(best, images),
-        oof: oofs.swap_remove(k),
-        table,
-        agreements,
-    }
+    let k = Method::ALL.iter().position(|m| *m == best).expect("method listed");
+    Choice { method: best, fitted: calibration::fit(best, images), oof: oofs.swap_remove(k), table, agreements }
 }

@@ -14,9 +14,7 @@ use crate::formats::matching::match_names;
 use crate::formats::write_atomically;
 use crate::landmarks::{NUM_NODES, Organ};
 use crate::metrics::correlation::{pearson, spearman};
-use crate::metrics::evaluation::{
-    EvalOptions, Evaluation, ImageScores, MaskChoice, MaskSource, evaluate,
-};
+use crate::metrics::evaluation::{EvalOptions, Evaluation, ImageScores, MaskChoice, MaskSource, evaluate};
 use crate::metrics::landmark_error::ErrorSummary;
 use crate::metrics::reliability::{ReliabilityBin, reliability_table};
 use crate::metrics::stats::describe;
@@ -60,17 +58,9 @@ fn parse_spacing(s: &str) -> Result<PixelSpacing, String> {
         .collect::<Result<_, _>>()
         .map_err(|_| format!("{s:?} is not a number or ROW,COL"))?;
     match v[..] {
-        [d] if d > 0.0 && d.is_finite() => Ok(PixelSpacing {
-            row_mm: d,
-            col_mm: d,
-        }),
-        [r, c] if r > 0.0 && c > 0.0 && r.is_finite() && c.is_finite() => Ok(PixelSpacing {
-            row_mm: r,
-            col_mm: c,
-        }),
-        _ => Err(format!(
-            "{s:?}: give one positive spacing in mm, or ROW,COL"
-        )),
+        [d] if d > 0.0 && d.is_finite() => Ok(PixelSpacing { row_mm: d, col_mm: d }),
+        [r, c] if r > 0.0 && c > 0.0 && r.is_finite() && c.is_finite() => Ok(PixelSpacing { row_mm: r, col_mm: c }),
+        _ => Err(format!("{s:?}: give one positive spacing in mm, or ROW,COL")),
     }
 }
 
@@ -97,14 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (ChexmaskTable::read(&args.pred)?, None)
     };
     let reference = ChexmaskTable::read(&args.reference)?;
-    let eval = evaluate(
-        &pred,
-        &reference,
-        EvalOptions {
-            masks: args.masks,
-            spacing: args.spacing_mm,
-        },
-    )?;
+    let eval = evaluate(&pred, &reference, EvalOptions { masks: args.masks, spacing: args.spacing_mm })?;
     if eval.images.is_empty() {
         bail!(
             "no image of {} ({} rows) is in {} ({} rows): identifiers do not match",
@@ -121,18 +104,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let uncertainty = nodes.map(|n| Uncertainty::new(&eval, &pred, n));
 
     let mut out = String::new();
-    writeln!(
-        out,
-        "pred: {} ({} rows)",
-        args.pred.display(),
-        pred.rows.len()
-    )?;
-    writeln!(
-        out,
-        "ref:  {} ({} rows)",
-        args.reference.display(),
-        reference.rows.len()
-    )?;
+    writeln!(out, "pred: {} ({} rows)", args.pred.display(), pred.rows.len())?;
+    writeln!(out, "ref:  {} ({} rows)", args.reference.display(), reference.rows.len())?;
     writeln!(
         out,
         "{} images in both; only in pred: {}; only in ref: {}",
@@ -140,29 +113,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         list(&eval.only_in_pred),
         list(&eval.only_in_ref)
     )?;
-    let (rle, filled) = (
-        eval.count(MaskSource::Rle),
-        eval.count(MaskSource::Landmarks),
-    );
-    writeln!(
-        out,
-        "masks scored: the files' RLE masks for {rle} images, masks filled from landmarks for {filled}"
-    )?;
+    let (rle, filled) = (eval.count(MaskSource::Rle), eval.count(MaskSource::Landmarks));
+    writeln!(out, "masks scored: the files' RLE masks for {rle} images, masks filled from landmarks for {filled}")?;
     summary_table(&mut out, &eval, args.spacing_mm.is_some())?;
     if let Some(u) = &uncertainty {
         u.describe(&mut out, args.bins)?;
     }
 
     if let Some(path) = &args.out {
-        write_atomically(
-            path,
-            &report_csv(&eval, args.spacing_mm.is_some(), uncertainty.as_ref())?,
-        )?;
+        write_atomically(path, &report_csv(&eval, args.spacing_mm.is_some(), uncertainty.as_ref())?)?;
         writeln!(out, "per-image scores: {}", path.display())?;
     }
     if let Some(dir) = &args.plots {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
         for line in write_plots(dir, &eval, uncertainty.as_ref(), args.bins)? {
             writeln!(out, "{line}")?;
         }
@@ -190,11 +153,7 @@ struct Metric {
 fn metrics(eval: &Evaluation, with_mm: bool) -> Vec<Metric> {
     let col = |name: &str, decimals: usize, f: &dyn Fn(&ImageScores) -> Option<f64>| Metric {
         name: name.to_string(),
-        values: eval
-            .images
-            .iter()
-            .map(|i| f(i).unwrap_or(f64::NAN))
-            .collect(),
+        values: eval.images.iter().map(|i| f(i).unwrap_or(f64::NAN)).collect(),
         decimals,
     };
     let mut m = vec![
@@ -207,16 +166,10 @@ fn metrics(eval: &Evaluation, with_mm: bool) -> Vec<Metric> {
     ];
     let errs = |mm: bool| -> Vec<Metric> {
         let unit = if mm { "mm" } else { "px" };
-        let pick = move |i: &ImageScores| {
-            (if mm { i.node_mm } else { i.node_px }).map(|e| ErrorSummary::of(&e))
-        };
-        let mut v = vec![col(&format!("Node error {unit}"), 2, &|i| {
-            pick(i).map(|s| s.all)
-        })];
+        let pick = move |i: &ImageScores| (if mm { i.node_mm } else { i.node_px }).map(|e| ErrorSummary::of(&e));
+        let mut v = vec![col(&format!("Node error {unit}"), 2, &|i| pick(i).map(|s| s.all))];
         for (k, o) in Organ::ALL.iter().enumerate() {
-            v.push(col(&format!("Node error {} {unit}", o.name()), 2, &|i| {
-                pick(i).map(|s| s.organs[k])
-            }));
+            v.push(col(&format!("Node error {} {unit}", o.name()), 2, &|i| pick(i).map(|s| s.organs[k])));
         }
         v
     };
@@ -240,11 +193,7 @@ fn summary_table(out: &mut String, eval: &Evaluation, with_mm: bool) -> std::fmt
         let value = format!("{:.d$} ± {:.d$}", s.mean, s.sd);
         write!(out, "{:<28} {value:>20} {:>5}", m.name, s.n)?;
         if s.non_finite > 0 {
-            write!(
-                out,
-                "  (+{} infinite: one mask has no boundary)",
-                s.non_finite
-            )?;
+            write!(out, "  (+{} infinite: one mask has no boundary)", s.non_finite)?;
         }
         writeln!(out)?;
     }
@@ -252,18 +201,10 @@ fn summary_table(out: &mut String, eval: &Evaluation, with_mm: bool) -> std::fmt
 }
 
 fn number(v: f64) -> String {
-    if v.is_nan() {
-        String::new()
-    } else {
-        format!("{v}")
-    }
+    if v.is_nan() { String::new() } else { format!("{v}") }
 }
 
-fn report_csv(
-    eval: &Evaluation,
-    with_mm: bool,
-    u: Option<&Uncertainty>,
-) -> anyhow::Result<Vec<u8>> {
+fn report_csv(eval: &Evaluation, with_mm: bool, u: Option<&Uncertainty>) -> anyhow::Result<Vec<u8>> {
     let ms = metrics(eval, with_mm);
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = vec!["image".to_string()];
@@ -317,9 +258,9 @@ impl Uncertainty {
             let t = &tables[stems[j]];
             u.score.insert(img.id.clone(), t.score());
             if let Some(l) = pred.get(&img.id).and_then(|r| r.landmarks) {
-                offsets.extend((0..NUM_NODES).map(|n| {
-                    ((l[n][0] - t.mean[n][0]) as f64).hypot((l[n][1] - t.mean[n][1]) as f64)
-                }));
+                offsets.extend(
+                    (0..NUM_NODES).map(|n| ((l[n][0] - t.mean[n][0]) as f64).hypot((l[n][1] - t.mean[n][1]) as f64)),
+                );
             }
             let Some(errors) = img.node_px else { continue };
             u.images_with_errors += 1;
@@ -327,14 +268,9 @@ impl Uncertainty {
                 let organ = Organ::of_node(n).expect("node index").0;
                 u.points.push((t.node_std(n) as f64, e, organ));
             }
-            u.image_pairs
-                .push((t.score(), errors.iter().sum::<f64>() / NUM_NODES as f64));
+            u.image_pairs.push((t.score(), errors.iter().sum::<f64>() / NUM_NODES as f64));
         }
-        u.mean_offset = if offsets.is_empty() {
-            0.0
-        } else {
-            offsets.iter().sum::<f64>() / offsets.len() as f64
-        };
+        u.mean_offset = if offsets.is_empty() { 0.0 } else { offsets.iter().sum::<f64>() / offsets.len() as f64 };
         u
     }
 
@@ -344,11 +280,7 @@ impl Uncertainty {
     }
 
     fn describe(&self, out: &mut String, bins: usize) -> std::fmt::Result {
-        writeln!(
-            out,
-            "uncertainty: node tables for {} of the scored images",
-            self.images_with_table
-        )?;
+        writeln!(out, "uncertainty: node tables for {} of the scored images", self.images_with_table)?;
         if self.mean_offset > 2.0 {
             writeln!(
                 out,
@@ -358,10 +290,7 @@ impl Uncertainty {
             )?;
         }
         if self.points.is_empty() {
-            return writeln!(
-                out,
-                "  no node errors to relate them to (landmarks missing)"
-            );
+            return writeln!(out, "  no node errors to relate them to (landmarks missing)");
         }
         let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
         let (s, e): (Vec<f64>, Vec<f64>) = self.points.iter().map(|p| (p.0, p.1)).unzip();
@@ -381,33 +310,18 @@ impl Uncertainty {
             f(spearman(&is, &ie))
         )?;
         writeln!(out, "  reliability, quantile bins of node std (px):")?;
-        writeln!(
-            out,
-            "  {:>4} {:>6} {:>17} {:>9} {:>16}",
-            "bin", "n", "std range", "mean std", "error mean ± sd"
-        )?;
+        writeln!(out, "  {:>4} {:>6} {:>17} {:>9} {:>16}", "bin", "n", "std range", "mean std", "error mean ± sd")?;
         for (k, b) in self.bins(bins).iter().enumerate() {
             let range = format!("{:.3}–{:.3}", b.lo, b.hi);
             let error = format!("{:.2} ± {:.2}", b.mean_error, b.error_sd);
-            writeln!(
-                out,
-                "  {:>4} {:>6} {range:>17} {:>9.3} {error:>16}",
-                k + 1,
-                b.n,
-                b.mean_uncertainty
-            )?;
+            writeln!(out, "  {:>4} {:>6} {range:>17} {:>9.3} {error:>16}", k + 1, b.n, b.mean_uncertainty)?;
         }
         Ok(())
     }
 }
 
 /// Writes the plots; returns one line per plot written or skipped.
-fn write_plots(
-    dir: &Path,
-    eval: &Evaluation,
-    u: Option<&Uncertainty>,
-    bins: usize,
-) -> anyhow::Result<Vec<String>> {
+fn write_plots(dir: &Path, eval: &Evaluation, u: Option<&Uncertainty>, bins: usize) -> anyhow::Result<Vec<String>> {
     let mut lines = Vec::new();
     let get = |f: &dyn Fn(&ImageScores) -> f64| eval.images.iter().map(f).collect::<Vec<f64>>();
     let (dl, dh) = (get(&|i| i.dice_lungs), get(&|i| i.dice_heart));
@@ -433,44 +347,24 @@ fn write_plots(
         },
     ];
     let p = dir.join("per_image_scores.png");
-    let sources = match (
-        eval.count(MaskSource::Rle),
-        eval.count(MaskSource::Landmarks),
-    ) {
+    let sources = match (eval.count(MaskSource::Rle), eval.count(MaskSource::Landmarks)) {
         (_, 0) => "RLE masks",
         (0, _) => "masks filled from landmarks",
         _ => "RLE masks and masks filled from landmarks",
     };
-    let subtitle = format!(
-        "{} images, one dot each; bar and number: mean; {sources}",
-        eval.images.len()
-    );
+    let subtitle = format!("{} images, one dot each; bar and number: mean; {sources}", eval.images.len());
     plots::per_image::strip_plots(&p, "Agreement per image", &subtitle, &panels)?;
     lines.push(format!("plot: {}", p.display()));
 
-    let with_nodes: Vec<&[f64; NUM_NODES]> = eval
-        .images
-        .iter()
-        .filter_map(|i| i.node_px.as_ref())
-        .collect();
+    let with_nodes: Vec<&[f64; NUM_NODES]> = eval.images.iter().filter_map(|i| i.node_px.as_ref()).collect();
     if with_nodes.is_empty() {
         lines.push("skipped node error plot: no image has landmarks in both files".to_string());
     } else {
-        let mean: [f64; NUM_NODES] = std::array::from_fn(|n| {
-            with_nodes.iter().map(|e| e[n]).sum::<f64>() / with_nodes.len() as f64
-        });
+        let mean: [f64; NUM_NODES] =
+            std::array::from_fn(|n| with_nodes.iter().map(|e| e[n]).sum::<f64>() / with_nodes.len() as f64);
         let p = dir.join("node_error_template.png");
-        let subtitle = format!(
-            "mean over {} images of the distance between corresponding landmarks",
-            with_nodes.len()
-        );
-        plots::node_map::node_values_on_template(
-            &p,
-            &mean,
-            "Mean landmark error per node",
-            &subtitle,
-            "px",
-        )?;
+        let subtitle = format!("mean over {} images of the distance between corresponding landmarks", with_nodes.len());
+        plots::node_map::node_values_on_template(&p, &mean, "Mean landmark error per node", &subtitle, "px")?;
         lines.push(format!("plot: {}", p.display()));
     }
 
@@ -487,14 +381,12 @@ fn write_plots(
             plots::uncertainty::score_vs_error(&p, &s, &e, "px")?;
             lines.push(format!("plot: {}", p.display()));
         }
-        Some(_) => lines.push(
-            "skipped uncertainty plots: no scored image has both a node table and landmarks"
-                .to_string(),
-        ),
-        None => lines.push(
-            "skipped uncertainty plots: they need node standard deviations (--uncertainty DIR)"
-                .to_string(),
-        ),
+        Some(_) => {
+            lines.push("skipped uncertainty plots: no scored image has both a node table and landmarks".to_string())
+        }
+        None => {
+            lines.push("skipped uncertainty plots: they need node standard deviations (--uncertainty DIR)".to_string())
+        }
     }
     Ok(lines)
 }
@@ -505,24 +397,8 @@ mod tests {
 
     #[test]
     fn spacing_values() {
-        assert_eq!(
-            parse_spacing("0.5").unwrap(),
-            PixelSpacing {
-                row_mm: 0.5,
-                col_mm: 0.5
-            }
-        );
-        assert_eq!(
-            parse_spacing("0.2, 0.3").unwrap(),
-            PixelSpacing {
-                row_mm: 0.2,
-                col_mm: 0.3
-            }
-        );
-        assert!(
-            parse_spacing("0").is_err()
-                && parse_spacing("a").is_err()
-                && parse_spacing("1,2,3").is_err()
-        );
+        assert_eq!(parse_spacing("0.5").unwrap(), PixelSpacing { row_mm: 0.5, col_mm: 0.5 });
+        assert_eq!(parse_spacing("0.2, 0.3").unwrap(), PixelSpacing { row_mm: 0.2, col_mm: 0.3 });
+        assert!(parse_spacing("0").is_err() && parse_spacing("a").is_err() && parse_spacing("1,2,3").is_err());
     }
 }

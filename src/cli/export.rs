@@ -48,10 +48,7 @@ pub struct Reviewed {
 
 impl Reviewed {
     fn name(&self) -> String {
-        self.image
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        self.image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
     fn landmarks(&self) -> Landmarks {
@@ -66,10 +63,7 @@ pub fn collect(images: &[PathBuf]) -> (Vec<Reviewed>, usize) {
     for image in images {
         match find_readable(image) {
             Some((_, a)) if matches!(a.status, Status::Accepted | Status::Corrected) => {
-                out.push(Reviewed {
-                    image: image.clone(),
-                    annotation: a,
-                })
+                out.push(Reviewed { image: image.clone(), annotation: a })
             }
             _ => skipped += 1,
         }
@@ -79,26 +73,12 @@ pub fn collect(images: &[PathBuf]) -> (Vec<Reviewed>, usize) {
 
 fn chexmask_u_csv(items: &[Reviewed]) -> anyhow::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "image",
-        "Node",
-        "Mean x",
-        "Mean y",
-        "Std x",
-        "Std y",
-        "Expected error",
-        "Reviewed x",
-        "Reviewed y",
-        "Edited",
-    ])?;
+    w.write_record(["image", "Node", "Mean x", "Mean y", "Std x", "Std y", "Expected error", "Reviewed x", "Reviewed y", "Edited"])?;
     for r in items {
         let (a, name) = (&r.annotation, r.name());
         let expected = a.calibrated.as_ref().map(|c| &c.expected_error);
         for n in 0..NUM_NODES {
-            let e = expected
-                .and_then(|e| e.get(n))
-                .map(|v| format_coordinate(*v))
-                .unwrap_or_default();
+            let e = expected.and_then(|e| e.get(n)).map(|v| format_coordinate(*v)).unwrap_or_default();
             w.write_record([
                 name.clone(),
                 n.to_string(),
@@ -119,37 +99,19 @@ fn chexmask_u_csv(items: &[Reviewed]) -> anyhow::Result<Vec<u8>> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let images = xray::expand_paths(&args.inputs)?;
     let (items, skipped) = collect(&images);
-    anyhow::ensure!(
-        !items.is_empty(),
-        "none of the {} images has an accepted or corrected review",
-        images.len()
-    );
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("{}: cannot create", args.out.display()))?;
+    anyhow::ensure!(!items.is_empty(), "none of the {} images has an accepted or corrected review", images.len());
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create", args.out.display()))?;
 
     let csv_path = args.out.join("reviewed.chexmask.csv");
     let export: Vec<ExportItem> = items
         .iter()
-        .map(|r| ExportItem {
-            id: r.name(),
-            landmarks: r.landmarks(),
-            width: r.annotation.image.width,
-            height: r.annotation.image.height,
-        })
+        .map(|r| ExportItem { id: r.name(), landmarks: r.landmarks(), width: r.annotation.image.width, height: r.annotation.image.height })
         .collect();
     let mut table = export_table(&csv_path, "image_id", &export)?;
-    table
-        .columns
-        .extend(["Status".to_string(), "CTR".to_string()]);
+    table.columns.extend(["Status".to_string(), "CTR".to_string()]);
     for (row, r) in table.rows.iter_mut().zip(&items) {
-        row.extra
-            .push(("Status".into(), r.annotation.status.label().into()));
-        row.extra.push((
-            "CTR".into(),
-            ctr(&r.landmarks())
-                .map(|c| format!("{:.4}", c.ratio))
-                .unwrap_or_default(),
-        ));
+        row.extra.push(("Status".into(), r.annotation.status.label().into()));
+        row.extra.push(("CTR".into(), ctr(&r.landmarks()).map(|c| format!("{:.4}", c.ratio)).unwrap_or_default()));
     }
     table.write(&csv_path)?;
 
@@ -163,20 +125,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .zip(&landmarks)
         .zip(&names)
-        .map(|((r, l), n)| coco::CocoItem {
-            file_name: n,
-            width: r.annotation.image.width,
-            height: r.annotation.image.height,
-            landmarks: l,
-        })
+        .map(|((r, l), n)| coco::CocoItem { file_name: n, width: r.annotation.image.width, height: r.annotation.image.height, landmarks: l })
         .collect();
     coco::write(&coco_path, &coco_items)?;
 
     let mut segs = 0;
     if !args.no_seg {
         let dir = args.out.join("seg");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
         for r in &items {
             write_seg_of(r, &dir, args.include_patient_data)?;
             segs += 1;
@@ -188,11 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         csv_path.display(),
         u_path.display(),
         coco_path.display(),
-        if segs > 0 {
-            format!(", {segs} SEG objects in {}", args.out.join("seg").display())
-        } else {
-            String::new()
-        }
+        if segs > 0 { format!(", {segs} SEG objects in {}", args.out.join("seg").display()) } else { String::new() }
     );
     Ok(())
 }
@@ -205,15 +157,8 @@ fn write_seg_of(r: &Reviewed, dir: &Path, include_patient: bool) -> anyhow::Resu
     let identity = xray::dicom::read_identity(&r.image);
     let source = dicom_seg::SegSource {
         uids: identity.as_ref().map(|i| i.0.clone()),
-        spacing: a
-            .image
-            .pixel_spacing_mm
-            .map(|[row_mm, col_mm]| xray::PixelSpacing { row_mm, col_mm }),
-        patient: if include_patient {
-            identity.map(|i| i.1)
-        } else {
-            None
-        },
+        spacing: a.image.pixel_spacing_mm.map(|[row_mm, col_mm]| xray::PixelSpacing { row_mm, col_mm }),
+        patient: if include_patient { identity.map(|i| i.1) } else { None },
         reviewed: true,
         uid_seed: a.image.sha256.clone(),
     };

@@ -36,14 +36,10 @@ fn parse_target(name: &str) -> Result<Vec<Target>, String> {
     if name == "all" {
         return Ok(Target::ALL.to_vec());
     }
-    Target::ALL
-        .into_iter()
-        .find(|t| t.name() == name)
-        .map(|t| vec![t])
-        .ok_or_else(|| {
-            let names: Vec<&str> = Target::ALL.iter().map(|t| t.name()).collect();
-            format!("unknown target {name:?}: all, {}", names.join(", "))
-        })
+    Target::ALL.into_iter().find(|t| t.name() == name).map(|t| vec![t]).ok_or_else(|| {
+        let names: Vec<&str> = Target::ALL.iter().map(|t| t.name()).collect();
+        format!("unknown target {name:?}: all, {}", names.join(", "))
+    })
 }
 
 /// The repository's PyTorch fixtures, the `.pt` seeds.
@@ -52,9 +48,7 @@ pub fn fixtures_dir() -> PathBuf {
 }
 
 pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("CXR_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/data"))
+    std::env::var_os("CXR_SHARED_DATA").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("../shared/data"))
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -75,14 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     println!(
         "{:<12} {:>10} {:>9} {:>9} {:>8} {:>9} {:>10} {:>16}",
-        "target",
-        "iterations",
-        "accepted",
-        "refused",
-        "findings",
-        "seconds",
-        "inputs/s",
-        "slowest (iter s)"
+        "target", "iterations", "accepted", "refused", "findings", "seconds", "inputs/s", "slowest (iter s)"
     );
     let mut total_findings = 0;
     for t in targets {
@@ -113,10 +100,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         total_findings += r.findings.len();
     }
-    anyhow::ensure!(
-        total_findings == 0,
-        "{total_findings} findings, inputs in {}",
-        args.out.display()
-    );
+    anyhow::ensure!(total_findings == 0, "{total_findings} findings, inputs in {}", args.out.display());
     Ok(())
 }

@@ -49,12 +49,7 @@ pub struct Args {
 }
 
 /// The summary columns `--include-patient-data` adds.
-pub const PATIENT_COLUMNS: [&str; 4] = [
-    "patient_name",
-    "patient_id",
-    "patient_birth_date",
-    "accession_number",
-];
+pub const PATIENT_COLUMNS: [&str; 4] = ["patient_name", "patient_id", "patient_birth_date", "accession_number"];
 
 /// `mean_expected_error`: the calibrated image score (mean expected node error, px), empty for
 /// a model without calibration. `ctr_mean`, `ctr_sd`: the cardiothoracic ratio over the latent
@@ -74,8 +69,7 @@ pub const SUMMARY_HEADER: [&str; 10] = [
 pub use crate::formats::chexmask_u::{EXPECTED_ERROR_COLUMN, HEADER as NODE_HEADER};
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let weights =
-        &crate::model::shipped::resolve(args.weights.as_deref()).map_err(anyhow::Error::msg)?;
+    let weights = &crate::model::shipped::resolve(args.weights.as_deref()).map_err(anyhow::Error::msg)?;
     if args.samples == 0 {
         bail!("--samples must be at least 1");
     }
@@ -86,12 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(shard) = args.shard {
         let all = images.len();
         images.retain(|p| shard.owns(p));
-        eprintln!(
-            "shard {}/{}: {} of {all} images",
-            shard.k,
-            shard.n,
-            images.len()
-        );
+        eprintln!("shard {}/{}: {} of {all} images", shard.k, shard.n, images.len());
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create output folder", args.out.display()))?;
@@ -105,11 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         selected.description
     );
 
-    let summary_path = args.out.join(
-        args.shard
-            .map(|s| s.summary_name())
-            .unwrap_or_else(|| "summary.csv".into()),
-    );
+    let summary_path = args.out.join(args.shard.map(|s| s.summary_name()).unwrap_or_else(|| "summary.csv".into()));
     let mut previous = read_summary(&summary_path)?;
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut seen = HashSet::new();
@@ -118,10 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let bar = ProgressBar::new(images.len() as u64);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} {per_sec} {elapsed_precise} eta {eta} {msg}",
-        )
-        .expect("valid template"),
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} {elapsed_precise} eta {eta} {msg}").expect("valid template"),
     );
     for path in &images {
         let name = file_name(path);
@@ -129,10 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // The same stem the shards hash, so `merge` finds every table.
         let stem = crate::batch::stem(path);
         if !seen.insert(stem.clone()) {
-            bar.println(format!(
-                "skipped {}: another input already writes {stem}.csv",
-                path.display()
-            ));
+            bar.println(format!("skipped {}: another input already writes {stem}.csv", path.display()));
             failed += 1;
             bar.inc(1);
             continue;
@@ -147,21 +126,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             continue;
         }
         let start = Instant::now();
-        let result = xray::load(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|img| {
-                let p = predict_xray(
-                    &model,
-                    &img,
-                    Sampling::Random {
-                        samples: args.samples,
-                        seed: args.seed,
-                    },
-                );
-                write_atomically(&csv_path, &node_csv(&p)?)
-                    .with_context(|| format!("{}: cannot write", csv_path.display()))?;
-                Ok((img.width, img.height, p, img.patient))
-            });
+        let result = xray::load(path).map_err(anyhow::Error::from).and_then(|img| {
+            let p = predict_xray(&model, &img, Sampling::Random { samples: args.samples, seed: args.seed });
+            write_atomically(&csv_path, &node_csv(&p)?)
+                .with_context(|| format!("{}: cannot write", csv_path.display()))?;
+            Ok((img.width, img.height, p, img.patient))
+        });
         match result {
             Ok((w, h, p, patient)) => {
                 let secs = start.elapsed().as_secs_f64();
@@ -172,23 +142,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     format!("{:.4}", p.score),
                     p.latent_sigma2_mean.to_string(),
                     format!("{secs:.3}"),
-                    p.expected_score()
-                        .map(|v| format!("{v:.4}"))
-                        .unwrap_or_default(),
+                    p.expected_score().map(|v| format!("{v:.4}")).unwrap_or_default(),
                     p.ctr.map(|c| format!("{:.4}", c.mean)).unwrap_or_default(),
                     p.ctr.map(|c| format!("{:.4}", c.sd)).unwrap_or_default(),
-                    p.ctr
-                        .map(|c| (c.mean > crate::metrics::ctr::CARDIOMEGALY_CTR).to_string())
-                        .unwrap_or_default(),
+                    p.ctr.map(|c| (c.mean > crate::metrics::ctr::CARDIOMEGALY_CTR).to_string()).unwrap_or_default(),
                 ]);
                 if args.include_patient_data {
                     let pt = patient.unwrap_or_default();
-                    rows.last_mut().expect("pushed").extend([
-                        pt.name,
-                        pt.id,
-                        pt.birth_date,
-                        pt.accession,
-                    ]);
+                    rows.last_mut().expect("pushed").extend([pt.name, pt.id, pt.birth_date, pt.accession]);
                 }
                 done += 1;
             }
@@ -212,29 +173,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.out.display()
     );
     if failed > 0 {
-        bail!(
-            "{failed} of {} images could not be processed (see messages above)",
-            images.len()
-        );
+        bail!("{failed} of {} images could not be processed (see messages above)", images.len());
     }
     Ok(())
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
+    path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
 }
 
 /// The CheXmask-U per-image table: one row per node, pixels of the original image.
 pub fn node_csv(p: &Prediction) -> anyhow::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     // The paper's five columns, then the calibrated one when the model has a calibration.
-    let expected = p
-        .calibrated
-        .as_ref()
-        .map(|c| c.expected_error.as_slice())
-        .filter(|e| e.len() == NUM_NODES);
+    let expected = p.calibrated.as_ref().map(|c| c.expected_error.as_slice()).filter(|e| e.len() == NUM_NODES);
     let mut header = NODE_HEADER.to_vec();
     if expected.is_some() {
         header.push(EXPECTED_ERROR_COLUMN);
@@ -261,8 +213,7 @@ fn read_summary(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     if !path.exists() {
         return Ok(BTreeMap::new());
     }
-    let mut r =
-        csv::Reader::from_path(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut r = csv::Reader::from_path(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let mut out = BTreeMap::new();
     for rec in r.records() {
         let rec = rec.with_context(|| format!("{}: malformed row", path.display()))?;
@@ -284,8 +235,7 @@ fn write_summary(path: &Path, header: &[&str], rows: &[Vec<String>]) -> anyhow::
         row.resize(header.len(), String::new());
         w.write_record(&row)?;
     }
-    write_atomically(path, &w.into_inner()?)
-        .with_context(|| format!("{}: cannot write", path.display()))
+    write_atomically(path, &w.into_inner()?).with_context(|| format!("{}: cannot write", path.display()))
 }
 
 #[cfg(test)]
@@ -298,22 +248,12 @@ mod tests {
     fn writes_tables_skips_unreadable_images_and_resumes() {
         let dir = tempfile::tempdir().unwrap();
         let weights = dir.path().join("w.safetensors");
-        let config = ModelConfig {
-            channels: [4, 4, 8, 8, 8, 8],
-            latents: 8,
-            ..ModelConfig::released(64)
-        };
-        HybridGNet::random(&config, 1, &burn::tensor::Device::flex())
-            .save(&weights)
-            .unwrap();
+        let config = ModelConfig { channels: [4, 4, 8, 8, 8, 8], latents: 8, ..ModelConfig::released(64) };
+        HybridGNet::random(&config, 1, &burn::tensor::Device::flex()).save(&weights).unwrap();
         let images = dir.path().join("images");
         std::fs::create_dir(&images).unwrap();
-        GrayImage::from_fn(40, 30, |x, y| Luma([(x * 5 + y * 3) as u8]))
-            .save(images.join("a.png"))
-            .unwrap();
-        GrayImage::from_fn(20, 50, |x, y| Luma([(x * 7 + y) as u8]))
-            .save(images.join("b.png"))
-            .unwrap();
+        GrayImage::from_fn(40, 30, |x, y| Luma([(x * 5 + y * 3) as u8])).save(images.join("a.png")).unwrap();
+        GrayImage::from_fn(20, 50, |x, y| Luma([(x * 7 + y) as u8])).save(images.join("b.png")).unwrap();
         std::fs::write(images.join("broken.png"), b"not a png").unwrap();
         let out = dir.path().join("out");
         let args = || Args {
@@ -343,42 +283,25 @@ mod tests {
         );
         assert_eq!(rows.len(), 3, "{summary}");
         // Uncalibrated weights: no expected error; a CTR (random weights make any shape).
-        assert!(
-            rows[1].split(',').nth(6) == Some("") && rows[2].split(',').nth(6) == Some(""),
-            "{summary}"
-        );
-        assert!(
-            rows[1].starts_with("a.png,40,30,") && rows[2].starts_with("b.png,20,50,"),
-            "{summary}"
-        );
+        assert!(rows[1].split(',').nth(6) == Some("") && rows[2].split(',').nth(6) == Some(""), "{summary}");
+        assert!(rows[1].starts_with("a.png,40,30,") && rows[2].starts_with("b.png,20,50,"), "{summary}");
 
         // Again: nothing is recomputed and the earlier summary rows are kept as they were.
         assert!(run(args()).is_err());
-        assert_eq!(
-            std::fs::read_to_string(out.join("summary.csv")).unwrap(),
-            summary
-        );
+        assert_eq!(std::fs::read_to_string(out.join("summary.csv")).unwrap(), summary);
 
         // A removed table is recomputed, identically for the same seed.
         std::fs::remove_file(out.join("a.csv")).unwrap();
         assert!(run(args()).is_err());
         assert_eq!(std::fs::read_to_string(out.join("a.csv")).unwrap(), a);
-        assert!(
-            std::fs::read_dir(&out).unwrap().all(|e| !e
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".tmp"))
-        );
+        assert!(std::fs::read_dir(&out).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
     }
 
     #[test]
     fn a_missing_weights_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let img = crate::xray::phantom::chest_phantom();
-        img.to_gray8(img.default_window())
-            .save(dir.path().join("a.png"))
-            .unwrap();
+        img.to_gray8(img.default_window()).save(dir.path().join("a.png")).unwrap();
         let missing = dir.path().join("missing.safetensors");
         let args = Args {
             inputs: vec![dir.path().join("a.png")],

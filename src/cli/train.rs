@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::model::{DeviceChoice, ModelConfig, StateDict, select_device, weights};
 use crate::train::augment::AugmentConfig;
-use crate::train::{
-    self, DataSpec, EpochReport, RunFiles, RunState, TrainOptions, Trainer, checkpoint, dataset,
-};
+use crate::train::{self, DataSpec, EpochReport, RunFiles, RunState, TrainOptions, Trainer, checkpoint, dataset};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -111,10 +109,8 @@ impl Args {
         let mut d = TrainOptions::default();
         let init = match &self.init {
             Some(path) => {
-                let sd = StateDict::read(path)
-                    .with_context(|| format!("{}: cannot load", path.display()))?;
-                let c = weights::infer_config(&sd)
-                    .with_context(|| format!("{}: cannot load", path.display()))?;
+                let sd = StateDict::read(path).with_context(|| format!("{}: cannot load", path.display()))?;
+                let c = weights::infer_config(&sd).with_context(|| format!("{}: cannot load", path.display()))?;
                 (d.size, d.skip_maps) = (c.input_size, c.skip_maps);
                 Some(sd)
             }
@@ -162,61 +158,24 @@ impl Args {
         let (o, new) = (&state.options, self.options_over(TrainOptions::default()));
         let limit = state.data.as_ref().and_then(|d| d.limit);
         let differs = [
-            (
-                "--size",
-                self.size.is_some_and(|v| v != state.config.input_size),
-            ),
+            ("--size", self.size.is_some_and(|v| v != state.config.input_size)),
             ("--batch", self.batch.is_some() && new.batch != o.batch),
             ("--lr", self.lr.is_some() && new.lr != o.lr),
-            (
-                "--lr-step",
-                self.lr_step.is_some() && new.lr_step != o.lr_step,
-            ),
-            (
-                "--lr-factor",
-                self.lr_factor.is_some() && new.lr_factor != o.lr_factor,
-            ),
-            (
-                "--weight-decay",
-                self.weight_decay.is_some() && new.weight_decay != o.weight_decay,
-            ),
-            (
-                "--kl-start",
-                self.kl_start.is_some() && new.kl_start != o.kl_start,
-            ),
+            ("--lr-step", self.lr_step.is_some() && new.lr_step != o.lr_step),
+            ("--lr-factor", self.lr_factor.is_some() && new.lr_factor != o.lr_factor),
+            ("--weight-decay", self.weight_decay.is_some() && new.weight_decay != o.weight_decay),
+            ("--kl-start", self.kl_start.is_some() && new.kl_start != o.kl_start),
             ("--kl-end", self.kl_end.is_some() && new.kl_end != o.kl_end),
-            (
-                "--kl-warmup",
-                self.kl_warmup.is_some() && new.kl_warmup != o.kl_warmup,
-            ),
-            (
-                "--skip/--no-skip",
-                (self.skip || self.no_skip) && new.skip_blocks != state.config.skip_blocks,
-            ),
-            (
-                "--skip-maps",
-                self.skip_maps.is_some_and(|m| m != state.config.skip_maps),
-            ),
+            ("--kl-warmup", self.kl_warmup.is_some() && new.kl_warmup != o.kl_warmup),
+            ("--skip/--no-skip", (self.skip || self.no_skip) && new.skip_blocks != state.config.skip_blocks),
+            ("--skip-maps", self.skip_maps.is_some_and(|m| m != state.config.skip_maps)),
             ("--seed", self.seed.is_some() && new.seed != o.seed),
             ("--no-augment", self.no_augment && new.augment != o.augment),
-            (
-                "--val-samples",
-                self.val_samples.is_some() && new.val_samples != o.val_samples,
-            ),
-            (
-                "--limit",
-                state.data.is_some() && self.limit.is_some() && self.limit != limit,
-            ),
-            (
-                "--hold-out-test",
-                self.hold_out_test && state.data.as_ref().is_some_and(|d| !d.hold_out_test),
-            ),
+            ("--val-samples", self.val_samples.is_some() && new.val_samples != o.val_samples),
+            ("--limit", state.data.is_some() && self.limit.is_some() && self.limit != limit),
+            ("--hold-out-test", self.hold_out_test && state.data.as_ref().is_some_and(|d| !d.hold_out_test)),
         ];
-        differs
-            .into_iter()
-            .filter(|(_, d)| *d)
-            .map(|(n, _)| n)
-            .collect()
+        differs.into_iter().filter(|(_, d)| *d).map(|(n, _)| n).collect()
     }
 
     fn data_spec(&self, dirs: Vec<PathBuf>) -> DataSpec {
@@ -253,11 +212,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let resume = match &args.resume {
         None => None,
         Some(Some(path)) => Some(path.clone()),
-        Some(None) => Some(
-            args.out
-                .clone()
-                .context("--resume without a checkpoint path needs --out")?,
-        ),
+        Some(None) => Some(args.out.clone().context("--resume without a checkpoint path needs --out")?),
     };
     let (mut trainer, files) = match &resume {
         Some(arg) => {
@@ -270,10 +225,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 );
             }
             let files = match &args.out {
-                Some(out) => RunFiles {
-                    ckpt: found.ckpt.clone(),
-                    ..RunFiles::new(out)
-                },
+                Some(out) => RunFiles { ckpt: found.ckpt.clone(), ..RunFiles::new(out) },
                 None => found,
             };
             if let Some(e) = args.epochs {
@@ -287,10 +239,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             (t, files)
         }
         None => {
-            let out = args
-                .out
-                .clone()
-                .expect("clap requires --out without --resume");
+            let out = args.out.clone().expect("clap requires --out without --resume");
             anyhow::ensure!(!args.data.is_empty(), "--data is required for a new run");
             let data = args.data.clone();
             let (options, init) = args.options()?;
@@ -299,11 +248,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             (t, RunFiles::new(&out))
         }
     };
-    let spec = trainer
-        .state
-        .data
-        .clone()
-        .context("the checkpoint records no data folder: pass --data")?;
+    let spec = trainer.state.data.clone().context("the checkpoint records no data folder: pass --data")?;
     let size = trainer.config().input_size;
     let mut train_samples =
         dataset::read_split_sets_holding_out(&spec.dirs, &spec.train_split, spec.hold_out_test)?;
@@ -331,11 +276,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let o = &trainer.state.options;
     eprintln!(
         "{} {} training images, {} validation, input {size}, {}skip blocks (maps {}), batch {}, lr {:e}, device {}",
-        if resume.is_some() {
-            format!("resuming after epoch {}:", trainer.state.epoch)
-        } else {
-            "training:".into()
-        },
+        if resume.is_some() { format!("resuming after epoch {}:", trainer.state.epoch) } else { "training:".into() },
         train_samples.len(),
         val_samples.len(),
         if o.skip_blocks { "" } else { "no " },
@@ -347,24 +288,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     // Pre-processing (decode, pad, resize) happens once; epochs reuse the cached inputs.
     let prep = ProgressBar::new((train_samples.len() + val_samples.len()) as u64);
-    prep.set_style(
-        ProgressStyle::with_template("preparing {bar:40} {pos}/{len} images {elapsed}")
-            .expect("valid template"),
-    );
-    let train_set = dataset::prepare(&train_samples, size, || prep.inc(1))
-        .context("preparing the training images")?;
-    let val_set = dataset::prepare(&val_samples, size, || prep.inc(1))
-        .context("preparing the validation images")?;
+    prep.set_style(ProgressStyle::with_template("preparing {bar:40} {pos}/{len} images {elapsed}").expect("valid template"));
+    let train_set = dataset::prepare(&train_samples, size, || prep.inc(1)).context("preparing the training images")?;
+    let val_set = dataset::prepare(&val_samples, size, || prep.inc(1)).context("preparing the validation images")?;
     prep.finish_and_clear();
 
     let epochs = trainer.state.options.epochs;
     let first = trainer.state.epoch;
     let bar = ProgressBar::new((epochs.saturating_sub(first) * train_set.len()) as u64);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} images {elapsed_precise} eta {eta_precise} {msg}",
-        )
-        .expect("valid template"),
+        ProgressStyle::with_template("{bar:40} {pos}/{len} images {elapsed_precise} eta {eta_precise} {msg}")
+            .expect("valid template"),
     );
     // Both callbacks update these; the batch one shows the running mean loss.
     let epoch_shown = std::cell::Cell::new(first + 1);
@@ -377,11 +311,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         |images, loss| {
             let (sum, n) = running.get();
             running.set((sum + loss.total, n + 1));
-            bar.set_message(format!(
-                "epoch {}/{epochs} loss {:.5}",
-                epoch_shown.get(),
-                (sum + loss.total) / (n + 1) as f64
-            ));
+            bar.set_message(format!("epoch {}/{epochs} loss {:.5}", epoch_shown.get(), (sum + loss.total) / (n + 1) as f64));
             bar.inc(images as u64);
         },
         |r| {
@@ -395,9 +325,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     eprintln!(
         "best validation error {:.2} px{}; model in {}; checkpoint in {}",
         s.best_error_px.unwrap_or(f64::NAN),
-        s.best_epoch
-            .map(|e| format!(" at epoch {e}"))
-            .unwrap_or_default(),
+        s.best_epoch.map(|e| format!(" at epoch {e}")).unwrap_or_default(),
         files.best.display(),
         files.ckpt.display()
     );

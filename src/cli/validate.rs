@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 use crate::formats::write_atomically;
 use crate::landmarks::{NUM_NODES, Organ};
-use crate::model::Calibration;
 use crate::model::{DeviceChoice, HybridGNet, Sampling, predict, select_device, shipped};
 use crate::plots;
 use crate::train::dataset;
+use crate::model::Calibration;
 use crate::validation::accuracy::{ImageAccuracy, summarise};
 use crate::validation::calibration;
 use crate::validation::probes::{non_chest_images, score_1024};
@@ -59,20 +59,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 pub fn report(args: Args) -> anyhow::Result<String> {
     let weights = shipped::resolve(args.weights.as_deref()).map_err(anyhow::Error::msg)?;
     let device = select_device(args.device)?;
-    let model = HybridGNet::load(&weights, &device.device)
-        .with_context(|| format!("{}", weights.display()))?;
+    let model = HybridGNet::load(&weights, &device.device).with_context(|| format!("{}", weights.display()))?;
     let mut samples = dataset::read_split_sets(&args.data, &args.split)?;
     if let Some(n) = args.limit {
         samples = dataset::first_of_each_set(samples, n);
     }
-    let sampling = Sampling::Random {
-        samples: args.samples.max(1),
-        seed: args.seed,
-    };
-    let bar = ProgressBar::new(samples.len() as u64).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}<{eta}]")
-            .expect("template"),
-    );
+    let sampling = Sampling::Random { samples: args.samples.max(1), seed: args.seed };
+    let bar = ProgressBar::new(samples.len() as u64)
+        .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}<{eta}]").expect("template"));
     let mut reports: Vec<ImageReport> = Vec::new();
     for s in &samples {
         let a = validation::load_sample(s)?;
@@ -83,36 +77,17 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     bar.finish_and_clear();
     let non_chest: Vec<(String, f64)> = non_chest_images()
         .into_iter()
-        .map(|g| {
-            (
-                g.name.clone(),
-                score_1024(
-                    &predict(&model, &g.pixels, g.width, g.height, sampling),
-                    g.width,
-                    g.height,
-                ),
-            )
-        })
+        .map(|g| (g.name.clone(), score_1024(&predict(&model, &g.pixels, g.width, g.height, sampling), g.width, g.height)))
         .collect();
 
     let acc: Vec<_> = reports.iter().map(|r| r.accuracy.clone()).collect();
     let s = summarise(&acc);
     let mut out = String::new();
-    writeln!(
-        out,
-        "model: {} ({}, {})",
-        weights.display(),
-        model.config().describe(),
-        device.description
-    )?;
+    writeln!(out, "model: {} ({}, {})", weights.display(), model.config().describe(), device.description)?;
     if let Some(c) = model.calibration() {
         writeln!(out, "calibration: {} (fitted on {})", c.method, c.fitted_on)?;
     }
-    writeln!(
-        out,
-        "{} images of split `{}`, N={} samples, seed {}",
-        s.images, args.split, args.samples, args.seed
-    )?;
+    writeln!(out, "{} images of split `{}`, N={} samples, seed {}", s.images, args.split, args.samples, args.seed)?;
     accuracy_lines(&mut out, &acc, model.calibration())?;
     let sets: Vec<&str> = samples.iter().fold(Vec::new(), |mut v, x| {
         if !v.contains(&x.set.as_str()) {
@@ -122,12 +97,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     });
     if sets.len() > 1 {
         for set in sets {
-            let part: Vec<_> = acc
-                .iter()
-                .zip(&samples)
-                .filter(|(_, x)| x.set == set)
-                .map(|(a, _)| a.clone())
-                .collect();
+            let part: Vec<_> = acc.iter().zip(&samples).filter(|(_, x)| x.set == set).map(|(a, _)| a.clone()).collect();
             writeln!(out, "set {set}: {} images", part.len())?;
             accuracy_lines(&mut out, &part, model.calibration())?;
         }
@@ -136,44 +106,23 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         reports.iter().map(|r| f(r)[k]).sum::<f64>() / reports.len().max(1) as f64
     };
     let by_sigma = |f: &dyn Fn(&ImageReport) -> &Vec<f64>, digits: usize| {
-        let v: Vec<String> = NOISE_SIGMAS
-            .iter()
-            .enumerate()
-            .map(|(k, sg)| format!("{sg}: {:.*}", digits, mean_at(f, k)))
-            .collect();
+        let v: Vec<String> =
+            NOISE_SIGMAS.iter().enumerate().map(|(k, sg)| format!("{sg}: {:.*}", digits, mean_at(f, k))).collect();
         v.join(", ")
     };
-    writeln!(
-        out,
-        "noise probe       mean image score (px at 1024) by noise sigma: {}",
-        by_sigma(&|r| &r.noise.score, 2)
-    )?;
-    writeln!(
-        out,
-        "                  encoder's mean latent sigma^2: {}",
-        by_sigma(&|r| &r.noise.latent_sigma2, 4)
-    )?;
+    writeln!(out, "noise probe       mean image score (px at 1024) by noise sigma: {}", by_sigma(&|r| &r.noise.score, 2))?;
+    writeln!(out, "                  encoder's mean latent sigma^2: {}", by_sigma(&|r| &r.noise.latent_sigma2, 4))?;
     writeln!(
         out,
         "                  score with the clean image's sigma (decoder's part): {}",
         by_sigma(&|r| &r.noise.score_at_clean_sigma, 2)
     )?;
-    let rising = reports
-        .iter()
-        .filter(|r| r.noise.score.windows(2).all(|w| w[1] >= w[0]))
-        .count();
-    writeln!(
-        out,
-        "                  score never falls as noise grows on {rising}/{} images",
-        reports.len()
-    )?;
+    let rising = reports.iter().filter(|r| r.noise.score.windows(2).all(|w| w[1] >= w[0])).count();
+    writeln!(out, "                  score never falls as noise grows on {rising}/{} images", reports.len())?;
     let occ = |f: &dyn Fn(&validation::probes::OcclusionResult) -> f64| {
         reports.iter().map(|r| f(&r.occlusion)).sum::<f64>() / reports.len().max(1) as f64
     };
-    let up = reports
-        .iter()
-        .filter(|r| r.occlusion.covered_std_after > r.occlusion.covered_std_before)
-        .count();
+    let up = reports.iter().filter(|r| r.occlusion.covered_std_after > r.occlusion.covered_std_before).count();
     writeln!(
         out,
         "occlusion probe   black square of {:.0}% of the side: covered nodes' std {:.2} -> {:.2} px, other nodes {:.2} -> {:.2}; rose on {up}/{} images",
@@ -184,22 +133,11 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         occ(&|o| o.other_std_after),
         reports.len()
     )?;
-    let nc: Vec<String> = non_chest
-        .iter()
-        .map(|(n, v)| format!("{n} {v:.2}"))
-        .collect();
-    writeln!(
-        out,
-        "non-chest probe   highest {} image score {:.2}; non-chest images: {}",
-        args.split,
-        s.max_score_1024,
-        nc.join(", ")
-    )?;
+    let nc: Vec<String> = non_chest.iter().map(|(n, v)| format!("{n} {v:.2}")).collect();
+    writeln!(out, "non-chest probe   highest {} image score {:.2}; non-chest images: {}", args.split, s.max_score_1024, nc.join(", "))?;
 
     if let Some(path) = &args.out {
-        let mut csv = String::from(
-            "image,set,Dice Lungs,Dice Heart,mean node error px 1024,score px 1024,covered std before,covered std after",
-        );
+        let mut csv = String::from("image,set,Dice Lungs,Dice Heart,mean node error px 1024,score px 1024,covered std before,covered std after");
         for sg in NOISE_SIGMAS {
             write!(csv, ",score noise {sg}")?;
         }
@@ -233,18 +171,11 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         writeln!(out, "per-image results: {}", path.display())?;
     }
     if let Some(dir) = &args.plots {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
         let points: Vec<(f64, f64, Organ)> = acc
             .iter()
             .flat_map(|a| {
-                (0..NUM_NODES).map(move |n| {
-                    (
-                        a.node_std_1024[n],
-                        a.node_error_1024[n],
-                        Organ::of_node(n).expect("node").0,
-                    )
-                })
+                (0..NUM_NODES).map(move |n| (a.node_std_1024[n], a.node_error_1024[n], Organ::of_node(n).expect("node").0))
             })
             .collect();
         let p = dir.join("error_vs_uncertainty.png");
@@ -254,26 +185,15 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         let curves: Vec<Vec<f64>> = reports.iter().map(|r| r.noise.score.clone()).collect();
         plots::probes::noise_curve(&p, &NOISE_SIGMAS, &curves, "px at 1024")?;
         writeln!(out, "plot: {}", p.display())?;
-        let before: Vec<f64> = reports
-            .iter()
-            .map(|r| r.occlusion.covered_std_before)
-            .collect();
-        let after: Vec<f64> = reports
-            .iter()
-            .map(|r| r.occlusion.covered_std_after)
-            .collect();
+        let before: Vec<f64> = reports.iter().map(|r| r.occlusion.covered_std_before).collect();
+        let after: Vec<f64> = reports.iter().map(|r| r.occlusion.covered_std_after).collect();
         let scores: Vec<f64> = acc.iter().map(|a| a.score_1024).collect();
         let nc_scores: Vec<f64> = non_chest.iter().map(|x| x.1).collect();
-        let (dl, dh): (Vec<f64>, Vec<f64>) =
-            acc.iter().map(|a| (a.dice_lungs, a.dice_heart)).unzip();
+        let (dl, dh): (Vec<f64>, Vec<f64>) = acc.iter().map(|a| (a.dice_lungs, a.dice_heart)).unzip();
         let blue = plots::chart::ORGAN_COLORS[0];
         let red = plots::chart::ORGAN_COLORS[2];
         let panels = [
-            plots::per_image::Panel {
-                title: "Dice",
-                y_label: "Dice",
-                groups: vec![("Lungs", blue, &dl), ("Heart", red, &dh)],
-            },
+            plots::per_image::Panel { title: "Dice", y_label: "Dice", groups: vec![("Lungs", blue, &dl), ("Heart", red, &dh)] },
             plots::per_image::Panel {
                 title: "Nodes under a black square",
                 y_label: "mean node std (px at 1024)",
@@ -282,19 +202,11 @@ pub fn report(args: Args) -> anyhow::Result<String> {
             plots::per_image::Panel {
                 title: "Image score",
                 y_label: "mean node std (px at 1024)",
-                groups: vec![
-                    (args.split.as_str(), blue, &scores),
-                    ("non-chest", red, &nc_scores),
-                ],
+                groups: vec![(args.split.as_str(), blue, &scores), ("non-chest", red, &nc_scores)],
             },
         ];
         let p = dir.join("probes.png");
-        let subtitle = format!(
-            "{} images of `{}`, N={}; one dot per image, bar: mean",
-            acc.len(),
-            args.split,
-            args.samples
-        );
+        let subtitle = format!("{} images of `{}`, N={}; one dot per image, bar: mean", acc.len(), args.split, args.samples);
         plots::per_image::strip_plots(&p, "Accuracy and uncertainty probes", &subtitle, &panels)?;
         writeln!(out, "plot: {}", p.display())?;
     }
@@ -303,40 +215,14 @@ pub fn report(args: Args) -> anyhow::Result<String> {
 
 /// The accuracy block of the report for one group of images; with a calibration, how its
 /// expected errors agree with the real ones too (on images it may have been fitted to).
-fn accuracy_lines(
-    out: &mut String,
-    acc: &[ImageAccuracy],
-    calibration: Option<&Calibration>,
-) -> std::fmt::Result {
+fn accuracy_lines(out: &mut String, acc: &[ImageAccuracy], calibration: Option<&Calibration>) -> std::fmt::Result {
     let s = summarise(acc);
     let f = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.3}"));
-    writeln!(
-        out,
-        "Dice lungs        {:.4} ± {:.4}",
-        s.dice_lungs.0, s.dice_lungs.1
-    )?;
-    writeln!(
-        out,
-        "Dice heart        {:.4} ± {:.4}",
-        s.dice_heart.0, s.dice_heart.1
-    )?;
-    writeln!(
-        out,
-        "node error        {:.2} ± {:.2} px at 1024",
-        s.error_1024.0, s.error_1024.1
-    )?;
-    writeln!(
-        out,
-        "std vs error      Pearson r {}, Spearman rho {} ({} nodes)",
-        f(s.pearson_r),
-        f(s.spearman_rho),
-        s.images * NUM_NODES
-    )?;
-    writeln!(
-        out,
-        "score vs error    Pearson r {} over images (image score vs mean node error)",
-        f(s.image_r)
-    )?;
+    writeln!(out, "Dice lungs        {:.4} ± {:.4}", s.dice_lungs.0, s.dice_lungs.1)?;
+    writeln!(out, "Dice heart        {:.4} ± {:.4}", s.dice_heart.0, s.dice_heart.1)?;
+    writeln!(out, "node error        {:.2} ± {:.2} px at 1024", s.error_1024.0, s.error_1024.1)?;
+    writeln!(out, "std vs error      Pearson r {}, Spearman rho {} ({} nodes)", f(s.pearson_r), f(s.spearman_rho), s.images * NUM_NODES)?;
+    writeln!(out, "score vs error    Pearson r {} over images (image score vs mean node error)", f(s.image_r))?;
     if let Some(c) = calibration {
         let refs: Vec<&ImageAccuracy> = acc.iter().collect();
         let e: Vec<_> = refs.iter().map(|a| calibration::expected(c, a)).collect();

@@ -22,14 +22,7 @@ use crate::masks::{self, Mask, OrganMasks, organ_index};
 
 /// Identifier column names used by the CheXmask subsets (and `image` by the JSRT landmark file),
 /// in order of preference.
-pub const ID_COLUMNS: [&str; 6] = [
-    "image_id",
-    "ImageID",
-    "Path",
-    "dicom_id",
-    "Image Index",
-    "image",
-];
+pub const ID_COLUMNS: [&str; 6] = ["image_id", "ImageID", "Path", "dicom_id", "Image Index", "image"];
 pub const LANDMARKS_COLUMN: &str = "Landmarks";
 pub const HEIGHT_COLUMN: &str = "Height";
 pub const WIDTH_COLUMN: &str = "Width";
@@ -59,12 +52,7 @@ pub struct ChexmaskRow {
 impl ChexmaskRow {
     /// A row with masks rasterised from the landmarks ([`masks::fill_contour`]), as
     /// CheXmask made its masks.
-    pub fn from_landmarks(
-        id: impl Into<String>,
-        landmarks: Landmarks,
-        width: u32,
-        height: u32,
-    ) -> Self {
+    pub fn from_landmarks(id: impl Into<String>, landmarks: Landmarks, width: u32, height: u32) -> Self {
         let filled = masks::organ_masks(&landmarks, width, height);
         ChexmaskRow {
             id: id.into(),
@@ -94,9 +82,7 @@ impl ChexmaskRow {
 
     /// The masks rasterised from this row's landmarks at the row's size.
     pub fn filled_masks(&self) -> Option<OrganMasks> {
-        self.landmarks
-            .as_ref()
-            .map(|l| masks::organ_masks(l, self.width, self.height))
+        self.landmarks.as_ref().map(|l| masks::organ_masks(l, self.width, self.height))
     }
 
     pub fn has_all_masks(&self) -> bool {
@@ -105,10 +91,7 @@ impl ChexmaskRow {
 
     /// Value of another column by its header.
     pub fn extra(&self, column: &str) -> Option<&str> {
-        self.extra
-            .iter()
-            .find(|(k, _)| k == column)
-            .map(|(_, v)| v.as_str())
+        self.extra.iter().find(|(k, _)| k == column).map(|(_, v)| v.as_str())
     }
 }
 
@@ -140,11 +123,7 @@ fn field_of(column: &str, id_column: &str) -> Field {
         LANDMARKS_COLUMN => Field::Landmarks,
         HEIGHT_COLUMN => Field::Height,
         WIDTH_COLUMN => Field::Width,
-        c => Organ::ALL
-            .iter()
-            .position(|o| o.name() == c)
-            .map(Field::Mask)
-            .unwrap_or(Field::Extra),
+        c => Organ::ALL.iter().position(|o| o.name() == c).map(Field::Mask).unwrap_or(Field::Extra),
     }
 }
 
@@ -155,39 +134,23 @@ impl ChexmaskTable {
         let mut columns = vec![id_column.clone(), LANDMARKS_COLUMN.to_string()];
         columns.extend(Organ::ALL.iter().map(|o| o.name().to_string()));
         columns.extend([HEIGHT_COLUMN.to_string(), WIDTH_COLUMN.to_string()]);
-        ChexmaskTable {
-            path: path.into(),
-            id_column,
-            columns,
-            rows: Vec::new(),
-        }
+        ChexmaskTable { path: path.into(), id_column, columns, rows: Vec::new() }
     }
 
     pub fn read(path: &Path) -> Result<Self, FormatError> {
-        let file = std::fs::File::open(path)
-            .map_err(|e| FormatError::file(path, format!("cannot open: {e}")))?;
+        let file = std::fs::File::open(path).map_err(|e| FormatError::file(path, format!("cannot open: {e}")))?;
         Self::from_reader(file, path)
     }
 
     /// Reads CSV from any reader; `path` names the source in errors.
     pub fn from_reader(reader: impl Read, path: &Path) -> Result<Self, FormatError> {
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_reader(reader);
+        let mut csv = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
         let header: Vec<String> = csv
             .headers()
             .map_err(|e| FormatError::file(path, format!("cannot read the header: {e}")))?
             .iter()
             .enumerate()
-            .map(|(i, h)| {
-                if i == 0 {
-                    h.trim_start_matches('\u{feff}')
-                } else {
-                    h
-                }
-                .trim()
-                .to_string()
-            })
+            .map(|(i, h)| if i == 0 { h.trim_start_matches('\u{feff}') } else { h }.trim().to_string())
             .collect();
         let id_column = find_id_column(&header).ok_or_else(|| {
             FormatError::file(
@@ -200,10 +163,7 @@ impl ChexmaskTable {
             )
         })?;
         let fields: Vec<Field> = header.iter().map(|c| field_of(c, &id_column)).collect();
-        if !fields
-            .iter()
-            .any(|f| matches!(f, Field::Landmarks | Field::Mask(_)))
-        {
+        if !fields.iter().any(|f| matches!(f, Field::Landmarks | Field::Mask(_))) {
             return Err(FormatError::file(
                 path,
                 format!(
@@ -215,15 +175,8 @@ impl ChexmaskTable {
         let has_h = fields.contains(&Field::Height);
         let has_w = fields.contains(&Field::Width);
         if has_h != has_w {
-            let (has, lacks) = if has_h {
-                (HEIGHT_COLUMN, WIDTH_COLUMN)
-            } else {
-                (WIDTH_COLUMN, HEIGHT_COLUMN)
-            };
-            return Err(FormatError::file(
-                path,
-                format!("has a {has} column but no {lacks} column"),
-            ));
+            let (has, lacks) = if has_h { (HEIGHT_COLUMN, WIDTH_COLUMN) } else { (WIDTH_COLUMN, HEIGHT_COLUMN) };
+            return Err(FormatError::file(path, format!("has a {has} column but no {lacks} column")));
         }
 
         let mut rows = Vec::new();
@@ -231,39 +184,18 @@ impl ChexmaskTable {
         for (i, record) in csv.records().enumerate() {
             let record = record.map_err(|e| {
                 let line = e.position().map(|p| p.line()).unwrap_or(i as u64 + 2);
-                FormatError::row(
-                    path,
-                    RowRef {
-                        row: i + 1,
-                        line,
-                        id: None,
-                    },
-                    csv_problem(&e),
-                )
+                FormatError::row(path, RowRef { row: i + 1, line, id: None }, csv_problem(&e))
             })?;
             let line = record.position().map(|p| p.line()).unwrap_or(i as u64 + 2);
-            let mut at = RowRef {
-                row: i + 1,
-                line,
-                id: None,
-            };
-            let row = parse_row(&record, &header, &fields, &mut at)
-                .map_err(|p| FormatError::row(path, at.clone(), p))?;
+            let mut at = RowRef { row: i + 1, line, id: None };
+            let row =
+                parse_row(&record, &header, &fields, &mut at).map_err(|p| FormatError::row(path, at.clone(), p))?;
             if let Some(first) = seen.insert(row.id.clone(), i + 1) {
-                return Err(FormatError::row(
-                    path,
-                    at,
-                    format!("identifier also on row {first}"),
-                ));
+                return Err(FormatError::row(path, at, format!("identifier also on row {first}")));
             }
             rows.push(row);
         }
-        Ok(ChexmaskTable {
-            path: path.to_path_buf(),
-            id_column,
-            columns: header,
-            rows,
-        })
+        Ok(ChexmaskTable { path: path.to_path_buf(), id_column, columns: header, rows })
     }
 
     /// The row with this exact identifier.
@@ -299,10 +231,7 @@ impl ChexmaskTable {
                 columns.push(name.to_string());
             }
         };
-        add(
-            LANDMARKS_COLUMN,
-            self.rows.iter().any(|r| r.landmarks.is_some()),
-        );
+        add(LANDMARKS_COLUMN, self.rows.iter().any(|r| r.landmarks.is_some()));
         for o in Organ::ALL {
             add(o.name(), self.rows.iter().any(|r| r.rle(o).is_some()));
         }
@@ -310,36 +239,22 @@ impl ChexmaskTable {
         add(HEIGHT_COLUMN, sized);
         add(WIDTH_COLUMN, sized);
 
-        let fields: Vec<Field> = columns
-            .iter()
-            .map(|c| field_of(c, &self.id_column))
-            .collect();
+        let fields: Vec<Field> = columns.iter().map(|c| field_of(c, &self.id_column)).collect();
         let mut w = csv::Writer::from_writer(Vec::new());
         let fail = |e: csv::Error| FormatError::file(&self.path, format!("cannot write CSV: {e}"));
         w.write_record(&columns).map_err(fail)?;
         for row in &self.rows {
-            let cells = columns
-                .iter()
-                .zip(&fields)
-                .map(|(name, field)| match field {
-                    Field::Id => row.id.clone(),
-                    Field::Landmarks => row
-                        .landmarks
-                        .as_ref()
-                        .map(landmarks_text)
-                        .unwrap_or_default(),
-                    Field::Mask(k) => row.masks[*k]
-                        .as_ref()
-                        .map(Rle::to_string)
-                        .unwrap_or_default(),
-                    Field::Height => row.height.to_string(),
-                    Field::Width => row.width.to_string(),
-                    Field::Extra => row.extra(name).unwrap_or_default().to_string(),
-                });
+            let cells = columns.iter().zip(&fields).map(|(name, field)| match field {
+                Field::Id => row.id.clone(),
+                Field::Landmarks => row.landmarks.as_ref().map(landmarks_text).unwrap_or_default(),
+                Field::Mask(k) => row.masks[*k].as_ref().map(Rle::to_string).unwrap_or_default(),
+                Field::Height => row.height.to_string(),
+                Field::Width => row.width.to_string(),
+                Field::Extra => row.extra(name).unwrap_or_default().to_string(),
+            });
             w.write_record(cells).map_err(fail)?;
         }
-        w.into_inner()
-            .map_err(|e| FormatError::file(&self.path, format!("cannot write CSV: {e}")))
+        w.into_inner().map_err(|e| FormatError::file(&self.path, format!("cannot write CSV: {e}")))
     }
 
     /// Writes the table to `path` (atomically).
@@ -350,10 +265,7 @@ impl ChexmaskTable {
 
 /// "x1,y1,x2,y2,…" with whole numbers written without a fraction.
 pub fn landmarks_text(l: &Landmarks) -> String {
-    l.iter()
-        .flat_map(|p| [format_coordinate(p[0]), format_coordinate(p[1])])
-        .collect::<Vec<_>>()
-        .join(",")
+    l.iter().flat_map(|p| [format_coordinate(p[0]), format_coordinate(p[1])]).collect::<Vec<_>>().join(",")
 }
 
 /// Parses "x1,y1,…" (240 numbers; spaces around values and enclosing brackets allowed).
@@ -361,26 +273,13 @@ pub fn parse_landmarks(text: &str) -> Result<Landmarks, String> {
     let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
     let tokens: Vec<&str> = inner.split(',').map(str::trim).collect();
     if tokens.len() != 2 * NUM_NODES {
-        return Err(format!(
-            "expected {} numbers ({NUM_NODES} points), found {}",
-            2 * NUM_NODES,
-            tokens.len()
-        ));
+        return Err(format!("expected {} numbers ({NUM_NODES} points), found {}", 2 * NUM_NODES, tokens.len()));
     }
     let mut out = [[0.0f32; 2]; NUM_NODES];
     for (k, t) in tokens.iter().enumerate() {
-        let v: f32 = t
-            .parse()
-            .ok()
-            .filter(|v: &f32| v.is_finite())
-            .ok_or_else(|| {
-                format!(
-                    "value {} ({t:?}, {} of node {}) is not a number",
-                    k + 1,
-                    if k % 2 == 0 { "x" } else { "y" },
-                    k / 2
-                )
-            })?;
+        let v: f32 = t.parse().ok().filter(|v: &f32| v.is_finite()).ok_or_else(|| {
+            format!("value {} ({t:?}, {} of node {}) is not a number", k + 1, if k % 2 == 0 { "x" } else { "y" }, k / 2)
+        })?;
         out[k / 2][k % 2] = v;
     }
     Ok(out)
@@ -390,19 +289,13 @@ fn find_id_column(header: &[String]) -> Option<String> {
     ID_COLUMNS
         .iter()
         .find_map(|c| header.iter().find(|h| h == c))
-        .or_else(|| {
-            ID_COLUMNS
-                .iter()
-                .find_map(|c| header.iter().find(|h| h.eq_ignore_ascii_case(c)))
-        })
+        .or_else(|| ID_COLUMNS.iter().find_map(|c| header.iter().find(|h| h.eq_ignore_ascii_case(c))))
         .cloned()
 }
 
 fn csv_problem(e: &csv::Error) -> String {
     match e.kind() {
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
             format!("has {len} fields but the header has {expected_len}")
         }
         csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".to_string(),
@@ -416,13 +309,9 @@ fn parse_side(cell: &str, column: &str) -> Result<Option<u32>, String> {
     if t.is_empty() {
         return Ok(None);
     }
-    let v: f64 = t
-        .parse()
-        .map_err(|_| format!("{column} {t:?} is not a number"))?;
+    let v: f64 = t.parse().map_err(|_| format!("{column} {t:?} is not a number"))?;
     if v.fract() != 0.0 || v < 1.0 || v > MAX_SIDE as f64 {
-        return Err(format!(
-            "{column} {t:?} is not a whole number of pixels between 1 and {MAX_SIDE}"
-        ));
+        return Err(format!("{column} {t:?} is not a whole number of pixels between 1 and {MAX_SIDE}"));
     }
     Ok(Some(v as u32))
 }
@@ -446,17 +335,12 @@ fn parse_row(
     };
     let size_given = h.is_some() && w.is_some();
     if h.is_some() != w.is_some() {
-        return Err(format!(
-            "{HEIGHT_COLUMN} and {WIDTH_COLUMN} must both be given or both be empty"
-        ));
+        return Err(format!("{HEIGHT_COLUMN} and {WIDTH_COLUMN} must both be given or both be empty"));
     }
     let (height, width) = (h.unwrap_or(DEFAULT_SIDE), w.unwrap_or(DEFAULT_SIDE));
     // Masks of this size get allocated when the row is scored: the image loaders' bound.
     if width as u64 * height as u64 > crate::xray::MAX_PIXELS {
-        return Err(format!(
-            "{width}×{height} is larger than cxr-review scores ({} pixels at most)",
-            crate::xray::MAX_PIXELS
-        ));
+        return Err(format!("{width}×{height} is larger than cxr-review scores ({} pixels at most)", crate::xray::MAX_PIXELS));
     }
 
     let landmarks = match cell(Field::Landmarks).map(str::trim) {
@@ -477,15 +361,7 @@ fn parse_row(
         .filter(|((_, f), _)| **f == Field::Extra)
         .map(|((h, _), v)| (h.clone(), v.to_string()))
         .collect();
-    Ok(ChexmaskRow {
-        id,
-        landmarks,
-        masks,
-        width,
-        height,
-        size_given,
-        extra,
-    })
+    Ok(ChexmaskRow { id, landmarks, masks, width, height, size_given, extra })
 }
 
 #[cfg(test)]
@@ -497,39 +373,20 @@ mod tests {
     }
 
     fn lm_text(n: usize) -> String {
-        (0..n)
-            .map(|i| (i % 50 + 10).to_string())
-            .collect::<Vec<_>>()
-            .join(",")
+        (0..n).map(|i| (i % 50 + 10).to_string()).collect::<Vec<_>>().join(",")
     }
 
     #[test]
     fn sizes_as_floats_empty_or_absent() {
         let l = lm_text(240);
-        let t = read(&format!(
-            "ImageID,Landmarks,Height,Width\na,\"{l}\",512.0,256\nb,\"{l}\",,\n"
-        ))
-        .unwrap();
-        assert_eq!(
-            (t.rows[0].height, t.rows[0].width, t.rows[0].size_given),
-            (512, 256, true)
-        );
-        assert_eq!(
-            (t.rows[1].height, t.rows[1].width, t.rows[1].size_given),
-            (1024, 1024, false)
-        );
+        let t = read(&format!("ImageID,Landmarks,Height,Width\na,\"{l}\",512.0,256\nb,\"{l}\",,\n")).unwrap();
+        assert_eq!((t.rows[0].height, t.rows[0].width, t.rows[0].size_given), (512, 256, true));
+        assert_eq!((t.rows[1].height, t.rows[1].width, t.rows[1].size_given), (1024, 1024, false));
         let t = read(&format!("image,split,Landmarks\nJPCLN001,val,\"{l}\"\n")).unwrap();
         assert_eq!((t.id_column.as_str(), t.rows[0].height), ("image", 1024));
         assert_eq!(t.rows[0].extra("split"), Some("val"));
-        let err = read(&format!(
-            "ImageID,Landmarks,Height,Width\na,\"{l}\",10.5,3\n"
-        ))
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("row 1 (line 2, id a)") && err.contains("Height \"10.5\""),
-            "{err}"
-        );
+        let err = read(&format!("ImageID,Landmarks,Height,Width\na,\"{l}\",10.5,3\n")).unwrap_err().to_string();
+        assert!(err.contains("row 1 (line 2, id a)") && err.contains("Height \"10.5\""), "{err}");
     }
 
     #[test]
@@ -539,28 +396,20 @@ mod tests {
         l[239] = "7]".into();
         let p = parse_landmarks(&l.join(",")).unwrap();
         assert_eq!((p[0], p[119][1]), ([1.5, 1.25], 7.0));
-        assert_eq!(
-            landmarks_text(&[[431.0, 221.0]; 120]).split(',').next(),
-            Some("431")
-        );
+        assert_eq!(landmarks_text(&[[431.0, 221.0]; 120]).split(',').next(), Some("431"));
     }
 
     #[test]
     fn written_tables_read_back_equal() {
         let mut l = [[0.0f32; 2]; 120];
         for (i, p) in l.iter_mut().enumerate() {
-            *p = [
-                10.0 + (i as f32 * 0.37).sin() * 5.0 + i as f32 * 0.5,
-                20.0 + i as f32 * 0.61,
-            ];
+            *p = [10.0 + (i as f32 * 0.37).sin() * 5.0 + i as f32 * 0.5, 20.0 + i as f32 * 0.61];
         }
         let mut t = ChexmaskTable::new("out.csv", "image_id");
         let mut row = ChexmaskRow::from_landmarks("x/y.png", l, 90, 120);
-        row.extra
-            .push(("note".into(), "a, \"quoted\" value".into()));
+        row.extra.push(("note".into(), "a, \"quoted\" value".into()));
         t.push(row);
-        let back =
-            ChexmaskTable::from_reader(&t.to_csv().unwrap()[..], Path::new("out.csv")).unwrap();
+        let back = ChexmaskTable::from_reader(&t.to_csv().unwrap()[..], Path::new("out.csv")).unwrap();
         assert_eq!(back, t);
         assert!(back.rows[0].rle_masks().unwrap().get(Organ::Heart).count() > 0);
     }

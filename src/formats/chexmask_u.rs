@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::chexmask::{
-    ChexmaskRow, ChexmaskTable, DEFAULT_SIDE, HEIGHT_COLUMN, LANDMARKS_COLUMN, Landmarks,
-    WIDTH_COLUMN,
+    ChexmaskRow, ChexmaskTable, DEFAULT_SIDE, HEIGHT_COLUMN, LANDMARKS_COLUMN, Landmarks, WIDTH_COLUMN,
 };
 use super::{FormatError, RowRef, format_coordinate, write_atomically};
 use crate::landmarks::NUM_NODES;
@@ -39,8 +38,7 @@ impl NodeTable {
     }
 
     pub fn read(path: &Path) -> Result<Self, FormatError> {
-        let text = std::fs::read(path)
-            .map_err(|e| FormatError::file(path, format!("cannot read: {e}")))?;
+        let text = std::fs::read(path).map_err(|e| FormatError::file(path, format!("cannot read: {e}")))?;
         Self::parse(&text, path)
     }
 
@@ -58,11 +56,7 @@ impl NodeTable {
             cols[k] = header.iter().position(|h| h == name).ok_or_else(|| {
                 FormatError::file(
                     path,
-                    format!(
-                        "no {name:?} column (expected {}; found {})",
-                        HEADER.join(","),
-                        header.join(",")
-                    ),
+                    format!("no {name:?} column (expected {}; found {})", HEADER.join(","), header.join(",")),
                 )
             })?;
         }
@@ -74,34 +68,17 @@ impl NodeTable {
         for (i, rec) in csv.records().enumerate() {
             let rec = rec.map_err(|e| {
                 let line = e.position().map(|p| p.line()).unwrap_or(i as u64 + 2);
-                FormatError::row(
-                    path,
-                    RowRef {
-                        row: i + 1,
-                        line,
-                        id: None,
-                    },
-                    format!("malformed CSV: {e}"),
-                )
+                FormatError::row(path, RowRef { row: i + 1, line, id: None }, format!("malformed CSV: {e}"))
             })?;
             let line = rec.position().map(|p| p.line()).unwrap_or(i as u64 + 2);
-            let at = RowRef {
-                row: i + 1,
-                line,
-                id: None,
-            };
+            let at = RowRef { row: i + 1, line, id: None };
             let err = |p: String| FormatError::row(path, at.clone(), p);
             let node_text = rec[cols[0]].trim();
             let node = node_text
                 .parse::<usize>()
                 .ok()
                 .filter(|&n| n < NUM_NODES)
-                .ok_or_else(|| {
-                    err(format!(
-                        "Node {node_text:?} is not a node index 0–{}",
-                        NUM_NODES - 1
-                    ))
-                })?;
+                .ok_or_else(|| err(format!("Node {node_text:?} is not a node index 0–{}", NUM_NODES - 1)))?;
             if std::mem::replace(&mut seen[node], true) {
                 return Err(err(format!("node {node} appears twice")));
             }
@@ -123,11 +100,7 @@ impl NodeTable {
                     .parse::<f32>()
                     .ok()
                     .filter(|v| v.is_finite() && *v >= 0.0)
-                    .ok_or_else(|| {
-                        err(format!(
-                            "{EXPECTED_ERROR_COLUMN} {t:?} is not a non-negative number"
-                        ))
-                    })?;
+                    .ok_or_else(|| err(format!("{EXPECTED_ERROR_COLUMN} {t:?} is not a non-negative number")))?;
             }
             mean[node] = [v[0], v[1]];
             std[node] = [v[2], v[3]];
@@ -139,11 +112,7 @@ impl NodeTable {
                 format!("{n} of {NUM_NODES} nodes missing, the first is node {missing}"),
             ));
         }
-        Ok(NodeTable {
-            mean,
-            std,
-            expected_error: expected_col.map(|_| expected),
-        })
+        Ok(NodeTable { mean, std, expected_error: expected_col.map(|_| expected) })
     }
 
     pub fn to_csv(&self) -> Vec<u8> {
@@ -156,12 +125,7 @@ impl NodeTable {
         for i in 0..NUM_NODES {
             let [x, y] = self.mean[i];
             let [sx, sy] = self.std[i];
-            let mut cells = vec![
-                format_coordinate(x),
-                format_coordinate(y),
-                format_coordinate(sx),
-                format_coordinate(sy),
-            ];
+            let mut cells = vec![format_coordinate(x), format_coordinate(y), format_coordinate(sx), format_coordinate(sy)];
             if let Some(e) = &self.expected_error {
                 cells.push(format_coordinate(e[i]));
             }
@@ -178,20 +142,12 @@ impl NodeTable {
 /// Every `<stem>.csv` node table in `dir`, by stem. `summary.csv` (the `infer` summary) is
 /// skipped; any other CSV that is not a node table is an error naming it.
 pub fn read_folder(dir: &Path) -> Result<BTreeMap<String, NodeTable>, FormatError> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| FormatError::file(dir, format!("cannot list folder: {e}")))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| FormatError::file(dir, format!("cannot list folder: {e}")))?;
     let mut out = BTreeMap::new();
     for entry in entries {
-        let path = entry
-            .map_err(|e| FormatError::file(dir, format!("cannot list folder: {e}")))?
-            .path();
-        let is_csv = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let path = entry.map_err(|e| FormatError::file(dir, format!("cannot list folder: {e}")))?.path();
+        let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         if !path.is_file() || !is_csv || stem == "summary" {
             continue;
         }
@@ -204,21 +160,14 @@ pub fn read_folder(dir: &Path) -> Result<BTreeMap<String, NodeTable>, FormatErro
 /// identifier = file stem. Image sizes come from the folder's `summary.csv` (columns
 /// `image,width,height`, as `cxr-review infer` writes it); without it, or for an image it
 /// does not list, [`super::chexmask::DEFAULT_SIDE`] is assumed.
-pub fn read_prediction_folder(
-    dir: &Path,
-) -> Result<(ChexmaskTable, BTreeMap<String, NodeTable>), FormatError> {
+pub fn read_prediction_folder(dir: &Path) -> Result<(ChexmaskTable, BTreeMap<String, NodeTable>), FormatError> {
     let tables = read_folder(dir)?;
     if tables.is_empty() {
-        return Err(FormatError::file(
-            dir,
-            "no node tables (<image>.csv with Node,Mean x,Mean y,Std x,Std y)",
-        ));
+        return Err(FormatError::file(dir, "no node tables (<image>.csv with Node,Mean x,Mean y,Std x,Std y)"));
     }
     let sizes = read_summary_sizes(&dir.join("summary.csv"))?;
     let mut table = ChexmaskTable::new(dir, "image");
-    table.columns.retain(|c| {
-        c == "image" || c == LANDMARKS_COLUMN || c == HEIGHT_COLUMN || c == WIDTH_COLUMN
-    });
+    table.columns.retain(|c| c == "image" || c == LANDMARKS_COLUMN || c == HEIGHT_COLUMN || c == WIDTH_COLUMN);
     for (stem, t) in &tables {
         let size = sizes.get(stem).copied();
         let (width, height) = size.unwrap_or((DEFAULT_SIDE, DEFAULT_SIDE));
@@ -241,34 +190,18 @@ fn read_summary_sizes(path: &Path) -> Result<BTreeMap<String, (u32, u32)>, Forma
     if !path.exists() {
         return Ok(out);
     }
-    let mut csv = csv::Reader::from_path(path)
-        .map_err(|e| FormatError::file(path, format!("cannot read: {e}")))?;
-    let header = csv
-        .headers()
-        .map_err(|e| FormatError::file(path, format!("cannot read the header: {e}")))?
-        .clone();
+    let mut csv = csv::Reader::from_path(path).map_err(|e| FormatError::file(path, format!("cannot read: {e}")))?;
+    let header = csv.headers().map_err(|e| FormatError::file(path, format!("cannot read the header: {e}")))?.clone();
     let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| FormatError::file(path, format!("no {name:?} column")))
+        header.iter().position(|h| h == name).ok_or_else(|| FormatError::file(path, format!("no {name:?} column")))
     };
     let (ci, cw, ch) = (col("image")?, col("width")?, col("height")?);
     for (i, rec) in csv.records().enumerate() {
-        let at = RowRef {
-            row: i + 1,
-            line: i as u64 + 2,
-            id: None,
-        };
-        let rec =
-            rec.map_err(|e| FormatError::row(path, at.clone(), format!("malformed CSV: {e}")))?;
+        let at = RowRef { row: i + 1, line: i as u64 + 2, id: None };
+        let rec = rec.map_err(|e| FormatError::row(path, at.clone(), format!("malformed CSV: {e}")))?;
         let side = |c: usize| rec[c].trim().parse::<u32>().ok().filter(|&v| v > 0);
         let (Some(w), Some(h)) = (side(cw), side(ch)) else {
-            return Err(FormatError::row(
-                path,
-                at,
-                "width and height must be positive whole numbers",
-            ));
+            return Err(FormatError::row(path, at, "width and height must be positive whole numbers"));
         };
         out.insert(super::matching::name_key(&rec[ci]).to_string(), (w, h));
     }
@@ -280,11 +213,7 @@ mod tests {
     use super::*;
 
     fn table() -> NodeTable {
-        let mut t = NodeTable {
-            mean: [[0.0; 2]; NUM_NODES],
-            std: [[0.0; 2]; NUM_NODES],
-            expected_error: None,
-        };
+        let mut t = NodeTable { mean: [[0.0; 2]; NUM_NODES], std: [[0.0; 2]; NUM_NODES], expected_error: None };
         for i in 0..NUM_NODES {
             t.mean[i] = [i as f32 * 1.5, 300.25 - i as f32];
             t.std[i] = [0.1 * i as f32, 2.0];
@@ -298,10 +227,7 @@ mod tests {
         let back = NodeTable::parse(&t.to_csv(), Path::new("a.csv")).unwrap();
         assert_eq!(back, t);
         assert!((t.node_std(10) - 1.5).abs() < 1e-6);
-        let expected = (0..NUM_NODES)
-            .map(|i| (0.1 * i as f64 + 2.0) / 2.0)
-            .sum::<f64>()
-            / 120.0;
+        let expected = (0..NUM_NODES).map(|i| (0.1 * i as f64 + 2.0) / 2.0).sum::<f64>() / 120.0;
         assert!((t.score() - expected).abs() < 1e-5);
     }
 
@@ -310,19 +236,11 @@ mod tests {
         let mut t = table();
         t.expected_error = Some(std::array::from_fn(|i| 3.0 + i as f32 * 0.25));
         let csv = t.to_csv();
-        assert!(
-            String::from_utf8_lossy(&csv)
-                .starts_with("Node,Mean x,Mean y,Std x,Std y,Expected error\n")
-        );
+        assert!(String::from_utf8_lossy(&csv).starts_with("Node,Mean x,Mean y,Std x,Std y,Expected error\n"));
         assert_eq!(NodeTable::parse(&csv, Path::new("a.csv")).unwrap(), t);
         let bad = String::from_utf8(csv).unwrap().replacen(",3\n", ",-3\n", 1);
-        let e = NodeTable::parse(bad.as_bytes(), Path::new("a.csv"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("a.csv") && e.contains("Expected error \"-3\""),
-            "{e}"
-        );
+        let e = NodeTable::parse(bad.as_bytes(), Path::new("a.csv")).unwrap_err().to_string();
+        assert!(e.contains("a.csv") && e.contains("Expected error \"-3\""), "{e}");
     }
 
     #[test]
@@ -333,11 +251,7 @@ mod tests {
         }
         let t = NodeTable::parse(text.as_bytes(), Path::new("a.csv")).unwrap();
         assert_eq!((t.mean[7], t.std[7]), ([7.0, 2.0], [0.5, 1.0]));
-        let e = |s: &str| {
-            NodeTable::parse(s.as_bytes(), Path::new("u.csv"))
-                .unwrap_err()
-                .to_string()
-        };
+        let e = |s: &str| NodeTable::parse(s.as_bytes(), Path::new("u.csv")).unwrap_err().to_string();
         assert!(e("Node,Mean x,Mean y,Std x\n").contains("no \"Std y\" column"));
         assert!(
             e("Node,Mean x,Mean y,Std x,Std y\n0,1,2,3,4\n0,1,2,3,4\n")
@@ -347,8 +261,7 @@ mod tests {
         assert!(e("Node,Mean x,Mean y,Std x,Std y\n3,1,x,3,4\n").contains("Mean y \"x\""));
         assert!(e("Node,Mean x,Mean y,Std x,Std y\n3,1,2,-3,4\n").contains("negative"));
         assert!(
-            e("Node,Mean x,Mean y,Std x,Std y\n3,1,2,3,4\n")
-                .contains("119 of 120 nodes missing, the first is node 0")
+            e("Node,Mean x,Mean y,Std x,Std y\n3,1,2,3,4\n").contains("119 of 120 nodes missing, the first is node 0")
         );
     }
 }

@@ -81,9 +81,7 @@ pub fn coco(items: &[CocoItem]) -> CocoFile {
                 id: k as u64 + 1,
                 name: category_name(o),
                 supercategory: "chest".into(),
-                keypoints: (0..n)
-                    .map(|i| format!("{} {}", category_name(o), i + 1))
-                    .collect(),
+                keypoints: (0..n).map(|i| format!("{} {}", category_name(o), i + 1)).collect(),
                 skeleton: (0..n).map(|i| [i + 1, (i + 1) % n + 1]).collect(),
             }
         })
@@ -92,12 +90,7 @@ pub fn coco(items: &[CocoItem]) -> CocoFile {
     let mut annotations = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let image_id = i as u64 + 1;
-        images.push(CocoImage {
-            id: image_id,
-            file_name: item.file_name.into(),
-            width: item.width,
-            height: item.height,
-        });
+        images.push(CocoImage { id: image_id, file_name: item.file_name.into(), width: item.width, height: item.height });
         let masks = crate::masks::organ_masks(item.landmarks, item.width, item.height);
         for (k, &o) in Organ::ALL.iter().enumerate() {
             let pts = &item.landmarks[o.nodes()];
@@ -119,22 +112,15 @@ pub fn coco(items: &[CocoItem]) -> CocoFile {
         }
     }
     let info = CocoInfo {
-        description: "cxr-review reviewed lung and heart landmarks (HybridGNet 120-node graph)"
-            .into(),
+        description: "cxr-review reviewed lung and heart landmarks (HybridGNet 120-node graph)".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         date_created: crate::review::annotation::now_rfc3339(),
     };
-    CocoFile {
-        info,
-        images,
-        categories,
-        annotations,
-    }
+    CocoFile { info, images, categories, annotations }
 }
 
 pub fn write(path: &Path, items: &[CocoItem]) -> Result<(), FormatError> {
-    let json = serde_json::to_vec_pretty(&coco(items))
-        .map_err(|e| FormatError::file(path, e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&coco(items)).map_err(|e| FormatError::file(path, e.to_string()))?;
     super::write_atomically(path, &json)
 }
 
@@ -142,42 +128,20 @@ pub fn write(path: &Path, items: &[CocoItem]) -> Result<(), FormatError> {
 pub fn read(path: &Path) -> Result<BTreeMap<String, Landmarks>, FormatError> {
     let err = |e: String| FormatError::file(path, e);
     let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
-    let doc: CocoFile = serde_json::from_slice(&bytes)
-        .map_err(|e| err(format!("not a COCO keypoints file: {e}")))?;
+    let doc: CocoFile = serde_json::from_slice(&bytes).map_err(|e| err(format!("not a COCO keypoints file: {e}")))?;
     let organ_of: BTreeMap<u64, Organ> = doc
         .categories
         .iter()
-        .filter_map(|c| {
-            Some((
-                c.id,
-                Organ::ALL
-                    .into_iter()
-                    .find(|&o| category_name(o) == c.name)?,
-            ))
-        })
+        .filter_map(|c| Some((c.id, Organ::ALL.into_iter().find(|&o| category_name(o) == c.name)?)))
         .collect();
-    let names: BTreeMap<u64, &str> = doc
-        .images
-        .iter()
-        .map(|i| (i.id, i.file_name.as_str()))
-        .collect();
+    let names: BTreeMap<u64, &str> = doc.images.iter().map(|i| (i.id, i.file_name.as_str())).collect();
     let mut partial: BTreeMap<String, (Landmarks, [bool; 3])> = BTreeMap::new();
     for a in &doc.annotations {
-        let (Some(&organ), Some(&name)) = (organ_of.get(&a.category_id), names.get(&a.image_id))
-        else {
-            continue;
-        };
+        let (Some(&organ), Some(&name)) = (organ_of.get(&a.category_id), names.get(&a.image_id)) else { continue };
         if a.keypoints.len() != organ.len() * 3 {
-            return Err(err(format!(
-                "annotation {}: {} keypoint values, expected {}",
-                a.id,
-                a.keypoints.len(),
-                organ.len() * 3
-            )));
+            return Err(err(format!("annotation {}: {} keypoint values, expected {}", a.id, a.keypoints.len(), organ.len() * 3)));
         }
-        let entry = partial
-            .entry(name.to_string())
-            .or_insert(([[0.0; 2]; NUM_NODES], [false; 3]));
+        let entry = partial.entry(name.to_string()).or_insert(([[0.0; 2]; NUM_NODES], [false; 3]));
         for (j, n) in organ.nodes().enumerate() {
             entry.0[n] = [a.keypoints[3 * j], a.keypoints[3 * j + 1]];
         }
@@ -205,16 +169,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = template();
         let path = dir.path().join("c.json");
-        write(
-            &path,
-            &[CocoItem {
-                file_name: "a.png",
-                width: 1024,
-                height: 1024,
-                landmarks: &l,
-            }],
-        )
-        .unwrap();
+        write(&path, &[CocoItem { file_name: "a.png", width: 1024, height: 1024, landmarks: &l }]).unwrap();
         let doc: CocoFile = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(doc.categories[2].skeleton.last(), Some(&[26, 1]));
         assert_eq!(doc.annotations.len(), 3);

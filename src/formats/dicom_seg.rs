@@ -98,18 +98,11 @@ pub fn seg_object(masks: &OrganMasks, source: &SegSource) -> InMemDicomObject {
     let (w, h) = (masks.width(), masks.height());
     let src = source.uids.as_ref();
     let seed = &source.uid_seed;
-    let study = src
-        .map(|u| u.study_instance.clone())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| derived_uid(&["study", seed]));
+    let study = src.map(|u| u.study_instance.clone()).filter(|s| !s.is_empty()).unwrap_or_else(|| derived_uid(&["study", seed]));
     let series = derived_uid(&["seg series", seed]);
     let instance = derived_uid(&["seg instance", seed, &format!("{w}x{h}")]);
     let frame_of_reference = derived_uid(&["frame of reference", seed]);
-    let algorithm = if source.reviewed {
-        "SEMIAUTOMATIC"
-    } else {
-        "AUTOMATIC"
-    };
+    let algorithm = if source.reviewed { "SEMIAUTOMATIC" } else { "AUTOMATIC" };
     let now = crate::review::annotation::now_rfc3339();
     let (date, time) = (now[..10].replace('-', ""), now[11..19].replace(':', ""));
     let patient = source.patient.clone().unwrap_or_default();
@@ -123,11 +116,7 @@ pub fn seg_object(masks: &OrganMasks, source: &SegSource) -> InMemDicomObject {
         text(tags::MODALITY, VR::CS, "SEG"),
         text(tags::SERIES_NUMBER, VR::IS, "900"),
         text(tags::INSTANCE_NUMBER, VR::IS, "1"),
-        text(
-            tags::SERIES_DESCRIPTION,
-            VR::LO,
-            "cxr-review lungs and heart",
-        ),
+        text(tags::SERIES_DESCRIPTION, VR::LO, "cxr-review lungs and heart"),
         // Patient and study modules: Type 2, empty unless the user asked for patient data.
         text(tags::PATIENT_NAME, VR::PN, &patient.name),
         text(tags::PATIENT_ID, VR::LO, &patient.id),
@@ -143,11 +132,7 @@ pub fn seg_object(masks: &OrganMasks, source: &SegSource) -> InMemDicomObject {
         text(tags::DEVICE_SERIAL_NUMBER, VR::LO, "1"),
         text(tags::SOFTWARE_VERSIONS, VR::LO, env!("CARGO_PKG_VERSION")),
         text(tags::CONTENT_LABEL, VR::CS, "LUNGS_HEART"),
-        text(
-            tags::CONTENT_DESCRIPTION,
-            VR::LO,
-            "HybridGNet landmarks, filled contours",
-        ),
+        text(tags::CONTENT_DESCRIPTION, VR::LO, "HybridGNet landmarks, filled contours"),
         text(tags::CONTENT_CREATOR_NAME, VR::PN, ""),
         text(tags::CONTENT_DATE, VR::DA, &date),
         text(tags::CONTENT_TIME, VR::TM, &time),
@@ -176,55 +161,35 @@ pub fn seg_object(masks: &OrganMasks, source: &SegSource) -> InMemDicomObject {
                 text(tags::SEGMENT_LABEL, VR::LO, organ.name()),
                 text(tags::SEGMENT_ALGORITHM_TYPE, VR::CS, algorithm),
                 text(tags::SEGMENT_ALGORITHM_NAME, VR::LO, "HybridGNet"),
-                seq(
-                    tags::SEGMENTED_PROPERTY_CATEGORY_CODE_SEQUENCE,
-                    vec![code("91723000", "Anatomical Structure")],
-                ),
-                seq(
-                    tags::SEGMENTED_PROPERTY_TYPE_CODE_SEQUENCE,
-                    vec![code(value, meaning)],
-                ),
+                seq(tags::SEGMENTED_PROPERTY_CATEGORY_CODE_SEQUENCE, vec![code("91723000", "Anatomical Structure")]),
+                seq(tags::SEGMENTED_PROPERTY_TYPE_CODE_SEQUENCE, vec![code(value, meaning)]),
             ])
         })
         .collect();
     obj.put(seq(tags::SEGMENT_SEQUENCE, segments));
     // One dimension: the segment each frame holds (frames are told apart by it alone).
     let dim = derived_uid(&["dimension organization", seed]);
-    obj.put(seq(
-        tags::DIMENSION_ORGANIZATION_SEQUENCE,
-        vec![InMemDicomObject::from_element_iter([text(
-            tags::DIMENSION_ORGANIZATION_UID,
-            VR::UI,
-            &dim,
-        )])],
-    ));
+    obj.put(seq(tags::DIMENSION_ORGANIZATION_SEQUENCE, vec![InMemDicomObject::from_element_iter([text(
+        tags::DIMENSION_ORGANIZATION_UID,
+        VR::UI,
+        &dim,
+    )])]));
     obj.put(seq(
         tags::DIMENSION_INDEX_SEQUENCE,
         vec![InMemDicomObject::from_element_iter([
             text(tags::DIMENSION_ORGANIZATION_UID, VR::UI, &dim),
-            DataElement::new(
-                tags::DIMENSION_INDEX_POINTER,
-                VR::AT,
-                dicom_value!(Tags, [tags::REFERENCED_SEGMENT_NUMBER]),
-            ),
-            DataElement::new(
-                tags::FUNCTIONAL_GROUP_POINTER,
-                VR::AT,
-                dicom_value!(Tags, [tags::SEGMENT_IDENTIFICATION_SEQUENCE]),
-            ),
+            DataElement::new(tags::DIMENSION_INDEX_POINTER, VR::AT, dicom_value!(Tags, [tags::REFERENCED_SEGMENT_NUMBER])),
+            DataElement::new(tags::FUNCTIONAL_GROUP_POINTER, VR::AT, dicom_value!(Tags, [tags::SEGMENT_IDENTIFICATION_SEQUENCE])),
             text(tags::DIMENSION_DESCRIPTION_LABEL, VR::LO, "Segment Number"),
         ])],
     ));
     let mut shared = InMemDicomObject::new_empty();
     if let Some(s) = source.spacing {
-        shared.put(seq(
-            tags::PIXEL_MEASURES_SEQUENCE,
-            vec![InMemDicomObject::from_element_iter([text(
-                tags::PIXEL_SPACING,
-                VR::DS,
-                &format!("{}\\{}", s.row_mm, s.col_mm),
-            )])],
-        ));
+        shared.put(seq(tags::PIXEL_MEASURES_SEQUENCE, vec![InMemDicomObject::from_element_iter([text(
+            tags::PIXEL_SPACING,
+            VR::DS,
+            &format!("{}\\{}", s.row_mm, s.col_mm),
+        )])]));
     }
     obj.put(seq(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE, vec![shared]));
     let source_ref = src.filter(|u| !u.sop_instance.is_empty()).map(|u| {
@@ -238,10 +203,7 @@ pub fn seg_object(masks: &OrganMasks, source: &SegSource) -> InMemDicomObject {
             let mut item = InMemDicomObject::from_element_iter([
                 seq(
                     tags::SEGMENT_IDENTIFICATION_SEQUENCE,
-                    vec![InMemDicomObject::from_element_iter([us(
-                        tags::REFERENCED_SEGMENT_NUMBER,
-                        k + 1,
-                    )])],
+                    vec![InMemDicomObject::from_element_iter([us(tags::REFERENCED_SEGMENT_NUMBER, k + 1)])],
                 ),
                 seq(
                     tags::FRAME_CONTENT_SEQUENCE,
@@ -261,19 +223,12 @@ pub fn seg_object(masks: &OrganMasks, source: &SegSource) -> InMemDicomObject {
                     vec![InMemDicomObject::from_element_iter([
                         text(tags::CODE_VALUE, VR::SH, "121322"),
                         text(tags::CODING_SCHEME_DESIGNATOR, VR::SH, "DCM"),
-                        text(
-                            tags::CODE_MEANING,
-                            VR::LO,
-                            "Source image for image processing operation",
-                        ),
+                        text(tags::CODE_MEANING, VR::LO, "Source image for image processing operation"),
                     ])],
                 ));
                 item.put(seq(
                     tags::DERIVATION_IMAGE_SEQUENCE,
-                    vec![InMemDicomObject::from_element_iter([seq(
-                        tags::SOURCE_IMAGE_SEQUENCE,
-                        vec![source_image],
-                    )])],
+                    vec![InMemDicomObject::from_element_iter([seq(tags::SOURCE_IMAGE_SEQUENCE, vec![source_image])])],
                 ));
             }
             item
@@ -290,11 +245,7 @@ pub fn seg_object(masks: &OrganMasks, source: &SegSource) -> InMemDicomObject {
         ));
     }
     let organ_frames: Vec<&Mask> = masks.0.iter().collect();
-    obj.put(DataElement::new(
-        tags::PIXEL_DATA,
-        VR::OB,
-        PrimitiveValue::U8(pack(&organ_frames).into()),
-    ));
+    obj.put(DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::U8(pack(&organ_frames).into())));
     obj
 }
 
@@ -308,8 +259,7 @@ pub fn write_seg(path: &Path, masks: &OrganMasks, source: &SegSource) -> Result<
         .with_meta(FileMetaTableBuilder::new().transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN))
         .map_err(|e| err(format!("cannot build the file meta group: {e}")))?;
     let mut bytes = Vec::new();
-    file.write_all(&mut bytes)
-        .map_err(|e| err(format!("cannot encode: {e}")))?;
+    file.write_all(&mut bytes).map_err(|e| err(format!("cannot encode: {e}")))?;
     super::write_atomically(path, &bytes)
 }
 
@@ -322,11 +272,7 @@ pub struct ReadSeg {
 }
 
 fn items(obj: &InMemDicomObject, tag: dicom_core::Tag) -> &[InMemDicomObject] {
-    obj.element_opt(tag)
-        .ok()
-        .flatten()
-        .and_then(|e| e.items())
-        .unwrap_or(&[])
+    obj.element_opt(tag).ok().flatten().and_then(|e| e.items()).unwrap_or(&[])
 }
 
 /// Read a binary SEG of lungs and heart (as written by [`write_seg`], or by other tools
@@ -347,40 +293,24 @@ pub fn read_seg(path: &Path) -> Result<ReadSeg, FormatError> {
             .and_then(|e| e.to_int::<u32>().ok())
             .ok_or_else(|| err(format!("{name} missing or invalid")))
     };
-    let (rows, cols, frames) = (
-        int(tags::ROWS, "Rows")?,
-        int(tags::COLUMNS, "Columns")?,
-        int(tags::NUMBER_OF_FRAMES, "NumberOfFrames")?,
-    );
-    crate::xray::check_size(path, cols as u64, rows as u64, "SEG header")
-        .map_err(|e| err(e.reason))?;
+    let (rows, cols, frames) = (int(tags::ROWS, "Rows")?, int(tags::COLUMNS, "Columns")?, int(tags::NUMBER_OF_FRAMES, "NumberOfFrames")?);
+    crate::xray::check_size(path, cols as u64, rows as u64, "SEG header").map_err(|e| err(e.reason))?;
     // Segment number → organ, by SNOMED code, else by label.
     let mut organ_of_segment = std::collections::BTreeMap::new();
     for s in items(&obj, tags::SEGMENT_SEQUENCE) {
-        let number = s
-            .element_opt(tags::SEGMENT_NUMBER)
-            .ok()
-            .flatten()
-            .and_then(|e| e.to_int::<u16>().ok());
-        let code = items(s, tags::SEGMENTED_PROPERTY_TYPE_CODE_SEQUENCE)
-            .first()
-            .and_then(|c| text_of(c, tags::CODE_VALUE));
-        let label = text_of(s, tags::SEGMENT_LABEL)
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let organ = Organ::ALL.into_iter().find(|&o| {
-            code.as_deref() == Some(property_code(o).0) || label == o.name().to_ascii_lowercase()
-        });
+        let number = s.element_opt(tags::SEGMENT_NUMBER).ok().flatten().and_then(|e| e.to_int::<u16>().ok());
+        let code = items(s, tags::SEGMENTED_PROPERTY_TYPE_CODE_SEQUENCE).first().and_then(|c| text_of(c, tags::CODE_VALUE));
+        let label = text_of(s, tags::SEGMENT_LABEL).unwrap_or_default().to_ascii_lowercase();
+        let organ = Organ::ALL
+            .into_iter()
+            .find(|&o| code.as_deref() == Some(property_code(o).0) || label == o.name().to_ascii_lowercase());
         if let (Some(n), Some(o)) = (number, organ) {
             organ_of_segment.insert(n, o);
         }
     }
     let per_frame = items(&obj, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
     if per_frame.len() != frames as usize {
-        return Err(err(format!(
-            "{frames} frames but {} per-frame groups",
-            per_frame.len()
-        )));
+        return Err(err(format!("{frames} frames but {} per-frame groups", per_frame.len())));
     }
     let data = obj
         .element_opt(tags::PIXEL_DATA)
@@ -390,31 +320,16 @@ pub fn read_seg(path: &Path) -> Result<ReadSeg, FormatError> {
         .ok_or_else(|| err("no pixel data".into()))?;
     let n = rows as usize * cols as usize;
     if data.len() * 8 < n * frames as usize {
-        return Err(err(format!(
-            "pixel data holds {} bits, {} frames of {cols}×{rows} need {}",
-            data.len() * 8,
-            frames,
-            n * frames as usize
-        )));
+        return Err(err(format!("pixel data holds {} bits, {} frames of {cols}×{rows} need {}", data.len() * 8, frames, n * frames as usize)));
     }
-    let mut masks = [
-        Mask::new(cols, rows),
-        Mask::new(cols, rows),
-        Mask::new(cols, rows),
-    ];
+    let mut masks = [Mask::new(cols, rows), Mask::new(cols, rows), Mask::new(cols, rows)];
     let mut seen = [false; 3];
     for (f, group) in per_frame.iter().enumerate() {
         let segment = items(group, tags::SEGMENT_IDENTIFICATION_SEQUENCE)
             .first()
-            .and_then(|s| {
-                s.element_opt(tags::REFERENCED_SEGMENT_NUMBER)
-                    .ok()
-                    .flatten()
-            })
+            .and_then(|s| s.element_opt(tags::REFERENCED_SEGMENT_NUMBER).ok().flatten())
             .and_then(|e| e.to_int::<u16>().ok());
-        let Some(organ) = segment.and_then(|s| organ_of_segment.get(&s)) else {
-            continue;
-        };
+        let Some(organ) = segment.and_then(|s| organ_of_segment.get(&s)) else { continue };
         let k = organ.index();
         seen[k] = true;
         let out = masks[k].as_mut_slice();
@@ -424,10 +339,7 @@ pub fn read_seg(path: &Path) -> Result<ReadSeg, FormatError> {
         }
     }
     if let Some(k) = seen.iter().position(|s| !s) {
-        return Err(err(format!(
-            "no frame holds the {} segment",
-            Organ::ALL[k].name()
-        )));
+        return Err(err(format!("no frame holds the {} segment", Organ::ALL[k].name())));
     }
     let referenced_sop_instance = per_frame
         .first()
@@ -458,9 +370,6 @@ mod tests {
         let u = derived_uid(&["a", "b"]);
         assert_eq!(u, derived_uid(&["a", "b"]));
         assert_ne!(u, derived_uid(&["ab"]));
-        assert!(
-            u.starts_with("2.25.") && u.len() <= 64 && u[5..].chars().all(|c| c.is_ascii_digit()),
-            "{u}"
-        );
+        assert!(u.starts_with("2.25.") && u.len() <= 64 && u[5..].chars().all(|c| c.is_ascii_digit()), "{u}");
     }
 }

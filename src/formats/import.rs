@@ -31,15 +31,9 @@ impl Placement {
         if (row_w, row_h) == (image_w, image_h) {
             Placement::Same
         } else if row_w == row_h && row_w > 0 {
-            Placement::Letterbox {
-                letterbox: Letterbox::new(image_w, image_h),
-                side: row_w,
-            }
+            Placement::Letterbox { letterbox: Letterbox::new(image_w, image_h), side: row_w }
         } else {
-            Placement::Stretch {
-                sx: image_w as f32 / row_w.max(1) as f32,
-                sy: image_h as f32 / row_h.max(1) as f32,
-            }
+            Placement::Stretch { sx: image_w as f32 / row_w.max(1) as f32, sy: image_h as f32 / row_h.max(1) as f32 }
         }
     }
 
@@ -47,9 +41,7 @@ impl Placement {
     pub fn to_image(&self, p: Point) -> Point {
         match *self {
             Placement::Same => p,
-            Placement::Letterbox { letterbox, side } => {
-                letterbox.to_image([p[0] / side as f32, p[1] / side as f32])
-            }
+            Placement::Letterbox { letterbox, side } => letterbox.to_image([p[0] / side as f32, p[1] / side as f32]),
             Placement::Stretch { sx, sy } => [p[0] * sx, p[1] * sy],
         }
     }
@@ -68,14 +60,9 @@ impl Placement {
 }
 
 /// The row's landmarks in the pixels of a `width × height` image, with the placement used.
-pub fn landmarks_on_image(
-    row: &ChexmaskRow,
-    width: u32,
-    height: u32,
-) -> Option<(Landmarks, Placement)> {
+pub fn landmarks_on_image(row: &ChexmaskRow, width: u32, height: u32) -> Option<(Landmarks, Placement)> {
     let placement = Placement::new(row.width, row.height, width, height);
-    row.landmarks
-        .map(|l| (l.map(|p| placement.to_image(p)), placement))
+    row.landmarks.map(|l| (l.map(|p| placement.to_image(p)), placement))
 }
 
 /// Rows of a CheXmask file paired with image files.
@@ -95,22 +82,11 @@ pub struct ImageMatches {
 pub fn match_rows_to_images(table: &ChexmaskTable, images: &[PathBuf]) -> ImageMatches {
     let ids: Vec<&str> = table.rows.iter().map(|r| r.id.as_str()).collect();
     let names: Vec<String> = images.iter().map(|p| path_text(p)).collect();
-    let Matching {
-        pairs,
-        unmatched_left,
-        unmatched_right,
-        ambiguous,
-    } = match_names(&ids, &names);
+    let Matching { pairs, unmatched_left, unmatched_right, ambiguous } = match_names(&ids, &names);
     ImageMatches {
-        matched: pairs
-            .into_iter()
-            .map(|(i, j)| (i, images[j].clone()))
-            .collect(),
+        matched: pairs.into_iter().map(|(i, j)| (i, images[j].clone())).collect(),
         unmatched_rows: unmatched_left,
-        unmatched_images: unmatched_right
-            .into_iter()
-            .map(|j| images[j].clone())
-            .collect(),
+        unmatched_images: unmatched_right.into_iter().map(|j| images[j].clone()).collect(),
         ambiguous_rows: ambiguous
             .into_iter()
             .map(|(i, c)| (i, c.into_iter().map(|j| images[j].clone()).collect()))
@@ -131,21 +107,12 @@ mod tests {
         // A 1024 square row on a 2000×1000 image: scale 2000/1024, 500 rows of padding on top.
         let pl = Placement::new(1024, 1024, 2000, 1000);
         let p = pl.to_image([512.0, 512.0]);
-        assert!(
-            (p[0] - 1000.0).abs() < 1e-3 && (p[1] - 500.0).abs() < 1e-3,
-            "{p:?}"
-        );
+        assert!((p[0] - 1000.0).abs() < 1e-3 && (p[1] - 500.0).abs() < 1e-3, "{p:?}");
         let top = pl.to_image([0.0, 256.0]);
         assert!((top[1] - 0.0).abs() < 1e-3, "{top:?}");
         let back = pl.to_row(p);
         assert!((back[0] - 512.0).abs() < 1e-3 && (back[1] - 512.0).abs() < 1e-3);
-        assert_eq!(
-            Placement::new(1024, 1024, 1024, 1024).to_image([3.0, 4.0]),
-            [3.0, 4.0]
-        );
-        assert_eq!(
-            Placement::new(100, 50, 200, 200).to_image([10.0, 10.0]),
-            [20.0, 40.0]
-        );
+        assert_eq!(Placement::new(1024, 1024, 1024, 1024).to_image([3.0, 4.0]), [3.0, 4.0]);
+        assert_eq!(Placement::new(100, 50, 200, 200).to_image([10.0, 10.0]), [20.0, 40.0]);
     }
 }

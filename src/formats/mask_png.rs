@@ -41,8 +41,7 @@ fn save(path: &Path, img: &GrayImage) -> Result<(), FormatError> {
 }
 
 fn load(path: &Path) -> Result<GrayImage, FormatError> {
-    let img = image::open(path)
-        .map_err(|e| FormatError::file(path, format!("cannot read image: {e}")))?;
+    let img = image::open(path).map_err(|e| FormatError::file(path, format!("cannot read image: {e}")))?;
     Ok(img.to_luma8())
 }
 
@@ -64,11 +63,7 @@ pub fn read_mask_png(path: &Path) -> Result<Mask, FormatError> {
 /// Writes the label image (bit set per pixel).
 pub fn write_label_png(path: &Path, masks: &OrganMasks) -> Result<(), FormatError> {
     let img = GrayImage::from_fn(masks.width(), masks.height(), |x, y| {
-        Luma([Organ::ALL
-            .iter()
-            .filter(|&&o| masks.get(o).get(x as i64, y as i64))
-            .map(|&o| organ_bit(o))
-            .sum()])
+        Luma([Organ::ALL.iter().filter(|&&o| masks.get(o).get(x as i64, y as i64)).map(|&o| organ_bit(o)).sum()])
     });
     save(path, &img)
 }
@@ -89,23 +84,14 @@ pub fn read_label_png(path: &Path) -> Result<OrganMasks, FormatError> {
     }
     let plane = |o: Organ| {
         let bit = organ_bit(o);
-        Mask::from_vec(
-            img.width(),
-            img.height(),
-            img.as_raw().iter().map(|v| v & bit != 0).collect(),
-        )
-        .expect("size")
+        Mask::from_vec(img.width(), img.height(), img.as_raw().iter().map(|v| v & bit != 0).collect()).expect("size")
     };
     Ok(OrganMasks(Organ::ALL.map(plane)))
 }
 
 /// Writes `<stem>_right_lung.png`, `<stem>_left_lung.png`, `<stem>_heart.png` and
 /// `<stem>_labels.png` into `dir`; returns the paths written.
-pub fn write_organ_pngs(
-    dir: &Path,
-    stem: &str,
-    masks: &OrganMasks,
-) -> Result<Vec<PathBuf>, FormatError> {
+pub fn write_organ_pngs(dir: &Path, stem: &str, masks: &OrganMasks) -> Result<Vec<PathBuf>, FormatError> {
     let mut written = Vec::new();
     for organ in Organ::ALL {
         let p = dir.join(format!("{stem}_{}.png", organ_suffix(organ)));

@@ -11,19 +11,13 @@ use std::collections::HashMap;
 
 /// Extensions stripped by [`name_key`]; others are kept so that dotted identifiers
 /// ("1.2.840.113619.2.55") stay whole.
-const IMAGE_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "dcm", "dicom", "dic", "tif", "tiff", "bmp", "gif",
-];
+const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "dcm", "dicom", "dic", "tif", "tiff", "bmp", "gif"];
 
 /// The last path component of `name` without an image extension.
 pub fn name_key(name: &str) -> &str {
     let last = name.rsplit(['/', '\\']).next().unwrap_or(name);
     match last.rsplit_once('.') {
-        Some((stem, ext))
-            if !stem.is_empty() && IMAGE_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext)) =>
-        {
-            stem
-        }
+        Some((stem, ext)) if !stem.is_empty() && IMAGE_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext)) => stem,
         _ => last,
     }
 }
@@ -50,11 +44,7 @@ fn shared_suffix(a: &str, b: &str) -> usize {
     let (ca, cb) = (components(a), components(b));
     let mut n = 0;
     for (x, y) in ca.iter().rev().zip(cb.iter().rev()) {
-        let same = if n == 0 {
-            name_key(x).eq_ignore_ascii_case(name_key(y))
-        } else {
-            x == y
-        };
+        let same = if n == 0 { name_key(x).eq_ignore_ascii_case(name_key(y)) } else { x == y };
         if !same {
             break;
         }
@@ -70,11 +60,7 @@ pub fn match_names<L: AsRef<str>, R: AsRef<str>>(left: &[L], right: &[R]) -> Mat
     let mut ambiguous: HashMap<usize, Vec<usize>> = HashMap::new();
 
     type KeyFn = fn(&str) -> String;
-    let stages: [KeyFn; 3] = [
-        |s| s.to_string(),
-        |s| name_key(s).to_string(),
-        |s| name_key(s).to_ascii_lowercase(),
-    ];
+    let stages: [KeyFn; 3] = [|s| s.to_string(), |s| name_key(s).to_string(), |s| name_key(s).to_ascii_lowercase()];
     for key in stages {
         let mut index: HashMap<String, Vec<usize>> = HashMap::new();
         for (j, r) in right.iter().enumerate().filter(|(j, _)| !taken[*j]) {
@@ -92,17 +78,11 @@ pub fn match_names<L: AsRef<str>, R: AsRef<str>>(left: &[L], right: &[R]) -> Mat
                 0 => continue,
                 1 => Some(candidates[0]),
                 _ => {
-                    let scores: Vec<usize> = candidates
-                        .iter()
-                        .map(|&j| shared_suffix(l.as_ref(), right[j].as_ref()))
-                        .collect();
+                    let scores: Vec<usize> =
+                        candidates.iter().map(|&j| shared_suffix(l.as_ref(), right[j].as_ref())).collect();
                     let best = *scores.iter().max().expect("several candidates");
-                    let winners: Vec<usize> = candidates
-                        .iter()
-                        .zip(&scores)
-                        .filter(|(_, s)| **s == best)
-                        .map(|(&j, _)| j)
-                        .collect();
+                    let winners: Vec<usize> =
+                        candidates.iter().zip(&scores).filter(|(_, s)| **s == best).map(|(&j, _)| j).collect();
                     if winners.len() == 1 {
                         Some(winners[0])
                     } else {
@@ -148,14 +128,7 @@ mod tests {
     #[test]
     fn exact_then_stem_then_case() {
         let rows = ["JPCLN001", "b.png", "c", "files/p1/d.jpg", "missing", "E"];
-        let images = [
-            "/x/JPCLN001.png",
-            "/y/c.dcm",
-            "/z/b.png",
-            "/d.jpg",
-            "/w/e.PNG",
-            "/extra.png",
-        ];
+        let images = ["/x/JPCLN001.png", "/y/c.dcm", "/z/b.png", "/d.jpg", "/w/e.PNG", "/extra.png"];
         let m = match_names(&rows, &images);
         assert_eq!(m.pairs, vec![(0, 0), (1, 2), (2, 1), (3, 3), (5, 4)]);
         assert_eq!(m.unmatched_left, vec![4]);

@@ -59,44 +59,27 @@ impl fmt::Display for FormatError {
 
 impl FormatError {
     pub fn file(file: &Path, problem: impl Into<String>) -> Self {
-        FormatError {
-            file: file.to_path_buf(),
-            row: None,
-            problem: problem.into(),
-        }
+        FormatError { file: file.to_path_buf(), row: None, problem: problem.into() }
     }
 
     pub fn row(file: &Path, row: RowRef, problem: impl Into<String>) -> Self {
-        FormatError {
-            file: file.to_path_buf(),
-            row: Some(row),
-            problem: problem.into(),
-        }
+        FormatError { file: file.to_path_buf(), row: Some(row), problem: problem.into() }
     }
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`,
 /// so a crash never leaves half a file where a complete one was.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FormatError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            FormatError::file(path, format!("cannot write: {e}"))
-        })
+    std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        FormatError::file(path, format!("cannot write: {e}"))
+    })
 }
 
 /// Shortest text that reads back as the same f32 ("431", "357.62"): whole numbers carry
 /// no ".0", so integer landmarks are written the way the released files write them.
 pub fn format_coordinate(v: f32) -> String {
-    if v == v.trunc() && v.abs() < 1e9 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
+    if v == v.trunc() && v.abs() < 1e9 { format!("{}", v as i64) } else { format!("{v}") }
 }

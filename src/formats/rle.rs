@@ -26,25 +26,10 @@ pub enum RleError {
     ZeroStart { run: usize },
     #[error("run {run} has length 0")]
     ZeroLength { run: usize },
-    #[error(
-        "run {run} (start {start}) overlaps or precedes the previous run, which ends at {previous_end}"
-    )]
-    Overlap {
-        run: usize,
-        start: u64,
-        previous_end: u64,
-    },
-    #[error(
-        "run {run} (start {start}, length {len}) goes past the end of the {width}×{height} mask ({pixels} pixels)"
-    )]
-    OutOfRange {
-        run: usize,
-        start: u64,
-        len: u64,
-        width: u32,
-        height: u32,
-        pixels: u64,
-    },
+    #[error("run {run} (start {start}) overlaps or precedes the previous run, which ends at {previous_end}")]
+    Overlap { run: usize, start: u64, previous_end: u64 },
+    #[error("run {run} (start {start}, length {len}) goes past the end of the {width}×{height} mask ({pixels} pixels)")]
+    OutOfRange { run: usize, start: u64, len: u64, width: u32, height: u32, pixels: u64 },
 }
 
 /// A validated RLE mask of a known size.
@@ -61,10 +46,7 @@ impl Rle {
     pub fn parse(text: &str, width: u32, height: u32) -> Result<Rle, RleError> {
         let mut values = Vec::new();
         for (i, token) in text.split_whitespace().enumerate() {
-            let v: u64 = token.parse().map_err(|_| RleError::NotANumber {
-                index: i + 1,
-                token: token.to_string(),
-            })?;
+            let v: u64 = token.parse().map_err(|_| RleError::NotANumber { index: i + 1, token: token.to_string() })?;
             values.push(v);
         }
         if values.len() % 2 != 0 {
@@ -82,34 +64,16 @@ impl Rle {
                 return Err(RleError::ZeroLength { run });
             }
             if k > 0 && start <= previous_end {
-                return Err(RleError::Overlap {
-                    run,
-                    start,
-                    previous_end,
-                });
+                return Err(RleError::Overlap { run, start, previous_end });
             }
             let end = start.checked_add(len - 1).filter(|&e| e <= pixels);
             let Some(end) = end else {
-                return Err(RleError::OutOfRange {
-                    run,
-                    start,
-                    len,
-                    width,
-                    height,
-                    pixels,
-                });
+                return Err(RleError::OutOfRange { run, start, len, width, height, pixels });
             };
-            runs.push(Run {
-                start: start - 1,
-                len,
-            });
+            runs.push(Run { start: start - 1, len });
             previous_end = end;
         }
-        Ok(Rle {
-            width,
-            height,
-            runs,
-        })
+        Ok(Rle { width, height, runs })
     }
 
     /// The canonical encoding of a mask: maximal runs in ascending order.
@@ -119,22 +83,13 @@ impl Rle {
         for (i, &v) in mask.as_slice().iter().enumerate() {
             match (v, current.as_mut()) {
                 (true, Some(run)) => run.len += 1,
-                (true, None) => {
-                    current = Some(Run {
-                        start: i as u64,
-                        len: 1,
-                    })
-                }
+                (true, None) => current = Some(Run { start: i as u64, len: 1 }),
                 (false, Some(_)) => runs.extend(current.take()),
                 (false, None) => {}
             }
         }
         runs.extend(current);
-        Rle {
-            width: mask.width(),
-            height: mask.height(),
-            runs,
-        }
+        Rle { width: mask.width(), height: mask.height(), runs }
     }
 
     pub fn width(&self) -> u32 {
@@ -194,9 +149,7 @@ mod tests {
     #[test]
     fn round_trip_of_a_small_mask() {
         // 4×3: row 0 ".##.", row 1 "#..#", row 2 "####" → runs at flat 1(2), 4(1), 7(5).
-        let m = Mask::from_fn(4, 3, |x, y| {
-            matches!((x, y), (1 | 2, 0) | (0 | 3, 1) | (_, 2))
-        });
+        let m = Mask::from_fn(4, 3, |x, y| matches!((x, y), (1 | 2, 0) | (0 | 3, 1) | (_, 2)));
         assert_eq!(encode(&m), "2 2 5 1 8 5");
         assert_eq!(decode("2 2 5 1 8 5", 4, 3).unwrap(), m);
         assert_eq!(encode(&Mask::new(3, 3)), "");
@@ -215,58 +168,15 @@ mod tests {
     fn malformed_strings_are_refused_with_the_reason() {
         let err = |s: &str| Rle::parse(s, 4, 4).unwrap_err();
         assert_eq!(err("1 2 3"), RleError::OddCount(3));
-        assert_eq!(
-            err("1 2 x 1"),
-            RleError::NotANumber {
-                index: 3,
-                token: "x".into()
-            }
-        );
-        assert_eq!(
-            err("1 -2"),
-            RleError::NotANumber {
-                index: 2,
-                token: "-2".into()
-            }
-        );
-        assert_eq!(
-            err("1.5 2"),
-            RleError::NotANumber {
-                index: 1,
-                token: "1.5".into()
-            }
-        );
+        assert_eq!(err("1 2 x 1"), RleError::NotANumber { index: 3, token: "x".into() });
+        assert_eq!(err("1 -2"), RleError::NotANumber { index: 2, token: "-2".into() });
+        assert_eq!(err("1.5 2"), RleError::NotANumber { index: 1, token: "1.5".into() });
         assert_eq!(err("0 2"), RleError::ZeroStart { run: 1 });
         assert_eq!(err("1 0"), RleError::ZeroLength { run: 1 });
-        assert_eq!(
-            err("1 4 4 2"),
-            RleError::Overlap {
-                run: 2,
-                start: 4,
-                previous_end: 4
-            }
-        );
-        assert_eq!(
-            err("8 2 3 1"),
-            RleError::Overlap {
-                run: 2,
-                start: 3,
-                previous_end: 9
-            }
-        );
-        assert!(matches!(
-            err("15 3"),
-            RleError::OutOfRange {
-                run: 1,
-                start: 15,
-                len: 3,
-                ..
-            }
-        ));
-        assert!(matches!(
-            err("1 18446744073709551615"),
-            RleError::OutOfRange { .. }
-        ));
+        assert_eq!(err("1 4 4 2"), RleError::Overlap { run: 2, start: 4, previous_end: 4 });
+        assert_eq!(err("8 2 3 1"), RleError::Overlap { run: 2, start: 3, previous_end: 9 });
+        assert!(matches!(err("15 3"), RleError::OutOfRange { run: 1, start: 15, len: 3, .. }));
+        assert!(matches!(err("1 18446744073709551615"), RleError::OutOfRange { .. }));
         assert!(err("1 4 4 2").to_string().contains("overlaps"));
         assert!(Rle::parse("15 2", 4, 4).is_ok());
     }

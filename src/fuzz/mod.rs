@@ -76,10 +76,7 @@ impl Target {
     }
 
     fn text(self) -> bool {
-        matches!(
-            self,
-            Target::Chexmask | Target::ChexmaskU | Target::Annotation | Target::Safetensors
-        )
+        matches!(self, Target::Chexmask | Target::ChexmaskU | Target::Annotation | Target::Safetensors)
     }
 }
 
@@ -114,10 +111,7 @@ fn install_panic_hook() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if CAPTURING.with(Cell::get) {
-                let at = info
-                    .location()
-                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
-                    .unwrap_or_default();
+                let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
                 let msg = info
                     .payload()
                     .downcast_ref::<&str>()
@@ -138,9 +132,7 @@ pub fn check(target: Target, bytes: &[u8], dir: &Path) -> Outcome {
     CAPTURED.with(|c| c.borrow_mut().clear());
     CAPTURING.with(|c| c.set(true));
     let path = dir.join(target.file_name());
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_target(target, bytes, &path)
-    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_target(target, bytes, &path)));
     CAPTURING.with(|c| c.set(false));
     let panics = CAPTURED.with(|c| std::mem::take(&mut *c.borrow_mut()));
     if let Some(first) = panics.first() {
@@ -166,12 +158,7 @@ fn run_target(target: Target, bytes: &[u8], path: &Path) -> Result<(), String> {
             if grey.width() != img.width {
                 return Err(format!("{}: rendered width differs", path.display()));
             }
-            let _ = crate::model::preprocess::model_input(
-                &img.display_intensities(w),
-                img.width,
-                img.height,
-                64,
-            );
+            let _ = crate::model::preprocess::model_input(&img.display_intensities(w), img.width, img.height, 64);
             Ok(())
         }
         Target::Chexmask => {
@@ -188,8 +175,7 @@ fn run_target(target: Target, bytes: &[u8], path: &Path) -> Result<(), String> {
             Ok(())
         }
         Target::ChexmaskU => {
-            let t = crate::formats::chexmask_u::NodeTable::parse(bytes, path)
-                .map_err(|e| e.to_string())?;
+            let t = crate::formats::chexmask_u::NodeTable::parse(bytes, path).map_err(|e| e.to_string())?;
             let _ = t.score();
             let _ = t.to_csv();
             // What `eval --pred FOLDER` does with it: masks filled from the mean landmarks,
@@ -202,18 +188,13 @@ fn run_target(target: Target, bytes: &[u8], path: &Path) -> Result<(), String> {
         Target::Annotation => {
             let a = crate::review::Annotation::parse(bytes, path).map_err(|e| e.to_string())?;
             // What reopening does: the edit state, the correction figures, the filled masks.
-            let c = crate::review::correction::correction(
-                &a.predicted_array(),
-                &a.corrected_array(),
-                None,
-            );
+            let c = crate::review::correction::correction(&a.predicted_array(), &a.corrected_array(), None);
             let _ = c;
             let _ = crate::masks::organ_masks(&a.corrected_array(), 256, 256);
             Ok(())
         }
         Target::Safetensors | Target::Pytorch => {
-            std::fs::write(path, bytes)
-                .map_err(|e| format!("{}: cannot write the input: {e}", path.display()))?;
+            std::fs::write(path, bytes).map_err(|e| format!("{}: cannot write the input: {e}", path.display()))?;
             let device = burn::tensor::Device::flex();
             let model = crate::model::HybridGNet::load(path, &device).map_err(|e| e.to_string())?;
             let _ = model;
@@ -251,19 +232,11 @@ pub struct Options {
 
 /// Each iteration draws from its own stream, so `--replay` can rebuild any input.
 fn iteration_rng(seed: u64, iteration: u64) -> StdRng {
-    StdRng::seed_from_u64(
-        seed ^ iteration
-            .wrapping_add(1)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    )
+    StdRng::seed_from_u64(seed ^ iteration.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// Seeds of `target` with their segments.
-pub fn seed_corpus(
-    target: Target,
-    data: &Path,
-    fixtures: &Path,
-) -> Result<Vec<(Vec<u8>, Vec<Segment>)>, String> {
+pub fn seed_corpus(target: Target, data: &Path, fixtures: &Path) -> Result<Vec<(Vec<u8>, Vec<Segment>)>, String> {
     let raw = seeds::seeds(target, data, fixtures)?;
     Ok(raw
         .into_iter()
@@ -288,17 +261,8 @@ fn layout_of(target: Target, b: &[u8]) -> Layout {
 }
 
 /// The input of one iteration.
-pub fn mutant(
-    corpus: &[(Vec<u8>, Vec<Segment>)],
-    target: Target,
-    seed: u64,
-    iteration: u64,
-) -> Vec<u8> {
-    let mut m = Mutator {
-        rng: iteration_rng(seed, iteration),
-        seeds: corpus,
-        text: target.text(),
-    };
+pub fn mutant(corpus: &[(Vec<u8>, Vec<Segment>)], target: Target, seed: u64, iteration: u64) -> Vec<u8> {
+    let mut m = Mutator { rng: iteration_rng(seed, iteration), seeds: corpus, text: target.text() };
     m.next()
 }
 
@@ -306,35 +270,19 @@ pub fn mutant(
 /// the message beside them (`.txt`).
 pub fn run(opts: &Options, mut progress: impl FnMut(u64, &Report)) -> Result<Report, String> {
     let corpus = seed_corpus(opts.target, &opts.data, &opts.fixtures)?;
-    std::fs::create_dir_all(&opts.out)
-        .map_err(|e| format!("{}: cannot create: {e}", opts.out.display()))?;
-    let work = opts.out.join(format!(
-        "work-{}-{}",
-        opts.target.name(),
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&work)
-        .map_err(|e| format!("{}: cannot create: {e}", work.display()))?;
+    std::fs::create_dir_all(&opts.out).map_err(|e| format!("{}: cannot create: {e}", opts.out.display()))?;
+    let work = opts.out.join(format!("work-{}-{}", opts.target.name(), std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: cannot create: {e}", work.display()))?;
     let progress_file = opts.out.join(format!("{}.progress", opts.target.name()));
     let started = Instant::now();
-    let mut report = Report {
-        target: opts.target.name().into(),
-        ..Report::default()
-    };
+    let mut report = Report { target: opts.target.name().into(), ..Report::default() };
     for i in 0..opts.iterations {
         if opts.max_time.is_some_and(|t| started.elapsed() >= t) {
             break;
         }
         let input = mutant(&corpus, opts.target, opts.seed, i);
         // Cheap insurance against aborts: which input was running.
-        let _ = std::fs::write(
-            &progress_file,
-            format!(
-                "target {} seed {} iteration {i}\n",
-                opts.target.name(),
-                opts.seed
-            ),
-        );
+        let _ = std::fs::write(&progress_file, format!("target {} seed {} iteration {i}\n", opts.target.name(), opts.seed));
         let t = Instant::now();
         let outcome = check(opts.target, &input, &work);
         let secs = t.elapsed().as_secs_f64();
@@ -346,9 +294,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(u64, &Report)) -> Result<Rep
             Outcome::Accepted => report.accepted += 1,
             Outcome::Refused(_) => report.refused += 1,
             Outcome::Panicked(m) | Outcome::Unnamed(m) => {
-                let stem = opts
-                    .out
-                    .join(format!("{}-{}-{i}", opts.target.name(), opts.seed));
+                let stem = opts.out.join(format!("{}-{}-{i}", opts.target.name(), opts.seed));
                 let _ = std::fs::write(stem.with_extension("bin"), &input);
                 let _ = std::fs::write(stem.with_extension("txt"), format!("{outcome:?}\n{m}\n"));
                 report.findings.push((i, outcome.clone()));

@@ -52,11 +52,7 @@ pub fn segments(bytes: &[u8], layout: Layout) -> Vec<Segment> {
             let mut s = vec![Segment {
                 start: 0,
                 end: bytes.len().min(8),
-                length_field: Some(LengthField {
-                    at: 0,
-                    width: 8,
-                    big_endian: false,
-                }),
+                length_field: Some(LengthField { at: 0, width: 8, big_endian: false }),
             }];
             s.extend(text_segments(bytes, 8));
             s
@@ -79,9 +75,7 @@ fn dicom_segments(b: &[u8]) -> Vec<Segment> {
         0
     };
     while pos + 8 <= b.len() && out.len() < 100_000 {
-        let (Some(group), Some(_elem)) = (u16_at(b, pos), u16_at(b, pos + 2)) else {
-            break;
-        };
+        let (Some(group), Some(_elem)) = (u16_at(b, pos), u16_at(b, pos + 2)) else { break };
         let vr = &b[pos + 4..pos + 6];
         let explicit = group != 0xFFFE && vr.iter().all(u8::is_ascii_uppercase);
         let (len_at, width, header) = if !explicit {
@@ -91,33 +85,17 @@ fn dicom_segments(b: &[u8]) -> Vec<Segment> {
         } else {
             (pos + 6, 2, 8)
         };
-        let len = if width == 4 {
-            u32_at(b, len_at)
-        } else {
-            u16_at(b, len_at).map(u32::from)
-        };
+        let len = if width == 4 { u32_at(b, len_at) } else { u16_at(b, len_at).map(u32::from) };
         let Some(len) = len else { break };
-        let field = Some(LengthField {
-            at: len_at,
-            width,
-            big_endian: false,
-        });
+        let field = Some(LengthField { at: len_at, width, big_endian: false });
         if len == u32::MAX {
             // Undefined length: the content follows as elements or items.
-            out.push(Segment {
-                start: pos,
-                end: (pos + header).min(b.len()),
-                length_field: field,
-            });
+            out.push(Segment { start: pos, end: (pos + header).min(b.len()), length_field: field });
             pos += header;
             continue;
         }
         let end = (pos + header).saturating_add(len as usize).min(b.len());
-        out.push(Segment {
-            start: pos,
-            end,
-            length_field: field,
-        });
+        out.push(Segment { start: pos, end, length_field: field });
         pos = end;
     }
     out
@@ -129,15 +107,7 @@ fn png_segments(b: &[u8]) -> Vec<Segment> {
     while pos + 12 <= b.len() {
         let len = u32::from_be_bytes([b[pos], b[pos + 1], b[pos + 2], b[pos + 3]]) as usize;
         let end = (pos + 12).saturating_add(len).min(b.len());
-        out.push(Segment {
-            start: pos,
-            end,
-            length_field: Some(LengthField {
-                at: pos,
-                width: 4,
-                big_endian: true,
-            }),
-        });
+        out.push(Segment { start: pos, end, length_field: Some(LengthField { at: pos, width: 4, big_endian: true }) });
         pos = end;
     }
     out
@@ -149,9 +119,7 @@ pub fn fix_png_crcs(b: &mut [u8]) {
     let mut pos = 8;
     while pos + 12 <= b.len() {
         let len = u32::from_be_bytes([b[pos], b[pos + 1], b[pos + 2], b[pos + 3]]) as usize;
-        let Some(crc_at) = (pos + 8).checked_add(len).filter(|&c| c + 4 <= b.len()) else {
-            break;
-        };
+        let Some(crc_at) = (pos + 8).checked_add(len).filter(|&c| c + 4 <= b.len()) else { break };
         let crc = crc32(&b[pos + 4..crc_at]);
         b[crc_at..crc_at + 4].copy_from_slice(&crc.to_be_bytes());
         pos = crc_at + 4;
@@ -164,11 +132,7 @@ pub fn crc32(data: &[u8]) -> u32 {
     for &byte in data {
         crc ^= byte as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
         }
     }
     !crc
@@ -187,22 +151,12 @@ fn jpeg_segments(b: &[u8]) -> Vec<Segment> {
         if marker == 0xDA {
             // Entropy-coded data runs to the next marker that is not a stuffed 0 or a restart.
             let mut e = end;
-            while e + 1 < b.len()
-                && !(b[e] == 0xFF && b[e + 1] != 0 && !(0xD0..=0xD7).contains(&b[e + 1]))
-            {
+            while e + 1 < b.len() && !(b[e] == 0xFF && b[e + 1] != 0 && !(0xD0..=0xD7).contains(&b[e + 1])) {
                 e += 1;
             }
             end = e;
         }
-        out.push(Segment {
-            start: pos,
-            end,
-            length_field: Some(LengthField {
-                at: pos + 2,
-                width: 2,
-                big_endian: true,
-            }),
-        });
+        out.push(Segment { start: pos, end, length_field: Some(LengthField { at: pos + 2, width: 2, big_endian: true }) });
         if end <= pos {
             break;
         }
@@ -228,20 +182,12 @@ fn zip_segments(b: &[u8]) -> Vec<Segment> {
             continue;
         };
         for &f in fields {
-            let width = if matches!(f, 26 | 28 | 30) && sig != b"PK\x05\x06" {
-                2
-            } else {
-                4
-            };
+            let width = if matches!(f, 26 | 28 | 30) && sig != b"PK\x05\x06" { 2 } else { 4 };
             if i + f + width <= b.len() {
                 out.push(Segment {
                     start: i,
                     end: (i + 46).min(b.len()),
-                    length_field: Some(LengthField {
-                        at: i + f,
-                        width,
-                        big_endian: false,
-                    }),
+                    length_field: Some(LengthField { at: i + f, width, big_endian: false }),
                 });
             }
         }
@@ -256,48 +202,21 @@ fn text_segments(b: &[u8], from: usize) -> Vec<Segment> {
     let mut line_start = from;
     for (i, &c) in b.iter().enumerate().skip(from) {
         if c == b'\n' {
-            out.push(Segment {
-                start: line_start,
-                end: i + 1,
-                length_field: None,
-            });
+            out.push(Segment { start: line_start, end: i + 1, length_field: None });
             line_start = i + 1;
         }
     }
     if line_start < b.len() {
-        out.push(Segment {
-            start: line_start,
-            end: b.len(),
-            length_field: None,
-        });
+        out.push(Segment { start: line_start, end: b.len(), length_field: None });
     }
     out
 }
 
 /// Numbers that break parsers: limits, signs, non-finite spellings, huge sizes.
 const AWKWARD_NUMBERS: &[&str] = &[
-    "0",
-    "-1",
-    "1",
-    "-0",
-    "65535",
-    "65536",
-    "4294967295",
-    "4294967296",
-    "18446744073709551615",
-    "99999999999999999999999",
-    "1e308",
-    "-1e308",
-    "1e-320",
-    "NaN",
-    "inf",
-    "-inf",
-    "1024.5",
-    "0.0",
-    "",
-    "1,2",
-    "2147483648",
-    "60000",
+    "0", "-1", "1", "-0", "65535", "65536", "4294967295", "4294967296", "18446744073709551615",
+    "99999999999999999999999", "1e308", "-1e308", "1e-320", "NaN", "inf", "-inf", "1024.5", "0.0", "", "1,2",
+    "2147483648", "60000",
 ];
 
 /// Mutates seeds with a fixed random stream, so an iteration can be replayed from its seed.
@@ -347,16 +266,9 @@ impl Mutator<'_> {
             }
             // A length field set huge, zero, odd or off by a little.
             1 | 2 if segs.iter().any(|s| s.length_field.is_some()) => {
-                let with: Vec<&Segment> =
-                    segs.iter().filter(|s| s.length_field.is_some()).collect();
-                let f = with[self.rng.random_range(0..with.len())]
-                    .length_field
-                    .expect("filtered");
-                let max = if f.width >= 8 {
-                    u64::MAX
-                } else {
-                    (1u64 << (8 * f.width)) - 1
-                };
+                let with: Vec<&Segment> = segs.iter().filter(|s| s.length_field.is_some()).collect();
+                let f = with[self.rng.random_range(0..with.len())].length_field.expect("filtered");
+                let max = if f.width >= 8 { u64::MAX } else { (1u64 << (8 * f.width)) - 1 };
                 let old = read_uint(data, f).unwrap_or(0);
                 let v = match self.rng.random_range(0..7) {
                     0 => max,
@@ -429,20 +341,14 @@ fn read_uint(data: &[u8], f: LengthField) -> Option<u64> {
     let b = data.get(f.at..f.at + f.width)?;
     let mut v = 0u64;
     for k in 0..f.width {
-        let byte = if f.big_endian {
-            b[k]
-        } else {
-            b[f.width - 1 - k]
-        };
+        let byte = if f.big_endian { b[k] } else { b[f.width - 1 - k] };
         v = (v << 8) | byte as u64;
     }
     Some(v)
 }
 
 fn write_uint(data: &mut [u8], f: LengthField, v: u64) {
-    let Some(b) = data.get_mut(f.at..f.at + f.width) else {
-        return;
-    };
+    let Some(b) = data.get_mut(f.at..f.at + f.width) else { return };
     for k in 0..f.width {
         let byte = (v >> (8 * k)) as u8;
         if f.big_endian {
@@ -456,13 +362,7 @@ fn write_uint(data: &mut [u8], f: LengthField, v: u64) {
 /// Segments after an edit at `at` that moved the bytes behind it by `delta` (`removed`:
 /// the index of a segment that was deleted).
 fn shift_after(segs: &[Segment], at: usize, delta: isize, removed: Option<usize>) -> Vec<Segment> {
-    let mv = |p: usize| {
-        if p >= at {
-            (p as isize + delta).max(0) as usize
-        } else {
-            p
-        }
-    };
+    let mv = |p: usize| if p >= at { (p as isize + delta).max(0) as usize } else { p };
     segs.iter()
         .enumerate()
         .filter(|(i, _)| Some(*i) != removed)
@@ -480,22 +380,16 @@ fn replace_number(data: &mut Vec<u8>, rng: &mut StdRng) {
         return;
     }
     let start = rng.random_range(0..data.len());
-    let Some(first) = (start..data.len()).find(|&i| data[i].is_ascii_digit()) else {
-        return;
-    };
+    let Some(first) = (start..data.len()).find(|&i| data[i].is_ascii_digit()) else { return };
     let mut s = first;
     while s > 0 && matches!(data[s - 1], b'-' | b'+' | b'.') {
         s -= 1;
     }
     let mut e = first;
-    while e < data.len()
-        && (data[e].is_ascii_digit() || matches!(data[e], b'.' | b'e' | b'E' | b'-' | b'+'))
-    {
+    while e < data.len() && (data[e].is_ascii_digit() || matches!(data[e], b'.' | b'e' | b'E' | b'-' | b'+')) {
         e += 1;
     }
-    let with = AWKWARD_NUMBERS[rng.random_range(0..AWKWARD_NUMBERS.len())]
-        .as_bytes()
-        .to_vec();
+    let with = AWKWARD_NUMBERS[rng.random_range(0..AWKWARD_NUMBERS.len())].as_bytes().to_vec();
     data.splice(s..e, with);
 }
 
@@ -513,52 +407,21 @@ mod tests {
     #[test]
     fn dicom_elements_are_found_in_explicit_and_implicit_streams() {
         // (0008,0016) UI "1.2" then (0028,0010) US 4, explicit VR; then the same implicit.
-        let explicit = [
-            &[0x08, 0, 0x16, 0][..],
-            b"UI",
-            &[4, 0],
-            b"1.2\0",
-            &[0x28, 0, 0x10, 0],
-            b"US",
-            &[2, 0, 4, 0],
-        ]
-        .concat();
+        let explicit = [&[0x08, 0, 0x16, 0][..], b"UI", &[4, 0], b"1.2\0", &[0x28, 0, 0x10, 0], b"US", &[2, 0, 4, 0]].concat();
         let s = segments(&explicit, Layout::Dicom);
         assert_eq!(s.len(), 2);
-        assert_eq!(
-            (s[0].start, s[0].end, s[1].start, s[1].end),
-            (0, 12, 12, 22)
-        );
-        assert_eq!(
-            s[1].length_field,
-            Some(LengthField {
-                at: 18,
-                width: 2,
-                big_endian: false
-            })
-        );
-        let implicit = [
-            &[0x08, 0, 0x16, 0, 4, 0, 0, 0][..],
-            b"1.2\0",
-            &[0x28, 0, 0x10, 0, 2, 0, 0, 0, 4, 0],
-        ]
-        .concat();
+        assert_eq!((s[0].start, s[0].end, s[1].start, s[1].end), (0, 12, 12, 22));
+        assert_eq!(s[1].length_field, Some(LengthField { at: 18, width: 2, big_endian: false }));
+        let implicit = [&[0x08, 0, 0x16, 0, 4, 0, 0, 0][..], b"1.2\0", &[0x28, 0, 0x10, 0, 2, 0, 0, 0, 4, 0]].concat();
         let s = segments(&implicit, Layout::Dicom);
-        assert_eq!(
-            s.iter().map(|s| (s.start, s.end)).collect::<Vec<_>>(),
-            vec![(0, 12), (12, 22)]
-        );
+        assert_eq!(s.iter().map(|s| (s.start, s.end)).collect::<Vec<_>>(), vec![(0, 12), (12, 22)]);
     }
 
     #[test]
     fn length_fields_round_trip_in_both_byte_orders() {
         let mut d = vec![0u8; 8];
         for big_endian in [false, true] {
-            let f = LengthField {
-                at: 2,
-                width: 4,
-                big_endian,
-            };
+            let f = LengthField { at: 2, width: 4, big_endian };
             write_uint(&mut d, f, 0x0102_0304);
             assert_eq!(read_uint(&d, f), Some(0x0102_0304));
         }
@@ -570,11 +433,7 @@ mod tests {
         let text = b"a,b\n1,2\n3,4\n".to_vec();
         let seeds = vec![(text.clone(), segments(&text, Layout::Text))];
         let run = |seed| {
-            let mut m = Mutator {
-                rng: StdRng::seed_from_u64(seed),
-                seeds: &seeds,
-                text: true,
-            };
+            let mut m = Mutator { rng: StdRng::seed_from_u64(seed), seeds: &seeds, text: true };
             (0..20).map(|_| m.next()).collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));

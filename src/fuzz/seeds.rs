@@ -25,16 +25,9 @@ pub fn seeds(target: Target, data: &Path, fixtures: &Path) -> Result<Vec<Vec<u8>
             let mut s = Vec::new();
             for f in ["VinDr-CXR_prediction.csv", "VinDr-CXR_annotator1.csv"] {
                 let p = data.join("chexmask").join(f);
-                let text =
-                    std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
                 // The header and two rows: small enough to mutate quickly, with every column kind.
-                s.push(
-                    text.lines()
-                        .take(3)
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                        .into_bytes(),
-                );
+                s.push(text.lines().take(3).collect::<Vec<_>>().join("\n").into_bytes());
             }
             s.push(generated_chexmask()?);
             s
@@ -51,40 +44,26 @@ pub fn seeds(target: Target, data: &Path, fixtures: &Path) -> Result<Vec<Vec<u8>
 }
 
 fn files_in(dir: &Path, extensions: &[&str]) -> Result<Vec<Vec<u8>>, String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: cannot list the seed folder: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: cannot list the seed folder: {e}", dir.display()))?;
     let mut paths: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| extensions.contains(&e.to_ascii_lowercase().as_str()))
+            p.extension().and_then(|e| e.to_str()).is_some_and(|e| extensions.contains(&e.to_ascii_lowercase().as_str()))
         })
         .collect();
     paths.sort();
-    paths
-        .iter()
-        .map(|p| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())))
-        .collect()
+    paths.iter().map(|p| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))).collect()
 }
 
 /// A 16-bit grey PNG and an 8-bit TIFF, kinds the shared examples lack.
 fn generated_rasters() -> Vec<Vec<u8>> {
     let (w, h) = (40u32, 30u32);
-    let grey16 = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(w, h, |x, y| {
-        image::Luma([(x * 1500 + y * 700) as u16])
-    });
+    let grey16 = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(w, h, |x, y| image::Luma([(x * 1500 + y * 700) as u16]));
     let grey8 = image::GrayImage::from_fn(w, h, |x, y| image::Luma([(x * 5 + y * 3) as u8]));
     let mut out = Vec::new();
     for (img, format) in [
-        (
-            image::DynamicImage::ImageLuma16(grey16),
-            image::ImageFormat::Png,
-        ),
-        (
-            image::DynamicImage::ImageLuma8(grey8),
-            image::ImageFormat::Tiff,
-        ),
+        (image::DynamicImage::ImageLuma16(grey16), image::ImageFormat::Png),
+        (image::DynamicImage::ImageLuma8(grey8), image::ImageFormat::Tiff),
     ] {
         let mut buf = std::io::Cursor::new(Vec::new());
         if img.write_to(&mut buf, format).is_ok() {
@@ -96,28 +75,15 @@ fn generated_rasters() -> Vec<Vec<u8>> {
 
 fn generated_chexmask() -> Result<Vec<u8>, String> {
     let mut t = ChexmaskTable::new("seed.csv", "image_id");
-    t.push(ChexmaskRow::from_landmarks(
-        "a",
-        template().map(|p| [p[0] / 2.0, p[1] / 2.0]),
-        512,
-        512,
-    ));
+    t.push(ChexmaskRow::from_landmarks("a", template().map(|p| [p[0] / 2.0, p[1] / 2.0]), 512, 512));
     t.push(ChexmaskRow::from_landmarks("b", template(), 1024, 1024));
     t.to_csv().map_err(|e| e.to_string())
 }
 
 fn generated_node_tables() -> Vec<Vec<u8>> {
-    let std: [[f32; 2]; NUM_NODES] =
-        std::array::from_fn(|i| [1.0 + i as f32 * 0.05, 2.0 - i as f32 * 0.01]);
-    let with = NodeTable {
-        mean: template(),
-        std,
-        expected_error: Some(std::array::from_fn(|i| 3.0 + i as f32 * 0.1)),
-    };
-    let without = NodeTable {
-        expected_error: None,
-        ..with.clone()
-    };
+    let std: [[f32; 2]; NUM_NODES] = std::array::from_fn(|i| [1.0 + i as f32 * 0.05, 2.0 - i as f32 * 0.01]);
+    let with = NodeTable { mean: template(), std, expected_error: Some(std::array::from_fn(|i| 3.0 + i as f32 * 0.1)) };
+    let without = NodeTable { expected_error: None, ..with.clone() };
     vec![with.to_csv(), without.to_csv()]
 }
 
@@ -137,12 +103,7 @@ fn generated_annotation() -> Vec<u8> {
             pixel_spacing_mm: Some([0.175, 0.175]),
             sop_instance_uid: Some("1.2.826.0.1.3680043.8.498.1".into()),
         },
-        model: ModelIdentity {
-            weights: "w.safetensors".into(),
-            weights_sha256: "cd".repeat(32),
-            samples: 50,
-            seed: Some(0),
-        },
+        model: ModelIdentity { weights: "w.safetensors".into(), weights_sha256: "cd".repeat(32), samples: 50, seed: Some(0) },
         predicted_std: vec![[2.0, 3.0]; NUM_NODES],
         predicted,
         score: 2.5,
@@ -155,11 +116,7 @@ fn generated_annotation() -> Vec<u8> {
         modified: "2026-01-01T00:01:00Z".into(),
         review_seconds: 12.0,
         calibrated: None,
-        predicted_ctr: Some(crate::metrics::ctr::CtrSpread {
-            mean: 0.45,
-            sd: 0.01,
-            samples: 50,
-        }),
+        predicted_ctr: Some(crate::metrics::ctr::CtrSpread { mean: 0.45, sd: 0.01, samples: 50 }),
     };
     a.to_json()
 }
@@ -178,10 +135,7 @@ fn generated_safetensors() -> Result<Vec<Vec<u8>>, String> {
         };
         let path = dir.join(format!("seed-{skip_blocks}.safetensors"));
         random_state_dict(&config, 1)
-            .write_safetensors(
-                &path,
-                &[(crate::model::weights::SKIP_MAPS_KEY, "4,3".into())],
-            )
+            .write_safetensors(&path, &[(crate::model::weights::SKIP_MAPS_KEY, "4,3".into())])
             .map_err(|e| e.to_string())?;
         out.push(std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?);
     }

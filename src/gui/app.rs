@@ -16,10 +16,10 @@ use super::status_bar;
 use super::stress::StressView;
 use super::viewer::{self, Hover, NodeEvent, Shown};
 use super::worklist::{self, Worklist};
-use super::xray_renderer::XrayRenderer;
 use crate::review::annotation::file_sha256;
 use crate::review::store::{self, Slot};
 use crate::review::{Annotation, ModelIdentity};
+use super::xray_renderer::XrayRenderer;
 use crate::xray::{self, LoadError, XrayImage, phantom};
 
 /// A load running on a worker thread so the window never freezes.
@@ -60,19 +60,11 @@ pub struct CxrApp {
 impl CxrApp {
     /// Set up the GPU pipeline and open `paths` (files or folders); with none, the phantom.
     pub fn new(cc: &eframe::CreationContext<'_>, paths: Vec<PathBuf>) -> Self {
-        Self::with_weights(
-            cc,
-            paths,
-            std::env::var_os("CXR_WEIGHTS").map(PathBuf::from),
-        )
+        Self::with_weights(cc, paths, std::env::var_os("CXR_WEIGHTS").map(PathBuf::from))
     }
 
     /// As [`new`](Self::new) with the model weights to use (None: the shipped model).
-    pub fn with_weights(
-        cc: &eframe::CreationContext<'_>,
-        paths: Vec<PathBuf>,
-        weights: Option<PathBuf>,
-    ) -> Self {
+    pub fn with_weights(cc: &eframe::CreationContext<'_>, paths: Vec<PathBuf>, weights: Option<PathBuf>) -> Self {
         if let Some(rs) = cc.wgpu_render_state.as_ref() {
             XrayRenderer::install(rs);
         }
@@ -197,19 +189,14 @@ impl CxrApp {
     /// A review whose last save failed exists only in memory: opening another image would
     /// drop it, so the reader is asked to save it elsewhere first.
     fn may_leave_review(&mut self) -> bool {
-        let Some(r) = self.review.as_mut() else {
-            return true;
-        };
+        let Some(r) = self.review.as_mut() else { return true };
         r.autosave();
         if !r.unsaved {
             return true;
         }
         self.error = Some(format!(
             "The review of {} could not be saved (see the panel). Save it with File > Save review as… before opening another image.",
-            self.shown
-                .as_ref()
-                .map(|s| s.image.source.label.as_str())
-                .unwrap_or("this image")
+            self.shown.as_ref().map(|s| s.image.source.label.as_str()).unwrap_or("this image")
         ));
         false
     }
@@ -218,18 +205,13 @@ impl CxrApp {
         if !self.may_leave_review() {
             return;
         }
-        let Some(path) = self.worklist.files.get(index).cloned() else {
-            return;
-        };
+        let Some(path) = self.worklist.files.get(index).cloned() else { return };
         self.worklist.current = Some(index);
         let (tx, rx) = channel();
         let ctx = ctx.clone();
         std::thread::spawn(move || {
             let result = xray::load(&path).and_then(|img| {
-                let sha = file_sha256(&path).map_err(|e| LoadError {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
+                let sha = file_sha256(&path).map_err(|e| LoadError { path: path.clone(), reason: e.to_string() })?;
                 Ok((img, sha))
             });
             let _ = tx.send(result);
@@ -238,13 +220,7 @@ impl CxrApp {
         self.loading = Some(Loading { index, rx });
     }
 
-    fn show_image(
-        &mut self,
-        image: XrayImage,
-        path: Option<PathBuf>,
-        sha: String,
-        ctx: &egui::Context,
-    ) {
+    fn show_image(&mut self, image: XrayImage, path: Option<PathBuf>, sha: String, ctx: &egui::Context) {
         if let Some(r) = self.review.as_mut() {
             r.edit.end_drag();
             r.autosave();
@@ -264,9 +240,7 @@ impl CxrApp {
                 self.error = Some(opened.notices.join(". "));
             }
             if let Some(a) = opened.annotation {
-                self.worklist
-                    .reviews
-                    .insert(p.clone(), worklist::info_of(&a));
+                self.worklist.reviews.insert(p.clone(), worklist::info_of(&a));
                 self.review = Some(Review::new(id, Some(opened.slot), a, image.spacing));
                 return;
             }
@@ -274,58 +248,29 @@ impl CxrApp {
         }
         let weights = self.weights.clone();
         let ctx2 = ctx.clone();
-        let inference = self
-            .inference
-            .get_or_insert_with(|| Inference::start(weights, move || ctx2.request_repaint()));
+        let inference = self.inference.get_or_insert_with(|| Inference::start(weights, move || ctx2.request_repaint()));
         inference.request(id, image);
     }
 
     fn poll_inference(&mut self) {
-        let Some(inference) = self.inference.as_mut() else {
-            return;
-        };
+        let Some(inference) = self.inference.as_mut() else { return };
         for answer in inference.poll() {
-            let Some(shown) = self.shown.as_ref().filter(|s| s.id == answer.image_id) else {
-                continue;
-            };
+            let Some(shown) = self.shown.as_ref().filter(|s| s.id == answer.image_id) else { continue };
             match answer.result {
                 Ok((prediction, model)) => {
-                    self.model_description = format!(
-                        "{} · {:.2} s for N={}",
-                        model.description, answer.seconds, prediction.samples
-                    );
+                    self.model_description = format!("{} · {:.2} s for N={}", model.description, answer.seconds, prediction.samples);
                     let identity = ModelIdentity {
-                        weights: model
-                            .weights
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default(),
+                        weights: model.weights.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
                         weights_sha256: model.weights_sha256.clone(),
                         samples: prediction.samples,
                         seed: prediction.seed,
                     };
-                    let path = self
-                        .shown_path
-                        .clone()
-                        .unwrap_or_else(|| PathBuf::from(&shown.image.source.label));
-                    let a = Annotation::from_prediction(
-                        &path,
-                        self.shown_sha.clone(),
-                        &shown.image,
-                        &prediction,
-                        identity,
-                    );
+                    let path = self.shown_path.clone().unwrap_or_else(|| PathBuf::from(&shown.image.source.label));
+                    let a = Annotation::from_prediction(&path, self.shown_sha.clone(), &shown.image, &prediction, identity);
                     if let Some(p) = &self.shown_path {
-                        self.worklist
-                            .reviews
-                            .insert(p.clone(), worklist::info_of(&a));
+                        self.worklist.reviews.insert(p.clone(), worklist::info_of(&a));
                     }
-                    self.review = Some(Review::new(
-                        shown.id,
-                        self.pending_slot.take(),
-                        a,
-                        shown.image.spacing,
-                    ));
+                    self.review = Some(Review::new(shown.id, self.pending_slot.take(), a, shown.image.spacing));
                 }
                 Err(e) if e == "skipped" => {}
                 Err(e) => self.error = Some(format!("The model could not run: {e}")),
@@ -334,18 +279,14 @@ impl CxrApp {
     }
 
     fn apply_node_events(&mut self, events: &[NodeEvent]) {
-        let Some(r) = self.review.as_mut() else {
-            return;
-        };
+        let Some(r) = self.review.as_mut() else { return };
         for e in events {
             match *e {
                 NodeEvent::DragStart { node, add } => r.edit.begin_drag(node, add),
                 NodeEvent::DragMove(d) => {
                     r.edit.drag_by(d);
                     // Annotation files accept positions within 4 image sides (review::annotation).
-                    r.edit.clamp_to(
-                        3.0 * r.annotation.image.width.max(r.annotation.image.height) as f32,
-                    );
+                    r.edit.clamp_to(3.0 * r.annotation.image.width.max(r.annotation.image.height) as f32);
                 }
                 NodeEvent::DragEnd => {
                     r.edit.end_drag();
@@ -368,9 +309,7 @@ impl CxrApp {
 
     fn poll_loading(&mut self, ctx: &egui::Context) {
         let Some(loading) = &self.loading else { return };
-        let Ok(result) = loading.rx.try_recv() else {
-            return;
-        };
+        let Ok(result) = loading.rx.try_recv() else { return };
         let index = loading.index;
         self.loading = None;
         if self.worklist.current != Some(index) {
@@ -392,13 +331,8 @@ impl CxrApp {
     }
 
     fn handle_dropped_files(&mut self, ctx: &egui::Context) {
-        let dropped: Vec<PathBuf> = ctx.input(|i| {
-            i.raw
-                .dropped_files
-                .iter()
-                .map(|f| f.path().to_path_buf())
-                .collect()
-        });
+        let dropped: Vec<PathBuf> =
+            ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
         if !dropped.is_empty() {
             self.open_paths(&dropped, ctx);
         }
@@ -409,9 +343,7 @@ impl CxrApp {
         let picked = if folder {
             dialog.pick_folder().map(|f| vec![f])
         } else {
-            dialog
-                .add_filter("Images", xray::IMAGE_EXTENSIONS)
-                .pick_files()
+            dialog.add_filter("Images", xray::IMAGE_EXTENSIONS).pick_files()
         };
         if let Some(paths) = picked {
             self.open_paths(&paths, ctx);
@@ -476,9 +408,7 @@ impl CxrApp {
         if pressed(Key::G) {
             self.show_folder_metrics(ctx);
         }
-        let Some(shown) = self.shown.as_mut() else {
-            return;
-        };
+        let Some(shown) = self.shown.as_mut() else { return };
         if pressed(Key::F) {
             shown.view = None; // refit at the next layout, with the real viewport size
         }
@@ -500,8 +430,7 @@ impl CxrApp {
         if let Some(r) = self.review.as_mut() {
             r.autosave();
         }
-        self.folder_metrics
-            .show_for(self.worklist.files.clone(), ctx);
+        self.folder_metrics.show_for(self.worklist.files.clone(), ctx);
     }
 
     pub fn folder_metrics(&self) -> &FolderMetrics {
@@ -598,11 +527,7 @@ impl CxrApp {
     }
 
     fn update_title(&mut self, ctx: &egui::Context) {
-        let label = self
-            .shown
-            .as_ref()
-            .map(|s| s.image.source.label.as_str())
-            .unwrap_or("no image");
+        let label = self.shown.as_ref().map(|s| s.image.source.label.as_str()).unwrap_or("no image");
         let patient = self
             .shown
             .as_ref()
@@ -674,94 +599,66 @@ impl eframe::App for CxrApp {
                 self.load(i, &ctx);
             }
         }
-        egui::CentralPanel::default()
-            .frame(egui::Frame::NONE.fill(Color32::BLACK))
-            .show(ui, |ui| {
-                if let Some(err) = &self.error {
-                    ui.add_space(8.0);
-                    ui.label(
-                        RichText::new(err)
-                            .color(Color32::from_rgb(240, 100, 90))
-                            .size(16.0),
+        egui::CentralPanel::default().frame(egui::Frame::NONE.fill(Color32::BLACK)).show(ui, |ui| {
+            if let Some(err) = &self.error {
+                ui.add_space(8.0);
+                ui.label(RichText::new(err).color(Color32::from_rgb(240, 100, 90)).size(16.0));
+            }
+            if self.loading.is_some() {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(RichText::new("Loading…").color(Color32::LIGHT_GRAY));
+                });
+            }
+            self.hover = None;
+            self.hovered_node = None;
+            if let Some(shown) = self.shown.as_mut() {
+                let review = self.review.as_ref().filter(|r| r.image_id == shown.id);
+                let nodes = review.map(|r| r.edit.positions);
+                let (out, response) = viewer::show(ui, shown, nodes.as_ref());
+                self.hover = out.hover;
+                self.hovered_node = out.hovered_node;
+                let events = out.events.clone();
+                self.apply_node_events(&events);
+                if let (Some(r), Some(shown)) = (self.review.as_ref(), self.shown.as_ref()) {
+                    let painter = ui.painter_at(response.rect);
+                    let edited = r.edit.edited();
+                    let colours =
+                        overlay::NodeColours::for_image(r.annotation.calibrated.as_ref(), shown.image.width, shown.image.height);
+                    let graph = overlay::Graph {
+                        positions: &r.edit.positions,
+                        predicted: &r.edit.predicted,
+                        std: &r.annotation.std_array(),
+                        edited: &edited,
+                        selected: &r.edit.selected,
+                        hovered: self.hovered_node,
+                        colours: &colours,
+                    };
+                    overlay::draw(&painter, shown, &graph, self.layers);
+                    let width = if matches!(colours, overlay::NodeColours::Expected(_)) { 260.0 } else { 180.0 };
+                    let legend = egui::Rect::from_min_size(
+                        response.rect.right_top() + egui::vec2(-width - 10.0, 8.0),
+                        egui::vec2(width, colours.legend_height()),
                     );
+                    overlay::legend(&painter, legend, &colours, shown.image.spacing.map(|s| s.col_mm));
                 }
-                if self.loading.is_some() {
-                    ui.horizontal(|ui| {
-                        ui.spinner();
-                        ui.label(RichText::new("Loading…").color(Color32::LIGHT_GRAY));
-                    });
-                }
-                self.hover = None;
-                self.hovered_node = None;
-                if let Some(shown) = self.shown.as_mut() {
-                    let review = self.review.as_ref().filter(|r| r.image_id == shown.id);
-                    let nodes = review.map(|r| r.edit.positions);
-                    let (out, response) = viewer::show(ui, shown, nodes.as_ref());
-                    self.hover = out.hover;
-                    self.hovered_node = out.hovered_node;
-                    let events = out.events.clone();
-                    self.apply_node_events(&events);
-                    if let (Some(r), Some(shown)) = (self.review.as_ref(), self.shown.as_ref()) {
-                        let painter = ui.painter_at(response.rect);
-                        let edited = r.edit.edited();
-                        let colours = overlay::NodeColours::for_image(
-                            r.annotation.calibrated.as_ref(),
-                            shown.image.width,
-                            shown.image.height,
-                        );
-                        let graph = overlay::Graph {
-                            positions: &r.edit.positions,
-                            predicted: &r.edit.predicted,
-                            std: &r.annotation.std_array(),
-                            edited: &edited,
-                            selected: &r.edit.selected,
-                            hovered: self.hovered_node,
-                            colours: &colours,
-                        };
-                        overlay::draw(&painter, shown, &graph, self.layers);
-                        let width = if matches!(colours, overlay::NodeColours::Expected(_)) {
-                            260.0
-                        } else {
-                            180.0
-                        };
-                        let legend = egui::Rect::from_min_size(
-                            response.rect.right_top() + egui::vec2(-width - 10.0, 8.0),
-                            egui::vec2(width, colours.legend_height()),
-                        );
-                        overlay::legend(
-                            &painter,
-                            legend,
-                            &colours,
-                            shown.image.spacing.map(|s| s.col_mm),
-                        );
-                    }
-                }
-            });
+            }
+        });
 
         self.folder_metrics.window(&ctx, &self.worklist.files);
         if self.stress.open {
             if let Some(s) = &self.shown {
-                self.stress
-                    .set_image(s.id, s.image.clone(), self.weights.clone());
+                self.stress.set_image(s.id, s.image.clone(), self.weights.clone());
             }
             self.stress.poll(&ctx);
             self.stress.window(&ctx);
         }
 
         if ctx.input(|i| !i.raw.hovered_files.is_empty()) {
-            let painter = ctx.layer_painter(egui::LayerId::new(
-                egui::Order::Foreground,
-                egui::Id::unique("drop overlay"),
-            ));
+            let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop overlay")));
             let rect = ctx.content_rect();
             painter.rect_filled(rect, 0.0, Color32::from_black_alpha(160));
-            painter.text(
-                rect.center(),
-                egui::Align2::CENTER_CENTER,
-                "Drop to open",
-                egui::FontId::proportional(28.0),
-                Color32::WHITE,
-            );
+            painter.text(rect.center(), egui::Align2::CENTER_CENTER, "Drop to open", egui::FontId::proportional(28.0), Color32::WHITE);
         }
 
         if !self.first_frame_reported && self.shown.as_ref().is_some_and(|s| s.view.is_some()) {
@@ -780,9 +677,5 @@ impl eframe::App for CxrApp {
 }
 
 fn display_list(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }

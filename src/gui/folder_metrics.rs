@@ -30,17 +30,8 @@ struct Scored {
 
 impl Scored {
     fn new(eval: FolderEvaluation) -> Self {
-        let decile_curve = eval
-            .reliability(10)
-            .iter()
-            .map(|b| [b.mean_uncertainty, b.mean_error])
-            .collect();
-        Scored {
-            points: eval.node_points(),
-            correlation: eval.correlation(),
-            decile_curve,
-            eval,
-        }
+        let decile_curve = eval.reliability(10).iter().map(|b| [b.mean_uncertainty, b.mean_error]).collect();
+        Scored { points: eval.node_points(), correlation: eval.correlation(), decile_curve, eval }
     }
 }
 
@@ -86,26 +77,23 @@ impl FolderMetrics {
         }
         let mut open = self.open;
         let mut refresh = false;
-        egui::Window::new("Folder metrics")
-            .open(&mut open)
-            .default_size([620.0, 720.0])
-            .show(ctx, |ui| {
-                ui.horizontal(|ui| {
-                    refresh = ui.button("Refresh").clicked();
-                    if self.pending.is_some() {
-                        ui.spinner();
-                        ui.label("scoring…");
-                    }
-                });
-                match &self.result {
-                    None => {
-                        ui.label("scoring the reviewed images…");
-                    }
-                    Some(e) => {
-                        egui::ScrollArea::vertical().show(ui, |ui| contents(ui, e));
-                    }
+        egui::Window::new("Folder metrics").open(&mut open).default_size([620.0, 720.0]).show(ctx, |ui| {
+            ui.horizontal(|ui| {
+                refresh = ui.button("Refresh").clicked();
+                if self.pending.is_some() {
+                    ui.spinner();
+                    ui.label("scoring…");
                 }
             });
+            match &self.result {
+                None => {
+                    ui.label("scoring the reviewed images…");
+                }
+                Some(e) => {
+                    egui::ScrollArea::vertical().show(ui, |ui| contents(ui, e));
+                }
+            }
+        });
         self.open = open;
         if refresh {
             self.refresh(files.to_vec(), ctx);
@@ -126,12 +114,7 @@ fn contents(ui: &mut egui::Ui, scored: &Scored) {
         ui.label(RichText::new(u).color(Color32::from_rgb(240, 100, 90)));
     }
     if e.images.is_empty() {
-        ui.label(
-            RichText::new(
-                "Accept or correct images to see how far the model was from the reviewer.",
-            )
-            .color(Color32::GRAY),
-        );
+        ui.label(RichText::new("Accept or correct images to see how far the model was from the reviewer.").color(Color32::GRAY));
         return;
     }
     ui.label(RichText::new("Prediction vs correction (filled contours)").strong());
@@ -139,53 +122,31 @@ fn contents(ui: &mut egui::Ui, scored: &Scored) {
     let rows: Vec<(&str, crate::metrics::stats::Stats, usize)> = vec![
         ("Dice Lungs", col(&|i| i.scores.dice_lungs), 4),
         ("Dice Heart", col(&|i| i.scores.dice_heart), 4),
-        (
-            "Hausdorff Lungs (px)",
-            col(&|i| i.scores.lungs.hausdorff),
-            1,
-        ),
-        (
-            "Hausdorff Heart (px)",
-            col(&|i| i.scores.heart.hausdorff),
-            1,
-        ),
+        ("Hausdorff Lungs (px)", col(&|i| i.scores.lungs.hausdorff), 1),
+        ("Hausdorff Heart (px)", col(&|i| i.scores.heart.hausdorff), 1),
         ("Hausdorff 95 Lungs (px)", col(&|i| i.scores.lungs.hd95), 1),
         ("Hausdorff 95 Heart (px)", col(&|i| i.scores.heart.hd95), 1),
         ("node error (px)", col(&|i| i.mean_node_error_px()), 2),
-        (
-            "node error (mm)",
-            col(&|i| {
-                i.scores
-                    .node_mm
-                    .map_or(f64::NAN, |m| m.iter().sum::<f64>() / m.len() as f64)
-            }),
-            2,
-        ),
+        ("node error (mm)", col(&|i| i.scores.node_mm.map_or(f64::NAN, |m| m.iter().sum::<f64>() / m.len() as f64)), 2),
         ("review time (s)", col(&|i| i.review_seconds), 0),
     ];
-    egui::Grid::new("folder_summary")
-        .striped(true)
-        .show(ui, |ui| {
-            ui.label("");
-            ui.label("mean");
-            ui.label("sd");
-            ui.label("n");
-            ui.end_row();
-            for (name, s, d) in rows {
-                if s.n == 0 {
-                    continue;
-                }
-                ui.label(name);
-                ui.monospace(format!("{:.d$}", s.mean));
-                ui.monospace(if s.sd.is_finite() {
-                    format!("{:.d$}", s.sd)
-                } else {
-                    "-".into()
-                });
-                ui.monospace(s.n.to_string());
-                ui.end_row();
+    egui::Grid::new("folder_summary").striped(true).show(ui, |ui| {
+        ui.label("");
+        ui.label("mean");
+        ui.label("sd");
+        ui.label("n");
+        ui.end_row();
+        for (name, s, d) in rows {
+            if s.n == 0 {
+                continue;
             }
-        });
+            ui.label(name);
+            ui.monospace(format!("{:.d$}", s.mean));
+            ui.monospace(if s.sd.is_finite() { format!("{:.d$}", s.sd) } else { "-".into() });
+            ui.monospace(s.n.to_string());
+            ui.end_row();
+        }
+    });
 
     ui.separator();
     let (r, rho) = scored.correlation;
@@ -202,22 +163,11 @@ fn contents(ui: &mut egui::Ui, scored: &Scored) {
         .include_y(0.0)
         .show(ui, |p| {
             for organ in Organ::ALL {
-                let xy: Vec<[f64; 2]> = points
-                    .iter()
-                    .filter(|q| q.2 == organ && q.1.is_finite())
-                    .map(|q| [q.0, q.1])
-                    .collect();
-                p.points(
-                    Points::new(organ.name(), xy)
-                        .color(organ_colour(organ))
-                        .radius(2.0),
-                );
+                let xy: Vec<[f64; 2]> =
+                    points.iter().filter(|q| q.2 == organ && q.1.is_finite()).map(|q| [q.0, q.1]).collect();
+                p.points(Points::new(organ.name(), xy).color(organ_colour(organ)).radius(2.0));
             }
-            p.line(
-                Line::new("mean error per std decile", scored.decile_curve.clone())
-                    .color(Color32::WHITE)
-                    .width(2.0),
-            );
+            p.line(Line::new("mean error per std decile", scored.decile_curve.clone()).color(Color32::WHITE).width(2.0));
         });
 
     ui.separator();
@@ -230,21 +180,9 @@ fn contents(ui: &mut egui::Ui, scored: &Scored) {
         .include_y(1.0)
         .show(ui, |p| {
             let series = |f: &dyn Fn(&ReviewedImage) -> f64| -> Vec<[f64; 2]> {
-                e.images
-                    .iter()
-                    .enumerate()
-                    .map(|(k, i)| [k as f64 + 1.0, f(i)])
-                    .collect()
+                e.images.iter().enumerate().map(|(k, i)| [k as f64 + 1.0, f(i)]).collect()
             };
-            p.points(
-                Points::new("Lungs", series(&|i| i.scores.dice_lungs))
-                    .color(organ_colour(Organ::LeftLung))
-                    .radius(4.0),
-            );
-            p.points(
-                Points::new("Heart", series(&|i| i.scores.dice_heart))
-                    .color(organ_colour(Organ::Heart))
-                    .radius(4.0),
-            );
+            p.points(Points::new("Lungs", series(&|i| i.scores.dice_lungs)).color(organ_colour(Organ::LeftLung)).radius(4.0));
+            p.points(Points::new("Heart", series(&|i| i.scores.dice_heart)).color(organ_colour(Organ::Heart)).radius(4.0));
         });
 }

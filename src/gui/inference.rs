@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::Instant;
 
-use crate::model::{
-    DeviceChoice, HybridGNet, Prediction, Sampling, predict_xray, select_device, shipped,
-};
+use crate::model::{DeviceChoice, HybridGNet, Prediction, Sampling, predict_xray, select_device, shipped};
 use crate::xray::XrayImage;
 
 /// Latent samples per image, as in the paper.
@@ -53,11 +51,7 @@ impl Inference {
             .name("inference".into())
             .spawn(move || worker(weights, req_rx, ans_tx, repaint))
             .expect("spawning the inference thread");
-        Inference {
-            tx,
-            rx,
-            pending: Vec::new(),
-        }
+        Inference { tx, rx, pending: Vec::new() }
     }
 
     pub fn request(&mut self, image_id: u64, image: Arc<XrayImage>) {
@@ -91,34 +85,19 @@ fn worker(weights: Option<PathBuf>, rx: Receiver<Request>, tx: Sender<Answer>, r
     while let Ok(mut req) = rx.recv() {
         // Only the newest request matters when the reader pages quickly through a folder.
         while let Ok(newer) = rx.try_recv() {
-            let _ = tx.send(Answer {
-                image_id: req.image_id,
-                result: Err("skipped".into()),
-                seconds: 0.0,
-            });
+            let _ = tx.send(Answer { image_id: req.image_id, result: Err("skipped".into()), seconds: 0.0 });
             req = newer;
         }
         let start = Instant::now();
         let loaded = model.get_or_insert_with(|| load(weights.as_deref()));
         let result = match loaded {
             Ok((m, info)) => {
-                let p = predict_xray(
-                    m,
-                    &req.image,
-                    Sampling::Random {
-                        samples: SAMPLES,
-                        seed: SEED,
-                    },
-                );
+                let p = predict_xray(m, &req.image, Sampling::Random { samples: SAMPLES, seed: SEED });
                 Ok((p, info.clone()))
             }
             Err(e) => Err(e.clone()),
         };
-        let answer = Answer {
-            image_id: req.image_id,
-            result,
-            seconds: start.elapsed().as_secs_f64(),
-        };
+        let answer = Answer { image_id: req.image_id, result, seconds: start.elapsed().as_secs_f64() };
         if tx.send(answer).is_err() {
             return;
         }
@@ -133,20 +112,10 @@ fn load(weights: Option<&std::path::Path>) -> Result<(HybridGNet, ModelInfo), St
     let c = model.config();
     let description = format!(
         "{} · {} · {}",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         c.describe(),
         device.description
     );
-    let weights_sha256 = crate::review::annotation::file_sha256(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok((
-        model,
-        ModelInfo {
-            weights: path,
-            weights_sha256,
-            description,
-        },
-    ))
+    let weights_sha256 = crate::review::annotation::file_sha256(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((model, ModelInfo { weights: path, weights_sha256, description }))
 }

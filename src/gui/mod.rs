@@ -26,14 +26,10 @@ pub fn run(paths: Vec<PathBuf>, show_patient_name: bool) -> anyhow::Result<()> {
             .with_drag_and_drop(true),
         ..Default::default()
     };
-    eframe::run_native(
-        "cxr-review",
-        options,
-        Box::new(move |cc| {
-            let mut app = CxrApp::new(cc, paths);
-            app.set_show_patient_name(show_patient_name);
-            Ok(Box::new(app))
-        }),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot start the window: {e}"))
+    eframe::run_native("cxr-review", options, Box::new(move |cc| {
+        let mut app = CxrApp::new(cc, paths);
+        app.set_show_patient_name(show_patient_name);
+        Ok(Box::new(app))
+    }))
+        .map_err(|e| anyhow::anyhow!("cannot start the window: {e}"))
 }

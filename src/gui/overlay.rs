@@ -25,14 +25,7 @@ pub struct Layers {
 
 impl Default for Layers {
     fn default() -> Self {
-        Layers {
-            contours: true,
-            nodes: true,
-            ellipses: false,
-            fill: false,
-            prediction: true,
-            ctr: true,
-        }
+        Layers { contours: true, nodes: true, ellipses: false, fill: false, prediction: true, ctr: true }
     }
 }
 
@@ -59,9 +52,7 @@ impl NodeColours<'_> {
     pub fn for_image(calibrated: Option<&Calibrated>, width: u32, height: u32) -> NodeColours<'_> {
         match calibrated {
             Some(c) => NodeColours::Expected(c),
-            None => NodeColours::Std {
-                scale_px: std_scale(width, height),
-            },
+            None => NodeColours::Std { scale_px: std_scale(width, height) },
         }
     }
 
@@ -131,12 +122,7 @@ pub fn to_image(shown: &Shown, pos: Pos2) -> Option<Point> {
 pub const NODE_RADIUS: f32 = 4.5;
 
 /// The node nearest to `pos` within `reach` points, if any.
-pub fn node_at(
-    shown: &Shown,
-    positions: &[Point; NUM_NODES],
-    pos: Pos2,
-    reach: f32,
-) -> Option<usize> {
+pub fn node_at(shown: &Shown, positions: &[Point; NUM_NODES], pos: Pos2, reach: f32) -> Option<usize> {
     positions
         .iter()
         .enumerate()
@@ -147,18 +133,11 @@ pub fn node_at(
 }
 
 pub fn draw(painter: &Painter, shown: &Shown, g: &Graph, layers: Layers) {
-    let screen: Vec<Pos2> = g
-        .positions
-        .iter()
-        .filter_map(|&p| to_screen(shown, p))
-        .collect();
+    let screen: Vec<Pos2> = g.positions.iter().filter_map(|&p| to_screen(shown, p)).collect();
     if screen.len() != NUM_NODES {
         return;
     }
-    let ctr = layers
-        .ctr
-        .then(|| crate::metrics::ctr::ctr(g.positions))
-        .flatten();
+    let ctr = layers.ctr.then(|| crate::metrics::ctr::ctr(g.positions)).flatten();
     if let Some(c) = &ctr {
         draw_ctr(painter, shown, c);
     }
@@ -171,24 +150,13 @@ pub fn draw(painter: &Painter, shown: &Shown, g: &Graph, layers: Layers) {
             painter.add(fill_polygon(pts, colour.gamma_multiply(0.25)));
         }
         if layers.prediction && g.edited[range.clone()].iter().any(|&e| e) {
-            let pred: Vec<Pos2> = g.predicted[range.clone()]
-                .iter()
-                .filter_map(|&p| to_screen(shown, p))
-                .collect();
+            let pred: Vec<Pos2> = g.predicted[range.clone()].iter().filter_map(|&p| to_screen(shown, p)).collect();
             let mut closed = pred.clone();
             closed.push(pred[0]);
-            painter.extend(Shape::dashed_line(
-                &closed,
-                Stroke::new(1.0, colour.gamma_multiply(0.7)),
-                4.0,
-                3.0,
-            ));
+            painter.extend(Shape::dashed_line(&closed, Stroke::new(1.0, colour.gamma_multiply(0.7)), 4.0, 3.0));
         }
         if layers.contours {
-            painter.add(Shape::closed_line(
-                pts.to_vec(),
-                PathStroke::new(1.5, colour),
-            ));
+            painter.add(Shape::closed_line(pts.to_vec(), PathStroke::new(1.5, colour)));
         }
     }
     for (i, &pos) in screen.iter().enumerate() {
@@ -199,11 +167,7 @@ pub fn draw(painter: &Painter, shown: &Shown, g: &Graph, layers: Layers) {
             painter.add(Shape::ellipse_stroke(pos, radius, Stroke::new(1.0, colour)));
         }
         if layers.nodes {
-            let r = if g.hovered == Some(i) {
-                NODE_RADIUS + 2.0
-            } else {
-                NODE_RADIUS
-            };
+            let r = if g.hovered == Some(i) { NODE_RADIUS + 2.0 } else { NODE_RADIUS };
             painter.circle_filled(pos, r, colour);
             let ring = if g.selected[i] {
                 Stroke::new(2.0, Color32::from_rgb(255, 80, 220))
@@ -225,16 +189,11 @@ fn draw_ctr(painter: &Painter, shown: &Shown, c: &crate::metrics::ctr::Ctr) {
     let heart = Color32::from_rgb(255, 150, 120);
     let thorax = Color32::from_rgb(235, 235, 160);
     for (seg, colour) in [(c.heart_segment, heart), (c.thorax_segment, thorax)] {
-        let (Some(a), Some(b)) = (to_screen(shown, seg[0]), to_screen(shown, seg[1])) else {
-            return;
-        };
+        let (Some(a), Some(b)) = (to_screen(shown, seg[0]), to_screen(shown, seg[1])) else { return };
         let stroke = Stroke::new(1.5, colour);
         painter.extend(Shape::dashed_line(&[a, b], stroke, 6.0, 4.0));
         for end in [a, b] {
-            painter.line_segment(
-                [end - Vec2::new(0.0, 6.0), end + Vec2::new(0.0, 6.0)],
-                stroke,
-            );
+            painter.line_segment([end - Vec2::new(0.0, 6.0), end + Vec2::new(0.0, 6.0)], stroke);
         }
     }
 }
@@ -242,23 +201,10 @@ fn draw_ctr(painter: &Painter, shown: &Shown, c: &crate::metrics::ctr::Ctr) {
 /// The ratio under the middle of the thoracic calliper, on a dark plate, drawn over the
 /// nodes: the calliper's ends sit on lung border nodes, and the spine behind it is bright.
 fn draw_ctr_label(painter: &Painter, shown: &Shown, c: &crate::metrics::ctr::Ctr) {
-    let mid = [
-        (c.thorax_segment[0][0] + c.thorax_segment[1][0]) / 2.0,
-        c.thorax_segment[0][1],
-    ];
-    let Some(at) = to_screen(shown, mid) else {
-        return;
-    };
-    let colour = if c.cardiomegaly() {
-        Color32::from_rgb(255, 120, 90)
-    } else {
-        Color32::from_rgb(235, 235, 160)
-    };
-    let galley = painter.layout_no_wrap(
-        format!("CTR {:.2}", c.ratio),
-        egui::FontId::proportional(13.0),
-        colour,
-    );
+    let mid = [(c.thorax_segment[0][0] + c.thorax_segment[1][0]) / 2.0, c.thorax_segment[0][1]];
+    let Some(at) = to_screen(shown, mid) else { return };
+    let colour = if c.cardiomegaly() { Color32::from_rgb(255, 120, 90) } else { Color32::from_rgb(235, 235, 160) };
+    let galley = painter.layout_no_wrap(format!("CTR {:.2}", c.ratio), egui::FontId::proportional(13.0), colour);
     let rect = egui::Align2::CENTER_TOP.anchor_size(at + Vec2::new(0.0, 8.0), galley.size());
     painter.rect_filled(rect.expand(3.0), 3.0, Color32::from_black_alpha(170));
     painter.galley(rect.min, galley, colour);
@@ -268,10 +214,7 @@ fn draw_ctr_label(painter: &Painter, shown: &Shown, c: &crate::metrics::ctr::Ctr
 /// calibrated colours, below it what each colour band meant on the images the calibration was
 /// fitted on: "≈ N px off".
 pub fn legend(painter: &Painter, at: Rect, colours: &NodeColours, mm_per_px: Option<f64>) {
-    let bar = Rect::from_min_size(
-        at.min + Vec2::new(8.0, 20.0),
-        Vec2::new(at.width() - 16.0, 10.0),
-    );
+    let bar = Rect::from_min_size(at.min + Vec2::new(8.0, 20.0), Vec2::new(at.width() - 16.0, 10.0));
     painter.rect_filled(at, 4.0, Color32::from_black_alpha(170));
     let steps = 48;
     for k in 0..steps {
@@ -286,63 +229,23 @@ pub fn legend(painter: &Painter, at: Rect, colours: &NodeColours, mm_per_px: Opt
         NodeColours::Std { .. } => "node std",
         NodeColours::Expected(_) => "expected node error",
     };
-    painter.text(
-        at.min + Vec2::new(8.0, 4.0),
-        egui::Align2::LEFT_TOP,
-        title,
-        font.clone(),
-        text,
-    );
-    painter.text(
-        Pos2::new(bar.min.x, bar.max.y + 2.0),
-        egui::Align2::LEFT_TOP,
-        "0",
-        font.clone(),
-        text,
-    );
+    painter.text(at.min + Vec2::new(8.0, 4.0), egui::Align2::LEFT_TOP, title, font.clone(), text);
+    painter.text(Pos2::new(bar.min.x, bar.max.y + 2.0), egui::Align2::LEFT_TOP, "0", font.clone(), text);
     let with_mm = |px: f32| match mm_per_px {
         Some(mm) => format!("{px:.0} px ({:.1} mm)", px as f64 * mm),
         None => format!("{px:.0} px"),
     };
     let scale_px = colours.scale_px();
-    painter.text(
-        Pos2::new(bar.max.x, bar.max.y + 2.0),
-        egui::Align2::RIGHT_TOP,
-        format!("≥{}", with_mm(scale_px)),
-        font.clone(),
-        text,
-    );
-    let NodeColours::Expected(c) = colours else {
-        return;
-    };
+    painter.text(Pos2::new(bar.max.x, bar.max.y + 2.0), egui::Align2::RIGHT_TOP, format!("≥{}", with_mm(scale_px)), font.clone(), text);
+    let NodeColours::Expected(c) = colours else { return };
     let mut y = bar.max.y + 18.0;
-    painter.text(
-        Pos2::new(bar.min.x, y),
-        egui::Align2::LEFT_TOP,
-        "on validation images, nodes of this colour were:",
-        font.clone(),
-        text,
-    );
+    painter.text(Pos2::new(bar.min.x, y), egui::Align2::LEFT_TOP, "on validation images, nodes of this colour were:", font.clone(), text);
     for r in legend_rows(c) {
         y += 15.0;
         let mid = (r.mean_expected as f32 * c.px_per_1024 / scale_px).clamp(0.0, 1.0);
-        painter.circle_filled(
-            Pos2::new(bar.min.x + 5.0, y + 6.5),
-            5.0,
-            viridis(mid as f64),
-        );
-        let line = format!(
-            "≈ {} off ({} nodes)",
-            with_mm(r.mean_error as f32 * c.px_per_1024),
-            r.nodes
-        );
-        painter.text(
-            Pos2::new(bar.min.x + 16.0, y),
-            egui::Align2::LEFT_TOP,
-            line,
-            font.clone(),
-            text,
-        );
+        painter.circle_filled(Pos2::new(bar.min.x + 5.0, y + 6.5), 5.0, viridis(mid as f64));
+        let line = format!("≈ {} off ({} nodes)", with_mm(r.mean_error as f32 * c.px_per_1024), r.nodes);
+        painter.text(Pos2::new(bar.min.x + 16.0, y), egui::Align2::LEFT_TOP, line, font.clone(), text);
     }
 }
 
@@ -381,10 +284,7 @@ pub fn triangulate(points: &[Pos2]) -> Vec<[usize; 3]> {
                 continue; // reflex or degenerate corner
             }
             let inside = idx.iter().any(|&j| {
-                j != a
-                    && j != b
-                    && j != c
-                    && in_triangle(points[j], points[a], points[b], points[c])
+                j != a && j != b && j != c && in_triangle(points[j], points[a], points[b], points[c])
             });
             if !inside {
                 out.push([a, b, c]);
@@ -424,23 +324,13 @@ mod tests {
     use super::*;
 
     fn area(points: &[Pos2], tris: &[[usize; 3]]) -> f32 {
-        tris.iter()
-            .map(|&[a, b, c]| orient(points[a], points[b], points[c]).abs() / 2.0)
-            .sum()
+        tris.iter().map(|&[a, b, c]| orient(points[a], points[b], points[c]).abs() / 2.0).sum()
     }
 
     #[test]
     fn a_concave_polygon_is_covered_exactly() {
         // An L shape of area 3 in both windings.
-        let l = [
-            (0.0, 0.0),
-            (2.0, 0.0),
-            (2.0, 1.0),
-            (1.0, 1.0),
-            (1.0, 2.0),
-            (0.0, 2.0),
-        ]
-        .map(|(x, y)| Pos2::new(x, y));
+        let l = [(0.0, 0.0), (2.0, 0.0), (2.0, 1.0), (1.0, 1.0), (1.0, 2.0), (0.0, 2.0)].map(|(x, y)| Pos2::new(x, y));
         let t = triangulate(&l);
         assert_eq!(t.len(), 4);
         assert!((area(&l, &t) - 3.0).abs() < 1e-5);
@@ -453,20 +343,10 @@ mod tests {
     fn template_lungs_fill_to_their_shoelace_area() {
         let tpl = crate::landmarks::template();
         for organ in ORGANS {
-            let pts: Vec<Pos2> = tpl[organ.nodes()]
-                .iter()
-                .map(|p| Pos2::new(p[0], p[1]))
-                .collect();
-            let shoelace = (0..pts.len())
-                .map(|i| cross(pts[i], pts[(i + 1) % pts.len()]))
-                .sum::<f32>()
-                .abs()
-                / 2.0;
+            let pts: Vec<Pos2> = tpl[organ.nodes()].iter().map(|p| Pos2::new(p[0], p[1])).collect();
+            let shoelace = (0..pts.len()).map(|i| cross(pts[i], pts[(i + 1) % pts.len()])).sum::<f32>().abs() / 2.0;
             let filled = area(&pts, &triangulate(&pts));
-            assert!(
-                (filled - shoelace).abs() / shoelace < 1e-3,
-                "{organ:?}: {filled} vs {shoelace}"
-            );
+            assert!((filled - shoelace).abs() / shoelace < 1e-3, "{organ:?}: {filled} vs {shoelace}");
         }
     }
 

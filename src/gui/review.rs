@@ -36,23 +36,9 @@ pub enum PanelAction {
 }
 
 impl Review {
-    pub fn new(
-        image_id: u64,
-        slot: Option<Slot>,
-        annotation: Annotation,
-        spacing: Option<PixelSpacing>,
-    ) -> Self {
+    pub fn new(image_id: u64, slot: Option<Slot>, annotation: Annotation, spacing: Option<PixelSpacing>) -> Self {
         let edit = EditState::new(annotation.predicted_array(), annotation.corrected_array());
-        Review {
-            image_id,
-            slot,
-            annotation,
-            edit,
-            spacing,
-            save_message: None,
-            timer: Instant::now(),
-            unsaved: false,
-        }
+        Review { image_id, slot, annotation, edit, spacing, save_message: None, timer: Instant::now(), unsaved: false }
     }
 
     /// The file the review is saved to.
@@ -108,11 +94,7 @@ impl Review {
                     self.annotation.status.label(),
                     self.annotation.review_seconds
                 );
-                let name = slot
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let name = slot.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 self.save_message = Some(match note {
                     None => Ok(format!("saved {name}")),
                     Some(note) => Err(note),
@@ -142,11 +124,7 @@ impl Review {
     pub fn accept(&mut self) {
         self.edit.end_drag();
         self.sync();
-        self.annotation.status = if self.edit.any_edited() {
-            Status::Corrected
-        } else {
-            Status::Accepted
-        };
+        self.annotation.status = if self.edit.any_edited() { Status::Corrected } else { Status::Accepted };
         self.save();
     }
 
@@ -158,44 +136,27 @@ impl Review {
     }
 
     /// The side panel. `hovered` is the node under the pointer.
-    pub fn panel(
-        &mut self,
-        ui: &mut egui::Ui,
-        hovered: Option<usize>,
-        layers: &mut Layers,
-        model: &str,
-    ) -> PanelAction {
+    pub fn panel(&mut self, ui: &mut egui::Ui, hovered: Option<usize>, layers: &mut Layers, model: &str) -> PanelAction {
         let mut action = PanelAction::None;
         ui.heading("Review");
         ui.label(RichText::new(model).small().color(Color32::GRAY));
         if self.unsaved {
             ui.label(
-                RichText::new(
-                    "NOT SAVED: this review exists only in memory (File > Save review as…)",
-                )
-                .strong()
-                .color(Color32::from_rgb(240, 100, 90)),
+                RichText::new("NOT SAVED: this review exists only in memory (File > Save review as…)")
+                    .strong()
+                    .color(Color32::from_rgb(240, 100, 90)),
             );
         }
         ui.separator();
         let a = &self.annotation;
         let side = a.image.width.max(a.image.height) as f32;
         let score_1024 = a.score * 1024.0 / side;
-        ui.label(format!(
-            "image score {:.2} px (mean node std; {:.2} at 1024)",
-            a.score, score_1024
-        ));
+        ui.label(format!("image score {:.2} px (mean node std; {:.2} at 1024)", a.score, score_1024));
         if let Some(c) = &a.calibrated {
-            ui.label(format!(
-                "expected node error {:.1} px on average (calibrated on validation images)",
-                c.mean()
-            ));
+            ui.label(format!("expected node error {:.1} px on average (calibrated on validation images)", c.mean()));
         }
         if score_1024 > super::worklist::OOD_SCORE_1024 {
-            ui.label(
-                RichText::new("! unusually uncertain: check this segmentation closely")
-                    .color(Color32::from_rgb(240, 170, 60)),
-            );
+            ui.label(RichText::new("! unusually uncertain: check this segmentation closely").color(Color32::from_rgb(240, 170, 60)));
         }
         ui.horizontal(|ui| {
             ui.label("status");
@@ -203,21 +164,13 @@ impl Review {
         });
         ui.horizontal(|ui| {
             let label = ui.label("reviewer");
-            if ui
-                .text_edit_singleline(&mut self.annotation.reviewer)
-                .labelled_by(label.id)
-                .lost_focus()
-            {
+            if ui.text_edit_singleline(&mut self.annotation.reviewer).labelled_by(label.id).lost_focus() {
                 self.edit.dirty = true;
             }
         });
         ui.horizontal(|ui| {
             let label = ui.label("note");
-            if ui
-                .text_edit_singleline(&mut self.annotation.note)
-                .labelled_by(label.id)
-                .lost_focus()
-            {
+            if ui.text_edit_singleline(&mut self.annotation.note).labelled_by(label.id).lost_focus() {
                 self.edit.dirty = true;
             }
         });
@@ -239,10 +192,7 @@ impl Review {
                 self.edit.redo();
             }
             let sel = self.edit.selected_nodes();
-            if ui
-                .add_enabled(!sel.is_empty(), egui::Button::new("Reset selected"))
-                .clicked()
-            {
+            if ui.add_enabled(!sel.is_empty(), egui::Button::new("Reset selected")).clicked() {
                 self.edit.reset_nodes(&sel);
             }
         });
@@ -294,10 +244,7 @@ impl Review {
             }
             if self.edit.is_edited(i) {
                 let d = c.node_px[i];
-                let mm = c
-                    .node_mm
-                    .map(|m| format!(" ({:.2} mm)", m[i]))
-                    .unwrap_or_default();
+                let mm = c.node_mm.map(|m| format!(" ({:.2} mm)", m[i])).unwrap_or_default();
                 ui.monospace(format!("moved {d:.1} px{mm}"));
             }
         } else {
@@ -329,16 +276,8 @@ impl Review {
             ui.label(RichText::new("Cardiothoracic ratio").strong());
             match live {
                 Some(c) => {
-                    let colour = if c.cardiomegaly() {
-                        Color32::from_rgb(240, 150, 60)
-                    } else {
-                        Color32::LIGHT_GRAY
-                    };
-                    ui.label(
-                        RichText::new(format!("CTR {:.3}", c.ratio))
-                            .strong()
-                            .color(colour),
-                    );
+                    let colour = if c.cardiomegaly() { Color32::from_rgb(240, 150, 60) } else { Color32::LIGHT_GRAY };
+                    ui.label(RichText::new(format!("CTR {:.3}", c.ratio)).strong().color(colour));
                 }
                 None => {
                     ui.label("n/a");
@@ -351,28 +290,17 @@ impl Review {
                 Some(mm) => format!("{px:.0} px ({:.0} mm)", px * mm),
                 None => format!("{px:.0} px"),
             };
-            ui.label(format!(
-                "heart {} / thorax {}",
-                width(c.heart_width),
-                width(c.thorax_width)
-            ));
+            ui.label(format!("heart {} / thorax {}", width(c.heart_width), width(c.thorax_width)));
             if c.cardiomegaly() {
                 ui.label(
-                    RichText::new(format!(
-                        "above {}: cardiomegaly range on a PA film",
-                        ctr::CARDIOMEGALY_CTR
-                    ))
-                    .color(Color32::from_rgb(240, 150, 60)),
+                    RichText::new(format!("above {}: cardiomegaly range on a PA film", ctr::CARDIOMEGALY_CTR))
+                        .color(Color32::from_rgb(240, 150, 60)),
                 );
             }
         }
         if let Some(s) = &self.annotation.predicted_ctr {
             ui.label(
-                RichText::new(format!(
-                    "model: {:.3} ± {:.3} over N = {} samples",
-                    s.mean, s.sd, s.samples
-                ))
-                .color(Color32::GRAY),
+                RichText::new(format!("model: {:.3} ± {:.3} over N = {} samples", s.mean, s.sd, s.samples)).color(Color32::GRAY),
             );
         }
     }

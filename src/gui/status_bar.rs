@@ -2,12 +2,7 @@
 
 use super::viewer::{Hover, Shown};
 
-pub fn ui(
-    ui: &mut egui::Ui,
-    shown: Option<&Shown>,
-    hover: Option<Hover>,
-    position: Option<(usize, usize)>,
-) {
+pub fn ui(ui: &mut egui::Ui, shown: Option<&Shown>, hover: Option<Hover>, position: Option<(usize, usize)>) {
     ui.horizontal(|ui| {
         match hover {
             Some(h) => {
@@ -31,29 +26,16 @@ pub fn ui(
             if let Some(s) = shown {
                 let img = &s.image;
                 if let Some(v) = s.view {
-                    ui.monospace(format!(
-                        "zoom {:.0}%",
-                        v.zoom * ui.ctx().pixels_per_point() * 100.0
-                    ));
+                    ui.monospace(format!("zoom {:.0}%", v.zoom * ui.ctx().pixels_per_point() * 100.0));
                     ui.separator();
                 }
-                ui.monospace(format!(
-                    "WW {} WL {}",
-                    format_value(s.window.width as f32),
-                    format_value(s.window.center as f32)
-                ));
+                ui.monospace(format!("WW {} WL {}", format_value(s.window.width as f32), format_value(s.window.center as f32)));
                 if s.inverted() {
                     ui.monospace("inverted");
                 }
                 ui.separator();
-                let spacing = img
-                    .spacing
-                    .map(|sp| format!(", {:.3} mm/px", sp.col_mm))
-                    .unwrap_or_default();
-                ui.monospace(format!(
-                    "{}×{} {}-bit {}{}",
-                    img.width, img.height, img.source.bits_stored, img.source.modality, spacing
-                ));
+                let spacing = img.spacing.map(|sp| format!(", {:.3} mm/px", sp.col_mm)).unwrap_or_default();
+                ui.monospace(format!("{}×{} {}-bit {}{}", img.width, img.height, img.source.bits_stored, img.source.modality, spacing));
                 ui.separator();
                 ui.monospace(&img.source.label);
             }
@@ -63,9 +45,5 @@ pub fn ui(
 
 /// Integers without decimals (most X-ray data), others with two.
 fn format_value(v: f32) -> String {
-    if v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
-    }
+    if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.2}") }
 }

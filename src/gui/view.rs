@@ -23,15 +23,9 @@ impl View {
     /// The whole image, centred, as large as fits.
     pub fn fit(viewport: Vec2, image: [u32; 2]) -> View {
         let (w, h) = (image[0].max(1) as f32, image[1].max(1) as f32);
-        let zoom = (viewport.x / w)
-            .min(viewport.y / h)
-            .clamp(MIN_ZOOM, MAX_ZOOM);
+        let zoom = (viewport.x / w).min(viewport.y / h).clamp(MIN_ZOOM, MAX_ZOOM);
         let offset = (viewport - Vec2::new(w, h) * zoom) / 2.0;
-        View {
-            zoom,
-            offset,
-            fitted: true,
-        }
+        View { zoom, offset, fitted: true }
     }
 
     /// One image pixel per physical screen pixel, keeping the viewport centre fixed.
@@ -67,8 +61,7 @@ impl View {
     pub fn pixel_at(&self, viewport_pos: Vec2, image: [u32; 2]) -> Option<[u32; 2]> {
         let p = self.to_image(viewport_pos);
         let (x, y) = (p.x.floor(), p.y.floor());
-        (x >= 0.0 && y >= 0.0 && x < image[0] as f32 && y < image[1] as f32)
-            .then(|| [x as u32, y as u32])
+        (x >= 0.0 && y >= 0.0 && x < image[0] as f32 && y < image[1] as f32).then(|| [x as u32, y as u32])
     }
 
     /// The image quad in normalised device coordinates of a viewport of `size` (y up).
@@ -90,10 +83,7 @@ mod tests {
         let v = View::fit(Vec2::new(800.0, 600.0), [1000, 1000]);
         assert_eq!(v.zoom, 0.6);
         assert_eq!(v.offset, Vec2::new(100.0, 0.0));
-        assert_eq!(
-            v.pixel_at(Vec2::new(100.0, 0.0), [1000, 1000]),
-            Some([0, 0])
-        );
+        assert_eq!(v.pixel_at(Vec2::new(100.0, 0.0), [1000, 1000]), Some([0, 0]));
         assert_eq!(v.pixel_at(Vec2::new(99.0, 10.0), [1000, 1000]), None);
     }
 
@@ -109,8 +99,7 @@ mod tests {
 
     #[test]
     fn one_to_one_matches_physical_pixels() {
-        let v = View::fit(Vec2::new(800.0, 600.0), [2000, 2000])
-            .one_to_one(Vec2::new(800.0, 600.0), 2.0);
+        let v = View::fit(Vec2::new(800.0, 600.0), [2000, 2000]).one_to_one(Vec2::new(800.0, 600.0), 2.0);
         assert_eq!(v.zoom, 0.5);
         // The centre of the image stays in the centre.
         assert!((v.to_image(Vec2::new(400.0, 300.0)) - Vec2::splat(1000.0)).length() < 1e-3);
@@ -118,14 +107,7 @@ mod tests {
 
     #[test]
     fn quad_covers_the_viewport_when_image_fills_it() {
-        let v = View {
-            zoom: 1.0,
-            offset: Vec2::ZERO,
-            fitted: false,
-        };
-        assert_eq!(
-            v.quad_ndc(Vec2::new(100.0, 50.0), [100, 50]),
-            [-1.0, 1.0, 1.0, -1.0]
-        );
+        let v = View { zoom: 1.0, offset: Vec2::ZERO, fitted: false };
+        assert_eq!(v.quad_ndc(Vec2::new(100.0, 50.0), [100, 50]), [-1.0, 1.0, 1.0, -1.0]);
     }
 }

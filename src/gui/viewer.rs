@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::overlay;
 use super::view::View;
-use super::xray_renderer::XrayPaint;
 use crate::landmarks::{NUM_NODES, Point};
+use super::xray_renderer::XrayPaint;
 use crate::xray::{Window, XrayImage};
 
 /// An image on screen and the reader's current settings for it.
@@ -39,18 +39,12 @@ enum DragKind {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum NodeEvent {
     /// A primary drag started on `node`; `add` when Shift or Ctrl was held.
-    DragStart {
-        node: usize,
-        add: bool,
-    },
+    DragStart { node: usize, add: bool },
     /// The dragged nodes moved by this many image pixels.
     DragMove([f32; 2]),
     DragEnd,
     /// A click on a node (`add`: Shift/Ctrl held, toggles it in the selection).
-    Click {
-        node: usize,
-        add: bool,
-    },
+    Click { node: usize, add: bool },
     /// A click on the image away from every node.
     ClickEmpty,
 }
@@ -75,11 +69,7 @@ pub struct Hover {
 impl Shown {
     pub fn new(image: Arc<XrayImage>, id: u64) -> Self {
         let (lo, hi) = image.value_range();
-        let span = if lo.is_finite() {
-            (hi - lo).max(1.0) as f64
-        } else {
-            256.0
-        };
+        let span = if lo.is_finite() { (hi - lo).max(1.0) as f64 } else { 256.0 };
         Shown {
             window: image.default_window(),
             image,
@@ -122,23 +112,14 @@ impl Shown {
     fn hover_at(&self, viewport_pos: Vec2) -> Option<Hover> {
         let pixel = self.view?.pixel_at(viewport_pos, self.dims())?;
         let value = self.image.value_at(pixel[0] as i64, pixel[1] as i64)?;
-        let mm = self.image.spacing.map(|s| {
-            [
-                (pixel[0] as f64 + 0.5) * s.col_mm,
-                (pixel[1] as f64 + 0.5) * s.row_mm,
-            ]
-        });
+        let mm = self.image.spacing.map(|s| [(pixel[0] as f64 + 0.5) * s.col_mm, (pixel[1] as f64 + 0.5) * s.row_mm]);
         Some(Hover { pixel, value, mm })
     }
 }
 
 /// Show `shown` filling the available space. With `nodes`, a primary drag that starts on a
 /// node moves nodes instead of panning. Returns what the pointer is over and node events.
-pub fn show(
-    ui: &mut egui::Ui,
-    shown: &mut Shown,
-    nodes: Option<&[Point; NUM_NODES]>,
-) -> (ViewerOutput, egui::Response) {
+pub fn show(ui: &mut egui::Ui, shown: &mut Shown, nodes: Option<&[Point; NUM_NODES]>) -> (ViewerOutput, egui::Response) {
     let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
     let mut out = ViewerOutput::default();
     let size = rect.size();
@@ -177,9 +158,7 @@ pub fn show(
     }
     let add = ui.input(|i| i.modifiers.shift || i.modifiers.command);
     let node_under = |shown: &Shown, pos: Option<egui::Pos2>| {
-        nodes
-            .zip(pos)
-            .and_then(|(n, p)| overlay::node_at(shown, n, p, overlay::NODE_RADIUS + 4.0))
+        nodes.zip(pos).and_then(|(n, p)| overlay::node_at(shown, n, p, overlay::NODE_RADIUS + 4.0))
     };
     // The view must be current for hit-testing: store it before deciding.
     let view_now = *view;
@@ -208,11 +187,10 @@ pub fn show(
         out.events.push(NodeEvent::DragEnd);
     }
     if response.clicked() {
-        out.events
-            .push(match node_under(shown, response.interact_pointer_pos()) {
-                Some(node) => NodeEvent::Click { node, add },
-                None => NodeEvent::ClickEmpty,
-            });
+        out.events.push(match node_under(shown, response.interact_pointer_pos()) {
+            Some(node) => NodeEvent::Click { node, add },
+            None => NodeEvent::ClickEmpty,
+        });
     }
     let view = shown.view.as_mut().expect("set above");
     if response.double_clicked() {

@@ -40,41 +40,22 @@ impl ReviewInfo {
 
 impl Worklist {
     pub fn new(files: Vec<PathBuf>) -> Self {
-        let reviews = files
-            .iter()
-            .filter_map(|f| Some((f.clone(), read_info(f)?)))
-            .collect();
-        Worklist {
-            current: if files.is_empty() { None } else { Some(0) },
-            files,
-            errors: HashMap::new(),
-            reviews,
-        }
+        let reviews = files.iter().filter_map(|f| Some((f.clone(), read_info(f)?))).collect();
+        Worklist { current: if files.is_empty() { None } else { Some(0) }, files, errors: HashMap::new(), reviews }
     }
 
     /// Least certain first (highest score), images without a prediction last, then by name.
     /// The current image stays current.
     pub fn sort_by_uncertainty(&mut self) {
         let current = self.current_path().map(Path::to_path_buf);
-        let score = |f: &PathBuf| {
-            self.reviews
-                .get(f)
-                .map(|r| r.score_1024)
-                .unwrap_or(f32::NEG_INFINITY)
-        };
+        let score = |f: &PathBuf| self.reviews.get(f).map(|r| r.score_1024).unwrap_or(f32::NEG_INFINITY);
         let mut order: Vec<usize> = (0..self.files.len()).collect();
         order.sort_by(|&a, &b| {
-            score(&self.files[b])
-                .total_cmp(&score(&self.files[a]))
-                .then_with(|| self.files[a].cmp(&self.files[b]))
+            score(&self.files[b]).total_cmp(&score(&self.files[a])).then_with(|| self.files[a].cmp(&self.files[b]))
         });
         let errors = std::mem::take(&mut self.errors);
         self.files = order.iter().map(|&i| self.files[i].clone()).collect();
-        self.errors = order
-            .iter()
-            .enumerate()
-            .filter_map(|(new, old)| Some((new, errors.get(old)?.clone())))
-            .collect();
+        self.errors = order.iter().enumerate().filter_map(|(new, old)| Some((new, errors.get(old)?.clone()))).collect();
         self.current = current.and_then(|c| self.files.iter().position(|f| *f == c));
     }
 
@@ -101,58 +82,41 @@ impl Worklist {
     pub fn ui(&mut self, ui: &mut egui::Ui) -> Option<usize> {
         let mut clicked = None;
         ui.heading(format!("Images ({})", self.files.len()));
-        let done = self
-            .reviews
-            .values()
-            .filter(|r| r.status != Status::Unreviewed)
-            .count();
+        let done = self.reviews.values().filter(|r| r.status != Status::Unreviewed).count();
         ui.label(format!("{done} reviewed"));
-        if ui
-            .button("Least certain first")
-            .on_hover_text("Sort by image score (mean node std), highest first")
-            .clicked()
-        {
+        if ui.button("Least certain first").on_hover_text("Sort by image score (mean node std), highest first").clicked() {
             self.sort_by_uncertainty();
         }
         ui.separator();
-        egui::ScrollArea::vertical()
-            .auto_shrink([false, false])
-            .show(ui, |ui| {
-                for (i, path) in self.files.iter().enumerate() {
-                    let mut name = path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    if let Some(r) = self.reviews.get(path) {
-                        let mark = match r.status {
-                            Status::Unreviewed => "[ ]",
-                            Status::Accepted => "[A]",
-                            Status::Corrected => "[C]",
-                            Status::Rejected => "[R]",
-                        };
-                        name = format!(
-                            "{mark} {name}  {:.1}{}",
-                            r.score_1024,
-                            if r.ood() { " OOD" } else { "" }
-                        );
-                    }
-                    let mut text = RichText::new(name);
-                    if self.errors.contains_key(&i) {
-                        text = text.color(Color32::from_rgb(230, 90, 80));
-                    }
-                    let r = ui.selectable_label(self.current == Some(i), text);
-                    let r = match self.errors.get(&i) {
-                        Some(e) => r.on_hover_text(e),
-                        None => r.on_hover_text(path.display().to_string()),
+        egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+            for (i, path) in self.files.iter().enumerate() {
+                let mut name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if let Some(r) = self.reviews.get(path) {
+                    let mark = match r.status {
+                        Status::Unreviewed => "[ ]",
+                        Status::Accepted => "[A]",
+                        Status::Corrected => "[C]",
+                        Status::Rejected => "[R]",
                     };
-                    if r.clicked() {
-                        clicked = Some(i);
-                    }
-                    if self.current == Some(i) && r.gained_focus() {
-                        r.scroll_to_me(None);
-                    }
+                    name = format!("{mark} {name}  {:.1}{}", r.score_1024, if r.ood() { " OOD" } else { "" });
                 }
-            });
+                let mut text = RichText::new(name);
+                if self.errors.contains_key(&i) {
+                    text = text.color(Color32::from_rgb(230, 90, 80));
+                }
+                let r = ui.selectable_label(self.current == Some(i), text);
+                let r = match self.errors.get(&i) {
+                    Some(e) => r.on_hover_text(e),
+                    None => r.on_hover_text(path.display().to_string()),
+                };
+                if r.clicked() {
+                    clicked = Some(i);
+                }
+                if self.current == Some(i) && r.gained_focus() {
+                    r.scroll_to_me(None);
+                }
+            }
+        });
         clicked
     }
 }
@@ -165,10 +129,7 @@ pub fn read_info(image: &Path) -> Option<ReviewInfo> {
 
 pub fn info_of(a: &Annotation) -> ReviewInfo {
     let side = a.image.width.max(a.image.height).max(1) as f32;
-    ReviewInfo {
-        status: a.status,
-        score_1024: a.score * 1024.0 / side,
-    }
+    ReviewInfo { status: a.status, score_1024: a.score * 1024.0 / side }
 }
 
 #[cfg(test)]
@@ -188,32 +149,18 @@ mod tests {
 
     #[test]
     fn least_certain_first_keeps_the_current_image() {
-        let mut w = Worklist::new(vec![
-            "a.png".into(),
-            "b.png".into(),
-            "c.png".into(),
-            "d.png".into(),
-        ]);
+        let mut w = Worklist::new(vec!["a.png".into(), "b.png".into(), "c.png".into(), "d.png".into()]);
         w.current = Some(0);
         w.errors.insert(3, "broken".into());
-        let info = |s| ReviewInfo {
-            status: Status::Unreviewed,
-            score_1024: s,
-        };
+        let info = |s| ReviewInfo { status: Status::Unreviewed, score_1024: s };
         w.reviews.insert("a.png".into(), info(2.0));
         w.reviews.insert("b.png".into(), info(OOD_SCORE_1024 + 1.0));
         w.reviews.insert("c.png".into(), info(5.0));
         w.sort_by_uncertainty();
-        let names: Vec<_> = w
-            .files
-            .iter()
-            .map(|f| f.to_string_lossy().into_owned())
-            .collect();
+        let names: Vec<_> = w.files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["b.png", "c.png", "a.png", "d.png"]);
         assert_eq!(w.current, Some(2));
         assert_eq!(w.errors.get(&3).map(String::as_str), Some("broken"));
-        assert!(
-            w.reviews[&PathBuf::from("b.png")].ood() && !w.reviews[&PathBuf::from("a.png")].ood()
-        );
+        assert!(w.reviews[&PathBuf::from("b.png")].ood() && !w.reviews[&PathBuf::from("a.png")].ood());
     }
 }

@@ -137,11 +137,7 @@ impl XrayRenderer {
                 .collect();
             &decimated
         };
-        let size = wgpu::Extent3d {
-            width: w,
-            height: h,
-            depth_or_array_layers: 1,
-        };
+        let size = wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 };
         let texture = device.create_texture(&wgpu::TextureDescriptor {
             label: Some("xray_raw"),
             size,
@@ -160,11 +156,7 @@ impl XrayRenderer {
                 aspect: wgpu::TextureAspect::All,
             },
             bytemuck::cast_slice(texels),
-            wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(4 * w),
-                rows_per_image: Some(h),
-            },
+            wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(4 * w), rows_per_image: Some(h) },
             size,
         );
         let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
@@ -172,21 +164,11 @@ impl XrayRenderer {
             label: Some("xray_image"),
             layout: &self.layout,
             entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: self.params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: wgpu::BindingResource::TextureView(&view),
-                },
+                wgpu::BindGroupEntry { binding: 0, resource: self.params.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 1, resource: wgpu::BindingResource::TextureView(&view) },
             ],
         });
-        self.image = Some(GpuImage {
-            key,
-            bind_group,
-            size: [w, h],
-        });
+        self.image = Some(GpuImage { key, bind_group, size: [w, h] });
     }
 }
 
@@ -212,15 +194,11 @@ impl egui_wgpu::CallbackTrait for XrayPaint {
         _encoder: &mut wgpu::CommandEncoder,
         resources: &mut egui_wgpu::CallbackResources,
     ) -> Vec<wgpu::CommandBuffer> {
-        let Some(r) = resources.get_mut::<XrayRenderer>() else {
-            return Vec::new();
-        };
+        let Some(r) = resources.get_mut::<XrayRenderer>() else { return Vec::new() };
         if r.image.as_ref().map(|g| g.key) != Some(self.image_id) {
             r.upload(device, queue, &self.image, self.image_id);
         }
-        let Some(size) = r.image.as_ref().map(|g| g.size) else {
-            return Vec::new();
-        };
+        let Some(size) = r.image.as_ref().map(|g| g.size) else { return Vec::new() };
         let decimation = self.image.width as f32 / size[0] as f32;
         let params = Params {
             quad: self.quad_ndc,
@@ -241,9 +219,7 @@ impl egui_wgpu::CallbackTrait for XrayPaint {
         pass: &mut wgpu::RenderPass<'static>,
         resources: &egui_wgpu::CallbackResources,
     ) {
-        let Some(r) = resources.get::<XrayRenderer>() else {
-            return;
-        };
+        let Some(r) = resources.get::<XrayRenderer>() else { return };
         let Some(gpu) = &r.image else { return };
         pass.set_pipeline(&r.pipeline);
         pass.set_bind_group(0, &gpu.bind_group, &[]);

@@ -38,24 +38,13 @@ impl Ctr {
 fn extreme(nodes: &[Point; NUM_NODES], organ: Organ, max: bool) -> Point {
     let pick = |a: &&Point, b: &&Point| a[0].total_cmp(&b[0]);
     let it = nodes[organ.nodes()].iter();
-    *if max {
-        it.max_by(pick)
-    } else {
-        it.min_by(pick)
-    }
-    .expect("organs have nodes")
+    *if max { it.max_by(pick) } else { it.min_by(pick) }.expect("organs have nodes")
 }
 
 /// The CTR of a landmark set; `None` when the thorax has no width (degenerate landmarks).
 pub fn ctr(nodes: &[Point; NUM_NODES]) -> Option<Ctr> {
-    let (h0, h1) = (
-        extreme(nodes, Organ::Heart, false),
-        extreme(nodes, Organ::Heart, true),
-    );
-    let (t0, t1) = (
-        extreme(nodes, Organ::RightLung, false),
-        extreme(nodes, Organ::LeftLung, true),
-    );
+    let (h0, h1) = (extreme(nodes, Organ::Heart, false), extreme(nodes, Organ::Heart, true));
+    let (t0, t1) = (extreme(nodes, Organ::RightLung, false), extreme(nodes, Organ::LeftLung, true));
     let heart_width = (h1[0] - h0[0]) as f64;
     let thorax_width = (t1[0] - t0[0]) as f64;
     if !(thorax_width > 0.0 && heart_width.is_finite() && thorax_width.is_finite()) {
@@ -84,22 +73,14 @@ pub struct CtrSpread {
 
 /// Spread of the CTR over `samples` landmark sets.
 pub fn spread(samples: impl IntoIterator<Item = [Point; NUM_NODES]>) -> Option<CtrSpread> {
-    let r: Vec<f64> = samples
-        .into_iter()
-        .filter_map(|s| ctr(&s))
-        .map(|c| c.ratio)
-        .collect();
+    let r: Vec<f64> = samples.into_iter().filter_map(|s| ctr(&s)).map(|c| c.ratio).collect();
     if r.is_empty() {
         return None;
     }
     let n = r.len() as f64;
     let mean = r.iter().sum::<f64>() / n;
     let sd = (r.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
-    Some(CtrSpread {
-        mean,
-        sd,
-        samples: r.len(),
-    })
+    Some(CtrSpread { mean, sd, samples: r.len() })
 }
 
 #[cfg(test)]
@@ -124,10 +105,7 @@ mod tests {
             }
         }
         let c = ctr(&n).unwrap();
-        assert!(
-            (c.thorax_width - 800.0).abs() < 1e-3 && (c.heart_width - 300.0).abs() < 1e-3,
-            "{c:?}"
-        );
+        assert!((c.thorax_width - 800.0).abs() < 1e-3 && (c.heart_width - 300.0).abs() < 1e-3, "{c:?}");
         assert!((c.ratio - 0.375).abs() < 1e-6);
         assert_eq!(c.heart_segment, [[400.0, 600.0], [700.0, 600.0]]);
         assert_eq!(c.thorax_segment[0][0], 100.0);

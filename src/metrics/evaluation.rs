@@ -99,18 +99,11 @@ pub fn evaluate(
         let names: Vec<&str> = c.iter().map(|&j| ref_ids[j]).collect();
         return Err(FormatError::file(
             &reference.path,
-            format!(
-                "{} of {} fits several rows equally: {}",
-                pred_ids[*i],
-                pred.path.display(),
-                names.join(", ")
-            ),
+            format!("{} of {} fits several rows equally: {}", pred_ids[*i], pred.path.display(), names.join(", ")),
         ));
     }
     // Images are independent: score them on the available cores, keeping file order.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let chunk = m.pairs.len().div_ceil(threads).max(1);
     let results: Vec<Result<ImageScores, String>> = std::thread::scope(|scope| {
         let workers: Vec<_> = m
@@ -125,45 +118,26 @@ pub fn evaluate(
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("scoring thread panicked"))
-            .collect()
+        workers.into_iter().flat_map(|w| w.join().expect("scoring thread panicked")).collect()
     });
     let mut images = Vec::with_capacity(results.len());
     for (&(i, _), r) in m.pairs.iter().zip(results) {
         images.push(r.map_err(|problem| {
             FormatError::file(
                 &pred.path,
-                format!(
-                    "image {} (scored against {}): {problem}",
-                    pred.rows[i].id,
-                    reference.path.display()
-                ),
+                format!("image {} (scored against {}): {problem}", pred.rows[i].id, reference.path.display()),
             )
         })?);
     }
     Ok(Evaluation {
         images,
-        only_in_pred: m
-            .unmatched_left
-            .iter()
-            .map(|&i| pred_ids[i].to_string())
-            .collect(),
-        only_in_ref: m
-            .unmatched_right
-            .iter()
-            .map(|&j| ref_ids[j].to_string())
-            .collect(),
+        only_in_pred: m.unmatched_left.iter().map(|&i| pred_ids[i].to_string()).collect(),
+        only_in_ref: m.unmatched_right.iter().map(|&j| ref_ids[j].to_string()).collect(),
     })
 }
 
 /// Scores one image given its two rows.
-pub fn evaluate_rows(
-    pred: &ChexmaskRow,
-    reference: &ChexmaskRow,
-    options: EvalOptions,
-) -> Result<ImageScores, String> {
+pub fn evaluate_rows(pred: &ChexmaskRow, reference: &ChexmaskRow, options: EvalOptions) -> Result<ImageScores, String> {
     if (pred.width, pred.height) != (reference.width, reference.height) {
         return Err(format!(
             "sizes differ: {}×{} against {}×{}",
@@ -173,9 +147,7 @@ pub fn evaluate_rows(
     let both_rle = pred.has_all_masks() && reference.has_all_masks();
     let both_landmarks = pred.landmarks.is_some() && reference.landmarks.is_some();
     let source = match options.masks {
-        MaskChoice::Rle if !both_rle => {
-            return Err("--masks rle, but not both rows have all three RLE masks".into());
-        }
+        MaskChoice::Rle if !both_rle => return Err("--masks rle, but not both rows have all three RLE masks".into()),
         MaskChoice::Landmarks if !both_landmarks => {
             return Err("--masks landmarks, but not both rows have landmarks".into());
         }
@@ -183,9 +155,7 @@ pub fn evaluate_rows(
         MaskChoice::Landmarks => MaskSource::Landmarks,
         MaskChoice::Auto if both_rle => MaskSource::Rle,
         MaskChoice::Auto if both_landmarks => MaskSource::Landmarks,
-        MaskChoice::Auto => {
-            return Err("neither all three RLE masks nor landmarks in both rows".into());
-        }
+        MaskChoice::Auto => return Err("neither all three RLE masks nor landmarks in both rows".into()),
     };
     let masks = |r: &ChexmaskRow| -> OrganMasks {
         match source {
@@ -196,13 +166,7 @@ pub fn evaluate_rows(
     let (a, b) = (masks(pred), masks(reference));
     // Rows built in code (not read from a file) could hold RLE of another size than the row.
     if (a.width(), a.height()) != (b.width(), b.height()) {
-        return Err(format!(
-            "mask sizes differ: {}×{} against {}×{}",
-            a.width(),
-            a.height(),
-            b.width(),
-            b.height()
-        ));
+        return Err(format!("mask sizes differ: {}×{} against {}×{}", a.width(), a.height(), b.width(), b.height()));
     }
     let (la, lb) = (a.lungs(), b.lungs());
     let dice_organs = Organ::ALL.map(|o| dice(a.get(o), b.get(o)));
@@ -237,20 +201,10 @@ mod tests {
         let t = template();
         let a = ChexmaskRow::from_landmarks("a", t, 1024, 1024);
         let s = evaluate_rows(&a, &a, EvalOptions::default()).unwrap();
-        assert_eq!(
-            (s.masks, s.dice_lungs, s.dice_heart, s.lungs.hausdorff),
-            (MaskSource::Rle, 1.0, 1.0, 0.0)
-        );
-        let mut b =
-            ChexmaskRow::from_landmarks("a", t.map(|p| [p[0] + 3.0, p[1] + 4.0]), 1024, 1024);
+        assert_eq!((s.masks, s.dice_lungs, s.dice_heart, s.lungs.hausdorff), (MaskSource::Rle, 1.0, 1.0, 0.0));
+        let mut b = ChexmaskRow::from_landmarks("a", t.map(|p| [p[0] + 3.0, p[1] + 4.0]), 1024, 1024);
         b.masks = [None, None, None];
-        let opts = EvalOptions {
-            masks: MaskChoice::Auto,
-            spacing: Some(PixelSpacing {
-                row_mm: 0.5,
-                col_mm: 0.5,
-            }),
-        };
+        let opts = EvalOptions { masks: MaskChoice::Auto, spacing: Some(PixelSpacing { row_mm: 0.5, col_mm: 0.5 }) };
         let s = evaluate_rows(&a, &b, opts).unwrap();
         assert_eq!(s.masks, MaskSource::Landmarks);
         assert!(s.node_px.unwrap().iter().all(|&e| (e - 5.0).abs() < 1e-9));
@@ -258,22 +212,9 @@ mod tests {
         // A translation by (3, 4) moves no boundary pixel farther than 5 from the other boundary.
         assert!(s.heart.hausdorff > 0.0 && s.heart.hausdorff <= 5.0 + 1e-9 && s.dice_heart < 1.0);
         assert!(
-            evaluate_rows(
-                &a,
-                &b,
-                EvalOptions {
-                    masks: MaskChoice::Rle,
-                    spacing: None
-                }
-            )
-            .unwrap_err()
-            .contains("RLE")
+            evaluate_rows(&a, &b, EvalOptions { masks: MaskChoice::Rle, spacing: None }).unwrap_err().contains("RLE")
         );
         let small = ChexmaskRow::from_landmarks("a", t, 512, 1024);
-        assert!(
-            evaluate_rows(&a, &small, EvalOptions::default())
-                .unwrap_err()
-                .contains("sizes differ")
-        );
+        assert!(evaluate_rows(&a, &small, EvalOptions::default()).unwrap_err().contains("sizes differ"));
     }
 }

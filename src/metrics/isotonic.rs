@@ -19,9 +19,7 @@ pub struct MonotoneMap {
 impl MonotoneMap {
     /// The identity y = x (what an uncalibrated std means).
     pub fn identity() -> Self {
-        MonotoneMap {
-            knots: vec![[1.0, 1.0]],
-        }
+        MonotoneMap { knots: vec![[1.0, 1.0]] }
     }
 
     /// Fit y on x with `bins` quantile bins. `None` without finite pairs.
@@ -67,11 +65,7 @@ impl MonotoneMap {
             return first[1];
         }
         if x >= last[0] {
-            return if last[0] > 0.0 {
-                last[1] * x / last[0]
-            } else {
-                last[1]
-            };
+            return if last[0] > 0.0 { last[1] * x / last[0] } else { last[1] };
         }
         let i = k.partition_point(|p| p[0] <= x);
         let (a, b) = (k[i - 1], k[i]);
@@ -83,18 +77,10 @@ impl MonotoneMap {
         if self.knots.is_empty() {
             return Err("no knots".into());
         }
-        if self
-            .knots
-            .iter()
-            .any(|k| !k[0].is_finite() || !k[1].is_finite() || k[1] < 0.0)
-        {
+        if self.knots.iter().any(|k| !k[0].is_finite() || !k[1].is_finite() || k[1] < 0.0) {
             return Err("knots must be finite with y ≥ 0".into());
         }
-        if self
-            .knots
-            .windows(2)
-            .any(|w| w[1][0] <= w[0][0] || w[1][1] < w[0][1])
-        {
+        if self.knots.windows(2).any(|w| w[1][0] <= w[0][0] || w[1][1] < w[0][1]) {
             return Err("knots must have increasing x and non-decreasing y".into());
         }
         Ok(())
@@ -136,9 +122,7 @@ mod tests {
         for v in [2.0, 7.3] {
             assert!((m.apply(v) - (3.0 * v + 1.0)).abs() < 1e-6, "{v}");
         }
-        let bad = MonotoneMap {
-            knots: vec![[1.0, 2.0], [1.0, 3.0]],
-        };
+        let bad = MonotoneMap { knots: vec![[1.0, 2.0], [1.0, 3.0]] };
         assert!(bad.check().is_err());
     }
 }

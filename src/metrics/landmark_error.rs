@@ -4,10 +4,7 @@ use crate::landmarks::{NUM_NODES, Organ, Point};
 use crate::xray::PixelSpacing;
 
 /// Euclidean distance of every node, pixels.
-pub fn node_errors_px(
-    pred: &[Point; NUM_NODES],
-    reference: &[Point; NUM_NODES],
-) -> [f64; NUM_NODES] {
+pub fn node_errors_px(pred: &[Point; NUM_NODES], reference: &[Point; NUM_NODES]) -> [f64; NUM_NODES] {
     std::array::from_fn(|i| {
         let dx = pred[i][0] as f64 - reference[i][0] as f64;
         let dy = pred[i][1] as f64 - reference[i][1] as f64;
@@ -43,10 +40,7 @@ impl ErrorSummary {
             let n = r.len() as f64;
             errors[r].iter().sum::<f64>() / n
         };
-        ErrorSummary {
-            all: mean(0..NUM_NODES),
-            organs: Organ::ALL.map(|o| mean(o.nodes())),
-        }
+        ErrorSummary { all: mean(0..NUM_NODES), organs: Organ::ALL.map(|o| mean(o.nodes())) }
     }
 }
 
@@ -72,14 +66,7 @@ mod tests {
         let s = ErrorSummary::of(&e);
         assert_eq!(s.organs, [5.0, 1.0, 2.0]);
         assert!((s.all - (44.0 * 5.0 + 50.0 + 52.0) / 120.0).abs() < 1e-12);
-        let mm = node_errors_mm(
-            &b,
-            &a,
-            PixelSpacing {
-                row_mm: 0.5,
-                col_mm: 0.2,
-            },
-        );
+        let mm = node_errors_mm(&b, &a, PixelSpacing { row_mm: 0.5, col_mm: 0.2 });
         assert!((mm[0] - (0.6f64.powi(2) + 2.0f64.powi(2)).sqrt()).abs() < 1e-12);
     }
 }

@@ -7,22 +7,14 @@ use crate::masks::Mask;
 /// # Panics
 /// When the sizes differ (callers check sizes and report the files).
 pub fn dice(a: &Mask, b: &Mask) -> f64 {
-    assert_eq!(
-        (a.width(), a.height()),
-        (b.width(), b.height()),
-        "mask sizes differ"
-    );
+    assert_eq!((a.width(), a.height()), (b.width(), b.height()), "mask sizes differ");
     let (mut both, mut na, mut nb) = (0u64, 0u64, 0u64);
     for (&x, &y) in a.as_slice().iter().zip(b.as_slice()) {
         na += x as u64;
         nb += y as u64;
         both += (x && y) as u64;
     }
-    if na + nb == 0 {
-        1.0
-    } else {
-        2.0 * both as f64 / (na + nb) as f64
-    }
+    if na + nb == 0 { 1.0 } else { 2.0 * both as f64 / (na + nb) as f64 }
 }
 
 #[cfg(test)]

@@ -19,12 +19,8 @@ pub struct ReliabilityBin {
 /// some bins are larger and fewer than `bins` may come back. Pairs with a non-finite value
 /// are left out.
 pub fn reliability_table(uncertainty: &[f64], error: &[f64], bins: usize) -> Vec<ReliabilityBin> {
-    let mut pairs: Vec<(f64, f64)> = uncertainty
-        .iter()
-        .zip(error)
-        .map(|(&u, &e)| (u, e))
-        .filter(|(u, e)| u.is_finite() && e.is_finite())
-        .collect();
+    let mut pairs: Vec<(f64, f64)> =
+        uncertainty.iter().zip(error).map(|(&u, &e)| (u, e)).filter(|(u, e)| u.is_finite() && e.is_finite()).collect();
     if pairs.is_empty() || bins == 0 {
         return Vec::new();
     }
@@ -49,11 +45,7 @@ pub fn reliability_table(uncertainty: &[f64], error: &[f64], bins: usize) -> Vec
 fn summarise(p: &[(f64, f64)]) -> ReliabilityBin {
     let n = p.len() as f64;
     let mean_error = p.iter().map(|x| x.1).sum::<f64>() / n;
-    let var = if p.len() > 1 {
-        p.iter().map(|x| (x.1 - mean_error).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
+    let var = if p.len() > 1 { p.iter().map(|x| (x.1 - mean_error).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
     ReliabilityBin {
         n: p.len(),
         lo: p[0].0,
@@ -74,10 +66,7 @@ mod tests {
         let e: Vec<f64> = u.iter().map(|x| 2.0 * x).collect();
         let t = reliability_table(&u, &e, 4);
         assert_eq!(t.iter().map(|b| b.n).collect::<Vec<_>>(), vec![2, 3, 2, 3]);
-        assert_eq!(
-            (t[0].lo, t[0].hi, t[0].mean_uncertainty, t[0].mean_error),
-            (0.0, 1.0, 0.5, 1.0)
-        );
+        assert_eq!((t[0].lo, t[0].hi, t[0].mean_uncertainty, t[0].mean_error), (0.0, 1.0, 0.5, 1.0));
         assert_eq!((t[3].lo, t[3].hi, t[3].mean_error), (7.0, 9.0, 16.0));
         assert!((t[3].error_sd - 2.0).abs() < 1e-12);
     }

@@ -14,12 +14,7 @@ pub fn roc_auc(score: &[f64], positive: &[bool]) -> Option<f64> {
         return None;
     }
     let ranks = super::correlation::ranks(score);
-    let rank_sum: f64 = ranks
-        .iter()
-        .zip(positive)
-        .filter(|(_, p)| **p)
-        .map(|(r, _)| r)
-        .sum();
+    let rank_sum: f64 = ranks.iter().zip(positive).filter(|(_, p)| **p).map(|(r, _)| r).sum();
     let u = rank_sum - (n_pos * (n_pos + 1)) as f64 / 2.0;
     Some(u / (n_pos as f64 * n_neg as f64))
 }
@@ -41,10 +36,7 @@ pub fn roc_curve(score: &[f64], positive: &[bool]) -> Vec<(f64, f64)> {
         }
         let last_of_tie = order.get(k + 1).is_none_or(|&j| score[j] != score[i]);
         if last_of_tie {
-            out.push((
-                if n_neg > 0.0 { fp / n_neg } else { 0.0 },
-                if n_pos > 0.0 { tp / n_pos } else { 0.0 },
-            ));
+            out.push((if n_neg > 0.0 { fp / n_neg } else { 0.0 }, if n_pos > 0.0 { tp / n_pos } else { 0.0 }));
         }
     }
     out
@@ -73,10 +65,7 @@ mod tests {
         let l = [false, true, false, true, false, true];
         let c = roc_curve(&s, &l);
         assert_eq!((c[0], *c.last().unwrap()), ((0.0, 0.0), (1.0, 1.0)));
-        let area: f64 = c
-            .windows(2)
-            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
-            .sum();
+        let area: f64 = c.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum();
         assert!((area - roc_auc(&s, &l).unwrap()).abs() < 1e-12);
     }
 }

@@ -12,25 +12,12 @@ pub struct Stats {
 }
 
 pub fn describe(values: impl IntoIterator<Item = f64>) -> Stats {
-    let (finite, non_finite): (Vec<f64>, Vec<f64>) =
-        values.into_iter().partition(|v| v.is_finite());
+    let (finite, non_finite): (Vec<f64>, Vec<f64>) = values.into_iter().partition(|v| v.is_finite());
     let n = finite.len();
-    let mean = if n == 0 {
-        f64::NAN
-    } else {
-        finite.iter().sum::<f64>() / n as f64
-    };
-    let sd = if n < 2 {
-        f64::NAN
-    } else {
-        (finite.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
-    };
-    Stats {
-        n,
-        mean,
-        sd,
-        non_finite: non_finite.len(),
-    }
+    let mean = if n == 0 { f64::NAN } else { finite.iter().sum::<f64>() / n as f64 };
+    let sd =
+        if n < 2 { f64::NAN } else { (finite.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() };
+    Stats { n, mean, sd, non_finite: non_finite.len() }
 }
 
 #[cfg(test)]

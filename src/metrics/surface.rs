@@ -61,35 +61,18 @@ pub fn surface(mask: &Mask) -> Mask {
 /// # Panics
 /// When the sizes differ (callers check sizes and report the files).
 pub fn surface_distance(a: &Mask, b: &Mask) -> SurfaceDistance {
-    assert_eq!(
-        (a.width(), a.height()),
-        (b.width(), b.height()),
-        "mask sizes differ"
-    );
+    assert_eq!((a.width(), a.height()), (b.width(), b.height()), "mask sizes differ");
     let (sa, sb) = (surface(a), surface(b));
     let mut d = directed_distances(&sa, &sb);
     let back = directed_distances(&sb, &sa);
     match (d.is_empty(), back.is_empty()) {
-        (true, true) => {
-            return SurfaceDistance {
-                hausdorff: 0.0,
-                hd95: 0.0,
-            };
-        }
-        (true, false) | (false, true) => {
-            return SurfaceDistance {
-                hausdorff: f64::INFINITY,
-                hd95: f64::INFINITY,
-            };
-        }
+        (true, true) => return SurfaceDistance { hausdorff: 0.0, hd95: 0.0 },
+        (true, false) | (false, true) => return SurfaceDistance { hausdorff: f64::INFINITY, hd95: f64::INFINITY },
         _ => {}
     }
     d.extend(back);
     d.sort_by(f64::total_cmp);
-    SurfaceDistance {
-        hausdorff: *d.last().expect("not empty"),
-        hd95: percentile_sorted(&d, 95.0),
-    }
+    SurfaceDistance { hausdorff: *d.last().expect("not empty"), hd95: percentile_sorted(&d, 95.0) }
 }
 
 /// For every foreground pixel of `from`, the Euclidean distance to the nearest foreground
@@ -99,17 +82,9 @@ pub fn surface_distance(a: &Mask, b: &Mask) -> SurfaceDistance {
 /// # Panics
 /// When the sizes differ.
 pub fn directed_distances(from: &Mask, to: &Mask) -> Vec<f64> {
-    assert_eq!(
-        (from.width(), from.height()),
-        (to.width(), to.height()),
-        "mask sizes differ"
-    );
-    let Some(fb) = from.bounding_box() else {
-        return Vec::new();
-    };
-    let Some(tb) = to.bounding_box() else {
-        return vec![f64::INFINITY; from.count()];
-    };
+    assert_eq!((from.width(), from.height()), (to.width(), to.height()), "mask sizes differ");
+    let Some(fb) = from.bounding_box() else { return Vec::new() };
+    let Some(tb) = to.bounding_box() else { return vec![f64::INFINITY; from.count()] };
     let (x0, y0) = (fb.0.min(tb.0), fb.1.min(tb.1));
     let (x1, y1) = (fb.2.max(tb.2), fb.3.max(tb.3));
     let (w, h) = ((x1 - x0 + 1) as usize, (y1 - y0 + 1) as usize);
@@ -181,10 +156,7 @@ struct Envelope {
 
 impl Envelope {
     fn new(n: usize) -> Self {
-        Envelope {
-            v: vec![0; n],
-            z: vec![0.0; n + 1],
-        }
+        Envelope { v: vec![0; n], z: vec![0.0; n + 1] }
     }
 
     /// out[q] = min over p of (q − p)² + f[p]; infinite samples are left out of the envelope
@@ -241,11 +213,7 @@ pub fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
     let t = pos - lo as f64;
     let (a, b) = (sorted[lo], sorted[hi]);
     // numpy's lerp: from the nearer end, which keeps the result inside [a, b].
-    if t >= 0.5 {
-        b - (b - a) * (1.0 - t)
-    } else {
-        a + (b - a) * t
-    }
+    if t >= 0.5 { b - (b - a) * (1.0 - t) } else { a + (b - a) * t }
 }
 
 #[cfg(test)]
@@ -253,9 +221,7 @@ mod tests {
     use super::*;
 
     fn square(n: u32, x0: u32, y0: u32, side: u32) -> Mask {
-        Mask::from_fn(n, n, |x, y| {
-            x >= x0 && x < x0 + side && y >= y0 && y < y0 + side
-        })
+        Mask::from_fn(n, n, |x, y| x >= x0 && x < x0 + side && y >= y0 && y < y0 + side)
     }
 
     fn brute(from: &Mask, to: &Mask) -> Vec<f64> {
@@ -272,9 +238,7 @@ mod tests {
         pts(from)
             .iter()
             .map(|&(x, y)| {
-                t.iter()
-                    .map(|&(u, v)| (((x - u).pow(2) + (y - v).pow(2)) as f64).sqrt())
-                    .fold(f64::INFINITY, f64::min)
+                t.iter().map(|&(u, v)| (((x - u).pow(2) + (y - v).pow(2)) as f64).sqrt()).fold(f64::INFINITY, f64::min)
             })
             .collect()
     }
@@ -298,33 +262,21 @@ mod tests {
         let a = square(20, 2, 2, 6);
         let b = square(20, 5, 6, 6);
         let d = surface_distance(&a, &b);
-        let expected = brute(&surface(&a), &surface(&b))
-            .into_iter()
-            .chain(brute(&surface(&b), &surface(&a)))
-            .fold(0.0, f64::max);
+        let expected =
+            brute(&surface(&a), &surface(&b)).into_iter().chain(brute(&surface(&b), &surface(&a))).fold(0.0, f64::max);
         assert_eq!(d.hausdorff, expected);
         // Nested squares 10 and 4 wide, centred: corners of the outer are the farthest, at (3, 3).
         let outer = square(20, 5, 5, 10);
         let inner = square(20, 8, 8, 4);
         assert_eq!(surface_distance(&outer, &inner).hausdorff, 18f64.sqrt());
-        assert_eq!(
-            surface_distance(&a, &a),
-            SurfaceDistance {
-                hausdorff: 0.0,
-                hd95: 0.0
-            }
-        );
+        assert_eq!(surface_distance(&a, &a), SurfaceDistance { hausdorff: 0.0, hd95: 0.0 });
     }
 
     #[test]
     fn transform_matches_brute_force() {
         // Irregular shapes, including far corners and a lone pixel.
-        let a = Mask::from_fn(37, 29, |x, y| {
-            (x * 7 + y * 3) % 11 == 0 && x > 4 || (x, y) == (36, 28)
-        });
-        let b = Mask::from_fn(37, 29, |x, y| {
-            (x as i64 - 10).pow(2) + (y as i64 - 12).pow(2) < 40 || (x, y) == (0, 0)
-        });
+        let a = Mask::from_fn(37, 29, |x, y| (x * 7 + y * 3) % 11 == 0 && x > 4 || (x, y) == (36, 28));
+        let b = Mask::from_fn(37, 29, |x, y| (x as i64 - 10).pow(2) + (y as i64 - 12).pow(2) < 40 || (x, y) == (0, 0));
         assert_eq!(directed_distances(&a, &b), brute(&a, &b));
         assert_eq!(directed_distances(&b, &a), brute(&b, &a));
     }
@@ -361,13 +313,7 @@ mod tests {
     fn empty_masks() {
         let e = Mask::new(8, 8);
         let a = square(8, 2, 2, 3);
-        assert_eq!(
-            surface_distance(&e, &e),
-            SurfaceDistance {
-                hausdorff: 0.0,
-                hd95: 0.0
-            }
-        );
+        assert_eq!(surface_distance(&e, &e), SurfaceDistance { hausdorff: 0.0, hd95: 0.0 });
         assert!(surface_distance(&a, &e).hausdorff.is_infinite());
         assert!(surface_distance(&e, &a).hd95.is_infinite());
     }

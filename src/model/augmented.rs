@@ -29,13 +29,8 @@ pub fn warps(count: usize) -> Vec<Affine> {
     (0..count)
         .map(|_| {
             let s = 1.0 + rng.random_range(-MAX_ZOOM..=MAX_ZOOM);
-            let a = rng
-                .random_range(-MAX_ANGLE_DEG..=MAX_ANGLE_DEG)
-                .to_radians();
-            let shift = [
-                rng.random_range(-MAX_SHIFT..=MAX_SHIFT),
-                rng.random_range(-MAX_SHIFT..=MAX_SHIFT),
-            ];
+            let a = rng.random_range(-MAX_ANGLE_DEG..=MAX_ANGLE_DEG).to_radians();
+            let shift = [rng.random_range(-MAX_SHIFT..=MAX_SHIFT), rng.random_range(-MAX_SHIFT..=MAX_SHIFT)];
             Affine::similarity(s, a, [0.5, 0.5], shift)
         })
         .collect()
@@ -64,30 +59,16 @@ pub fn predict_augmented(
     let (input, letterbox) = model_input(grey, width, height, size);
     let mut means: Vec<[[f32; 2]; NUM_NODES]> = Vec::with_capacity(count + 1);
     let mut prediction = None;
-    for (k, a) in std::iter::once(Affine::IDENTITY)
-        .chain(warps(count))
-        .enumerate()
-    {
-        let pixels = if k == 0 {
-            input.clone()
-        } else {
-            warp(&input, size, &a)
-        };
+    for (k, a) in std::iter::once(Affine::IDENTITY).chain(warps(count)).enumerate() {
+        let pixels = if k == 0 { input.clone() } else { warp(&input, size, &a) };
         let encoding = model.encode_pixels(&pixels);
         let mu = host(&encoding.mu);
         let logvar = host(&encoding.logvar);
         let (z, n, seed) = match sampling {
             Sampling::Mean => (mu.clone(), 1, None),
-            Sampling::Random { samples, seed } => (
-                draw_latents(&mu, &logvar, samples, seed),
-                samples,
-                Some(seed),
-            ),
+            Sampling::Random { samples, seed } => (draw_latents(&mu, &logvar, samples, seed), samples, Some(seed)),
         };
-        let z = burn::tensor::Tensor::from_data(
-            burn::tensor::TensorData::new(z, [n, mu.len()]),
-            model.device(),
-        );
+        let z = burn::tensor::Tensor::from_data(burn::tensor::TensorData::new(z, [n, mu.len()]), model.device());
         let mut decoded = host(&model.decode(z, &encoding).output);
         // Back into the unwarped input's frame.
         let inv = a.inverse();
@@ -109,19 +90,11 @@ pub fn predict_augmented(
     let warp_std = std::array::from_fn(|node| {
         let axis_std = |axis: usize| {
             let m = means.iter().map(|p| p[node][axis] as f64).sum::<f64>() / k;
-            (means
-                .iter()
-                .map(|p| (p[node][axis] as f64 - m).powi(2))
-                .sum::<f64>()
-                / k)
-                .sqrt()
+            (means.iter().map(|p| (p[node][axis] as f64 - m).powi(2)).sum::<f64>() / k).sqrt()
         };
         ((axis_std(0) + axis_std(1)) / 2.0) as f32
     });
-    AugmentedPrediction {
-        prediction,
-        warp_std,
-    }
+    AugmentedPrediction { prediction, warp_std }
 }
 
 fn host<const D: usize>(t: &burn::tensor::Tensor<D>) -> Vec<f32> {

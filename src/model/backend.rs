@@ -102,14 +102,8 @@ fn block_on<F: Future>(fut: F) -> F::Output {
 }
 
 fn flex() -> SelectedDevice {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    SelectedDevice {
-        device: Device::flex(),
-        description: format!("cpu (flex, {threads} threads)"),
-        is_gpu: false,
-    }
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    SelectedDevice { device: Device::flex(), description: format!("cpu (flex, {threads} threads)"), is_gpu: false }
 }
 
 pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice, NoAdapter> {

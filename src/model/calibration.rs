@@ -59,23 +59,12 @@ pub struct Calibrated {
 impl Calibrated {
     pub fn check(&self) -> Result<(), String> {
         if self.expected_error.len() != NUM_NODES {
-            return Err(format!(
-                "{} expected errors, expected {NUM_NODES}",
-                self.expected_error.len()
-            ));
+            return Err(format!("{} expected errors, expected {NUM_NODES}", self.expected_error.len()));
         }
-        if self
-            .expected_error
-            .iter()
-            .any(|v| !v.is_finite() || *v < 0.0)
-        {
+        if self.expected_error.iter().any(|v| !v.is_finite() || *v < 0.0) {
             return Err("expected errors must be finite and non-negative".into());
         }
-        if !(self.scale_top_px.is_finite()
-            && self.scale_top_px > 0.0
-            && self.px_per_1024.is_finite()
-            && self.px_per_1024 > 0.0)
-        {
+        if !(self.scale_top_px.is_finite() && self.scale_top_px > 0.0 && self.px_per_1024.is_finite() && self.px_per_1024 > 0.0) {
             return Err("the colour scale must be positive".into());
         }
         Ok(())
@@ -83,8 +72,7 @@ impl Calibrated {
 
     /// Mean expected node error, pixels: the calibrated image score.
     pub fn mean(&self) -> f32 {
-        (self.expected_error.iter().map(|&v| v as f64).sum::<f64>()
-            / self.expected_error.len().max(1) as f64) as f32
+        (self.expected_error.iter().map(|&v| v as f64).sum::<f64>() / self.expected_error.len().max(1) as f64) as f32
     }
 }
 
@@ -110,11 +98,7 @@ impl Calibration {
     /// whose long side is `long_side` pixels.
     pub fn expected_errors(&self, node_std_px: &[f32; NUM_NODES], long_side: u32) -> Vec<f32> {
         let to_1024 = 1024.0 / long_side.max(1) as f64;
-        (0..NUM_NODES)
-            .map(|n| {
-                (self.expected_error_1024(n, node_std_px[n] as f64 * to_1024) / to_1024) as f32
-            })
-            .collect()
+        (0..NUM_NODES).map(|n| (self.expected_error_1024(n, node_std_px[n] as f64 * to_1024) / to_1024) as f32).collect()
     }
 
     pub fn check(&self) -> Result<(), String> {
@@ -125,16 +109,9 @@ impl Calibration {
             m.check().map_err(|e| format!("{} map: {e}", o.name()))?;
         }
         if self.node_factors.len() != NUM_NODES {
-            return Err(format!(
-                "{} node factors, expected {NUM_NODES}",
-                self.node_factors.len()
-            ));
+            return Err(format!("{} node factors, expected {NUM_NODES}", self.node_factors.len()));
         }
-        if self
-            .node_factors
-            .iter()
-            .any(|f| !f.is_finite() || *f <= 0.0)
-        {
+        if self.node_factors.iter().any(|f| !f.is_finite() || *f <= 0.0) {
             return Err("node factors must be finite and positive".into());
         }
         if !(self.scale_top_1024.is_finite() && self.scale_top_1024 > 0.0) {
@@ -149,10 +126,8 @@ impl Calibration {
 
     /// Parse and check a metadata value.
     pub fn from_json(text: &str) -> Result<Self, String> {
-        let c: Calibration =
-            serde_json::from_str(text).map_err(|e| format!("calibration metadata: {e}"))?;
-        c.check()
-            .map_err(|e| format!("calibration metadata: {e}"))?;
+        let c: Calibration = serde_json::from_str(text).map_err(|e| format!("calibration metadata: {e}"))?;
+        c.check().map_err(|e| format!("calibration metadata: {e}"))?;
         Ok(c)
     }
 }
@@ -166,23 +141,13 @@ mod tests {
             method: "test".into(),
             fitted_on: "test".into(),
             organ_maps: vec![
-                MonotoneMap {
-                    knots: vec![[2.0, 10.0], [10.0, 20.0]],
-                },
+                MonotoneMap { knots: vec![[2.0, 10.0], [10.0, 20.0]] },
                 MonotoneMap::identity(),
                 MonotoneMap::identity(),
             ],
-            node_factors: (0..NUM_NODES)
-                .map(|n| if n == 21 { 2.0 } else { 1.0 })
-                .collect(),
+            node_factors: (0..NUM_NODES).map(|n| if n == 21 { 2.0 } else { 1.0 }).collect(),
             scale_top_1024: 40.0,
-            reliability: vec![ReliabilityRow {
-                lo: 0.0,
-                hi: 40.0,
-                nodes: 3,
-                mean_expected: 12.0,
-                mean_error: 11.0,
-            }],
+            reliability: vec![ReliabilityRow { lo: 0.0, hi: 40.0, nodes: 3, mean_expected: 12.0, mean_error: 11.0 }],
         }
     }
 
@@ -204,18 +169,10 @@ mod tests {
         assert_eq!(Calibration::from_json(&c.to_json()).unwrap(), c);
         let mut bad = example();
         bad.node_factors.pop();
-        assert!(
-            Calibration::from_json(&bad.to_json())
-                .unwrap_err()
-                .contains("119 node factors")
-        );
+        assert!(Calibration::from_json(&bad.to_json()).unwrap_err().contains("119 node factors"));
         let mut bad = example();
         bad.organ_maps[2].knots.clear();
-        assert!(
-            Calibration::from_json(&bad.to_json())
-                .unwrap_err()
-                .contains("Heart map: no knots")
-        );
+        assert!(Calibration::from_json(&bad.to_json()).unwrap_err().contains("Heart map: no knots"));
         assert!(Calibration::from_json("{").is_err());
     }
 }

@@ -16,10 +16,7 @@ pub struct ChebConv {
 
 impl ChebConv {
     pub fn new(weight: Tensor<3>, bias: Option<Tensor<1>>) -> Self {
-        ChebConv {
-            weight: Param::from_tensor(weight),
-            bias: bias.map(Param::from_tensor),
-        }
+        ChebConv { weight: Param::from_tensor(weight), bias: bias.map(Param::from_tensor) }
     }
 
     /// (K, in, out).
@@ -41,15 +38,9 @@ impl ChebConv {
             terms.push(next);
         }
         // [T0 | T1 | … ] · [W0; W1; …]: one product instead of K.
-        let stacked = if k == 1 {
-            terms.pop().expect("one term")
-        } else {
-            Tensor::cat(terms, 2)
-        };
-        let out = stacked
-            .reshape([b * n, k * fin])
-            .matmul(self.weight.val().reshape([k * fin, fout]))
-            .reshape([b, n, fout]);
+        let stacked = if k == 1 { terms.pop().expect("one term") } else { Tensor::cat(terms, 2) };
+        let out =
+            stacked.reshape([b * n, k * fin]).matmul(self.weight.val().reshape([k * fin, fout])).reshape([b, n, fout]);
         match &self.bias {
             Some(bias) => out + bias.val().reshape([1, 1, fout]),
             None => out,
@@ -87,37 +78,14 @@ mod tests {
             w[k] = 1.0;
             ChebConv::new(tensor::<3>(w, [4, 1, 1], &d), None)
         };
-        assert_close(
-            &pick(0).forward(x.clone(), &ring),
-            &[1.0, 0.0, 0.0, 0.0],
-            1e-7,
-        );
-        assert_close(
-            &pick(1).forward(x.clone(), &ring),
-            &[0.0, -0.5, 0.0, -0.5],
-            1e-7,
-        );
-        assert_close(
-            &pick(2).forward(x.clone(), &ring),
-            &[0.0, 0.0, 1.0, 0.0],
-            1e-7,
-        );
-        assert_close(
-            &pick(3).forward(x.clone(), &ring),
-            &[0.0, -0.5, 0.0, -0.5],
-            1e-7,
-        );
+        assert_close(&pick(0).forward(x.clone(), &ring), &[1.0, 0.0, 0.0, 0.0], 1e-7);
+        assert_close(&pick(1).forward(x.clone(), &ring), &[0.0, -0.5, 0.0, -0.5], 1e-7);
+        assert_close(&pick(2).forward(x.clone(), &ring), &[0.0, 0.0, 1.0, 0.0], 1e-7);
+        assert_close(&pick(3).forward(x.clone(), &ring), &[0.0, -0.5, 0.0, -0.5], 1e-7);
         // All four with weights 1, 2, 3, 4 plus a bias of 1.
-        let all = ChebConv::new(
-            tensor::<3>(vec![1.0, 2.0, 3.0, 4.0], [4, 1, 1], &d),
-            Some(tensor::<1>(vec![1.0], [1], &d)),
-        );
-        let expect = [
-            1.0 + 1.0,
-            2.0 * -0.5 + 4.0 * -0.5 + 1.0,
-            3.0 + 1.0,
-            2.0 * -0.5 + 4.0 * -0.5 + 1.0,
-        ];
+        let all =
+            ChebConv::new(tensor::<3>(vec![1.0, 2.0, 3.0, 4.0], [4, 1, 1], &d), Some(tensor::<1>(vec![1.0], [1], &d)));
+        let expect = [1.0 + 1.0, 2.0 * -0.5 + 4.0 * -0.5 + 1.0, 3.0 + 1.0, 2.0 * -0.5 + 4.0 * -0.5 + 1.0];
         assert_close(&all.forward(x, &ring), &expect, 1e-6);
     }
 
@@ -127,10 +95,6 @@ mod tests {
         let ring = Ring::new(&[3, 3], &d);
         let x = tensor::<3>(vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0], [1, 6, 1], &d);
         let conv = ChebConv::new(tensor::<3>(vec![0.0, 1.0], [2, 1, 1], &d), None);
-        assert_close(
-            &conv.forward(x, &ring),
-            &[-1.0, -1.0, -1.0, 0.0, 0.0, 0.0],
-            1e-7,
-        );
+        assert_close(&conv.forward(x, &ring), &[-1.0, -1.0, -1.0, 0.0, 0.0, 0.0], 1e-7);
     }
 }

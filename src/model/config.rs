@@ -54,26 +54,17 @@ impl ModelConfig {
 
     pub fn validate(&self) -> Result<(), String> {
         if self.input_size == 0 || !self.input_size.is_multiple_of(32) {
-            return Err(format!(
-                "input size {} is not a positive multiple of 32",
-                self.input_size
-            ));
+            return Err(format!("input size {} is not a positive multiple of 32", self.input_size));
         }
         // The released model takes 1024; anything far beyond would only exhaust memory.
         if self.input_size > 2048 {
-            return Err(format!(
-                "input size {} is larger than 2048",
-                self.input_size
-            ));
+            return Err(format!("input size {} is larger than 2048", self.input_size));
         }
         if self.channels.contains(&0) || self.latents == 0 {
             return Err("channel and latent counts must be positive".into());
         }
         if self.skip_maps.iter().any(|&b| !(1..=6).contains(&b)) {
-            return Err(format!(
-                "skip maps {:?} are not encoder blocks 1–6",
-                self.skip_maps
-            ));
+            return Err(format!("skip maps {:?} are not encoder blocks 1–6", self.skip_maps));
         }
         Ok(())
     }
@@ -90,11 +81,7 @@ impl ModelConfig {
     /// For logs and the status bar: "input 192 · skip maps 4,3".
     pub fn describe(&self) -> String {
         if self.skip_blocks {
-            format!(
-                "input {} · skip maps {}",
-                self.input_size,
-                self.skip_maps_tag()
-            )
+            format!("input {} · skip maps {}", self.input_size, self.skip_maps_tag())
         } else {
             format!("input {} · no skip blocks", self.input_size)
         }
@@ -110,9 +97,7 @@ impl ModelConfig {
         let parts: Vec<_> = tag.split(',').map(|p| p.trim().parse::<usize>()).collect();
         match parts.as_slice() {
             [Ok(a), Ok(b)] if (1..=6).contains(a) && (1..=6).contains(b) => Ok([*a, *b]),
-            _ => Err(format!(
-                "skip maps \"{tag}\" are not two encoder blocks 1–6 such as \"6,5\""
-            )),
+            _ => Err(format!("skip maps \"{tag}\" are not two encoder blocks 1–6 such as \"6,5\"")),
         }
     }
 

@@ -56,33 +56,20 @@ impl Decoder {
         let (x, pos1) = self.skip1(x, maps[0], graphs);
         let x = self.refine(x, graphs);
         let (x, pos2) = self.skip2(x, maps[1], graphs);
-        Decoded {
-            output: self.head(x, graphs),
-            pos1,
-            pos2,
-        }
+        Decoded { output: self.head(x, graphs), pos1, pos2 }
     }
 
     /// Steps 1–2: latent → coarse-graph features (batch, 60, 16).
     pub fn coarse(&self, z: Tensor<2>, graphs: &Graphs) -> Tensor<3> {
         let batch = z.dims()[0];
-        let x = self.dec_lin.forward(z).clamp_min(0.0).reshape([
-            batch,
-            NUM_COARSE_NODES,
-            DECODER_FEATURES,
-        ]);
+        let x = self.dec_lin.forward(z).clamp_min(0.0).reshape([batch, NUM_COARSE_NODES, DECODER_FEATURES]);
         let x = norm_relu(self.up6.forward(x, &graphs.coarse));
         norm_relu(self.up5.forward(x, &graphs.coarse))
     }
 
     /// Step 3: skip block 1 on its map (conv6 as released), or nothing in the variant without
     /// skip blocks.
-    pub fn skip1(
-        &self,
-        x: Tensor<3>,
-        map: &FeatureMap,
-        graphs: &Graphs,
-    ) -> (Tensor<3>, Option<Tensor<3>>) {
+    pub fn skip1(&self, x: Tensor<3>, map: &FeatureMap, graphs: &Graphs) -> (Tensor<3>, Option<Tensor<3>>) {
         match &self.sc1 {
             Some(sc) => {
                 let (x, pos) = sc.forward(x, map, &graphs.coarse);
@@ -99,12 +86,7 @@ impl Decoder {
     }
 
     /// Step 6: skip block 2 on its map (conv5 as released), or nothing.
-    pub fn skip2(
-        &self,
-        x: Tensor<3>,
-        map: &FeatureMap,
-        graphs: &Graphs,
-    ) -> (Tensor<3>, Option<Tensor<3>>) {
+    pub fn skip2(&self, x: Tensor<3>, map: &FeatureMap, graphs: &Graphs) -> (Tensor<3>, Option<Tensor<3>>) {
         match &self.sc2 {
             Some(sc) => {
                 let (x, pos) = sc.forward(x, map, &graphs.fine);
@@ -123,12 +105,7 @@ impl Decoder {
 
 impl SkipBlock {
     /// Returns (concat(x, features at pos, pos), pos).
-    pub fn forward(
-        &self,
-        x: Tensor<3>,
-        features: &FeatureMap,
-        ring: &Ring,
-    ) -> (Tensor<3>, Tensor<3>) {
+    pub fn forward(&self, x: Tensor<3>, features: &FeatureMap, ring: &Ring) -> (Tensor<3>, Tensor<3>) {
         let pos = self.graph_conv_pre.forward(x.clone(), ring);
         let looked = features.lookup(pos.clone());
         (Tensor::cat(vec![x, looked, pos.clone()], 2), pos)

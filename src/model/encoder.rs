@@ -18,10 +18,7 @@ pub struct Conv {
 
 impl Conv {
     pub fn new(weight: Tensor<4>, bias: Option<Tensor<1>>) -> Self {
-        Conv {
-            weight: Param::from_tensor(weight),
-            bias: bias.map(Param::from_tensor),
-        }
+        Conv { weight: Param::from_tensor(weight), bias: bias.map(Param::from_tensor) }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -45,10 +42,7 @@ pub struct Linear {
 
 impl Linear {
     pub fn new(weight: Tensor<2>, bias: Tensor<1>) -> Self {
-        Linear {
-            weight: Param::from_tensor(weight),
-            bias: Param::from_tensor(bias),
-        }
+        Linear { weight: Param::from_tensor(weight), bias: Param::from_tensor(bias) }
     }
 
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
@@ -134,12 +128,8 @@ impl ResidualBlock {
     }
 
     pub fn forward_by(&self, x: Tensor<4>, path: ConvPath) -> Tensor<4> {
-        let body = self
-            .conv1
-            .forward_by(self.norm1.forward(x.clone()).clamp_min(0.0), path);
-        let body = self
-            .conv2
-            .forward_by(self.norm2.forward(body).clamp_min(0.0), path);
+        let body = self.conv1.forward_by(self.norm1.forward(x.clone()).clamp_min(0.0), path);
+        let body = self.conv2.forward_by(self.norm2.forward(body).clamp_min(0.0), path);
         let skip = match &self.shortcut {
             Some(s) => s.norm.forward(s.conv.forward_by(x, path)),
             None => x,
@@ -194,11 +184,7 @@ impl Encoder {
         // flatten in (C, H, W) order, as torch.flatten(1) on NCHW.
         let flat = x.reshape([b, c * h * w]);
         let [m1, m2] = kept.map(|m| m.expect("skip maps name blocks 1–6 (ModelConfig::validate)"));
-        Encoding {
-            mu: self.fc_mu.forward(flat.clone()),
-            logvar: self.fc_logvar.forward(flat),
-            skip_maps: [m1, m2],
-        }
+        Encoding { mu: self.fc_mu.forward(flat.clone()), logvar: self.fc_logvar.forward(flat), skip_maps: [m1, m2] }
     }
 }
 
@@ -215,11 +201,7 @@ mod tests {
             tensor::<2>(vec![1.0, 0.0, 2.0, 0.0, 1.0, -1.0], [2, 3], &d),
             tensor::<1>(vec![0.5, 0.0], [2], &d),
         );
-        assert_close(
-            &lin.forward(tensor::<2>(vec![1.0, 2.0, 3.0], [1, 3], &d)),
-            &[7.5, -1.0],
-            1e-6,
-        );
+        assert_close(&lin.forward(tensor::<2>(vec![1.0, 2.0, 3.0], [1, 3], &d)), &[7.5, -1.0], 1e-6);
     }
 
     /// Deterministic values in [-1, 1) without a random number generator.
@@ -297,10 +279,7 @@ mod tests {
     fn conv_pads_to_keep_the_size() {
         let d = cpu();
         // 3×3 kernel of ones on a 3×3 image of ones: corner sums 4, edges 6, centre 9.
-        let conv = Conv::new(
-            tensor::<4>(vec![1.0; 9], [1, 1, 3, 3], &d),
-            Some(tensor::<1>(vec![1.0], [1], &d)),
-        );
+        let conv = Conv::new(tensor::<4>(vec![1.0; 9], [1, 1, 3, 3], &d), Some(tensor::<1>(vec![1.0], [1], &d)));
         let y = conv.forward(tensor::<4>(vec![1.0; 9], [1, 1, 3, 3], &d));
         assert_close(&y, &[5.0, 7.0, 5.0, 7.0, 10.0, 7.0, 5.0, 7.0, 5.0], 1e-6);
     }

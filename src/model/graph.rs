@@ -109,11 +109,7 @@ impl Ring {
             let v: Vec<i64> = v.into_iter().map(|i| i as i64).collect();
             Tensor::<1, Int>::from_data(TensorData::new(v, [nodes]), device)
         };
-        Ring {
-            prev: idx(prev),
-            next: idx(next),
-            nodes,
-        }
+        Ring { prev: idx(prev), next: idx(next), nodes }
     }
 
     pub fn nodes(&self) -> usize {
@@ -140,10 +136,7 @@ impl Graphs {
         Graphs {
             coarse: Ring::new(&coarse_sizes(), device),
             fine: Ring::new(&fine_sizes(), device),
-            up: Tensor::from_data(
-                TensorData::new(upsample_matrix(), [NUM_NODES, NUM_COARSE_NODES]),
-                device,
-            ),
+            up: Tensor::from_data(TensorData::new(upsample_matrix(), [NUM_NODES, NUM_COARSE_NODES]), device),
         }
     }
 
@@ -152,11 +145,7 @@ impl Graphs {
         let [b, _, f] = x.dims();
         // One (120×60)·(60×b·f) product: the batch folded into the columns.
         let cols = x.swap_dims(0, 1).reshape([NUM_COARSE_NODES, b * f]);
-        self.up
-            .clone()
-            .matmul(cols)
-            .reshape([NUM_NODES, b, f])
-            .swap_dims(0, 1)
+        self.up.clone().matmul(cols).reshape([NUM_NODES, b, f]).swap_dims(0, 1)
     }
 }
 
@@ -227,9 +216,8 @@ mod tests {
         let mut du = vec![0.0f32; NUM_COARSE_NODES * NUM_COARSE_NODES];
         for j in 0..NUM_COARSE_NODES {
             for k in 0..NUM_COARSE_NODES {
-                du[j * NUM_COARSE_NODES + k] = (0..NUM_NODES)
-                    .map(|i| d[j * NUM_NODES + i] * u[i * NUM_COARSE_NODES + k])
-                    .sum();
+                du[j * NUM_COARSE_NODES + k] =
+                    (0..NUM_NODES).map(|i| d[j * NUM_NODES + i] * u[i * NUM_COARSE_NODES + k]).sum();
             }
         }
         // Coarse 5 = mean(fine 10, fine 11) = mean(c5, (c5+c6)/2) = 0.75·c5 + 0.25·c6.
@@ -262,9 +250,6 @@ mod tests {
             ]
         );
         // A 3-node ring: fine 1 sits between coarse 0 and coarse 1; coarse 1 is fine 2 alone.
-        assert_eq!(
-            upsample_matrix_for(&[3]),
-            vec![1.0, 0.0, 0.5, 0.5, 0.0, 1.0]
-        );
+        assert_eq!(upsample_matrix_for(&[3]), vec![1.0, 0.0, 0.5, 0.5, 0.0, 1.0]);
     }
 }

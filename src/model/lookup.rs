@@ -38,16 +38,8 @@ impl FeatureMap {
     pub fn new(features: Tensor<4>) -> Self {
         let [images, channels, h, w] = features.dims();
         assert_eq!(h, w, "feature maps are square");
-        let rows = features
-            .reshape([images, channels, h * w])
-            .swap_dims(1, 2)
-            .reshape([images * h * w, channels]);
-        FeatureMap {
-            rows,
-            images,
-            side: h,
-            channels,
-        }
+        let rows = features.reshape([images, channels, h * w]).swap_dims(1, 2).reshape([images * h * w, channels]);
+        FeatureMap { rows, images, side: h, channels }
     }
 
     pub fn channels(&self) -> usize {
@@ -58,10 +50,7 @@ impl FeatureMap {
     pub fn lookup(&self, pos: Tensor<3>) -> Tensor<3> {
         let [batch, nodes, two] = pos.dims();
         assert_eq!(two, 2, "positions are (x, y)");
-        assert!(
-            self.images == 1 || self.images == batch,
-            "one feature map, or one per sample"
-        );
+        assert!(self.images == 1 || self.images == batch, "one feature map, or one per sample");
         let device = pos.device();
         let m = batch * nodes;
         let flat = pos.reshape([m, 2]);
@@ -79,23 +68,14 @@ impl FeatureMap {
             constant(ids, [m, 1, 1], &device)
         };
         let steps: Vec<f32> = (0..k).map(|i| i as f32).collect();
-        let rows =
-            (y0.reshape([m, 1, 1]) + constant(steps.clone(), [1, k, 1], &device)).mul_scalar(side);
+        let rows = (y0.reshape([m, 1, 1]) + constant(steps.clone(), [1, k, 1], &device)).mul_scalar(side);
         let cols = x0.reshape([m, 1, 1]) + constant(steps, [1, 1, k], &device);
         // Pixel indices stay far below 2^24, so computing them in f32 is exact.
-        let index = (image.mul_scalar(side * side) + rows + cols)
-            .reshape([m * k * k])
-            .int();
+        let index = (image.mul_scalar(side * side) + rows + cols).reshape([m * k * k]).int();
         let weight = wy.reshape([m, k, 1]) * wx.reshape([m, 1, k]);
 
-        let values = self
-            .rows
-            .clone()
-            .select(0, index)
-            .reshape([m, k * k, self.channels]);
-        (values * weight.reshape([m, k * k, 1]))
-            .sum_dim(1)
-            .reshape([batch, nodes, self.channels])
+        let values = self.rows.clone().select(0, index).reshape([m, k * k, self.channels]);
+        (values * weight.reshape([m, k * k, 1])).sum_dim(1).reshape([batch, nodes, self.channels])
     }
 }
 
@@ -116,26 +96,13 @@ fn axis_weights(pos: Tensor<1>, side: usize, device: &Device) -> (Tensor<1>, Ten
     let start = p.clone().sub_scalar(1.0).sub_scalar(0.5);
     let end = p.add_scalar(2.0).sub_scalar(0.5);
     let width = end - start.clone();
-    let grid = width
-        .clone()
-        .ceil()
-        .clamp(1.0, MAX_GRID as f32)
-        .reshape([m, 1]);
-    let offsets = constant(
-        (0..MAX_GRID).map(|i| i as f32 + 0.5).collect(),
-        [1, MAX_GRID],
-        device,
-    );
+    let grid = width.clone().ceil().clamp(1.0, MAX_GRID as f32).reshape([m, 1]);
+    let offsets = constant((0..MAX_GRID).map(|i| i as f32 + 0.5).collect(), [1, MAX_GRID], device);
     let samples = start.reshape([m, 1]) + (width.reshape([m, 1]) * offsets.clone()) / grid.clone();
 
     // A sample beyond [−1, side] contributes nothing; one in the grid's unused slots neither.
-    let used: Tensor<2, Bool> = offsets
-        .expand([m, MAX_GRID])
-        .lower(grid.clone().expand([m, MAX_GRID]));
-    let inside = samples
-        .clone()
-        .greater_equal_elem(-1.0)
-        .bool_and(samples.clone().lower_equal_elem(side as f32));
+    let used: Tensor<2, Bool> = offsets.expand([m, MAX_GRID]).lower(grid.clone().expand([m, MAX_GRID]));
+    let inside = samples.clone().greater_equal_elem(-1.0).bool_and(samples.clone().lower_equal_elem(side as f32));
     let share = used.bool_and(inside).float() / grid;
 
     // Clamp as roi_align does: ≤ 0 → 0; a low pixel at the last one pins both corners there.
@@ -157,32 +124,18 @@ fn axis_weights(pos: Tensor<1>, side: usize, device: &Device) -> (Tensor<1>, Ten
 
     // Comparisons are documented for equal shapes only: expand both sides to (m, grid, K).
     let slots = slots.reshape([m, 1, k]).expand([m, MAX_GRID, k]);
-    let hit_low = low
-        .reshape([m, MAX_GRID, 1])
-        .expand([m, MAX_GRID, k])
-        .equal(slots.clone())
-        .float();
-    let hit_high = high
-        .reshape([m, MAX_GRID, 1])
-        .expand([m, MAX_GRID, k])
-        .equal(slots)
-        .float();
-    let weights = (hit_low * w_low.reshape([m, MAX_GRID, 1])
-        + hit_high * w_high.reshape([m, MAX_GRID, 1]))
-    .sum_dim(1)
-    .reshape([m, k]);
+    let hit_low = low.reshape([m, MAX_GRID, 1]).expand([m, MAX_GRID, k]).equal(slots.clone()).float();
+    let hit_high = high.reshape([m, MAX_GRID, 1]).expand([m, MAX_GRID, k]).equal(slots).float();
+    let weights = (hit_low * w_low.reshape([m, MAX_GRID, 1]) + hit_high * w_high.reshape([m, MAX_GRID, 1]))
+        .sum_dim(1)
+        .reshape([m, k]);
     (window0.reshape([m]), weights)
 }
 
 /// The same lookup computed directly from torchvision's algorithm on the host, one position
 /// at a time: the oracle the device version is tested against.
 #[cfg(test)]
-pub(crate) fn lookup_reference(
-    features: &[f32],
-    channels: usize,
-    side: usize,
-    pos: [f32; 2],
-) -> Vec<f32> {
+pub(crate) fn lookup_reference(features: &[f32], channels: usize, side: usize, pos: [f32; 2]) -> Vec<f32> {
     let axis = |q: f32| -> Vec<(usize, f32)> {
         let p = q * side as f32;
         let start = (p - 1.0) - 0.5;
@@ -260,10 +213,7 @@ mod tests {
         // centres, so the result is the plain mean of those 9 pixels.
         let side = 10;
         let feats = ramp(side);
-        let want: f32 = (3..6)
-            .flat_map(|y| (2..5).map(move |x| (y * side + x) as f32))
-            .sum::<f32>()
-            / 9.0;
+        let want: f32 = (3..6).flat_map(|y| (2..5).map(move |x| (y * side + x) as f32)).sum::<f32>() / 9.0;
         let got = lookup_reference(&feats, 2, side, [0.3, 0.4])[0];
         assert!((got - want).abs() < 1e-4, "{got} vs {want}");
         check(side, &[[0.3, 0.4]]);
@@ -276,16 +226,7 @@ mod tests {
         // at exactly h, counts, clamped to pixel 9); far outside contributes nothing at all.
         check(
             10,
-            &[
-                [0.0, 0.0],
-                [1.0, 1.0],
-                [0.0, 1.0],
-                [-0.1, 0.5],
-                [1.1, 0.5],
-                [0.5, -0.1],
-                [0.95, 0.05],
-                [0.04, 0.97],
-            ],
+            &[[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [-0.1, 0.5], [1.1, 0.5], [0.5, -0.1], [0.95, 0.05], [0.04, 0.97]],
         );
         let zero = lookup_reference(&ramp(10), 2, 10, [2.0, 0.5]);
         assert_eq!(zero, vec![0.0, 0.0]);
@@ -322,10 +263,7 @@ mod tests {
                 found.push([0.5, q]);
             }
         }
-        assert!(
-            found.len() > 20,
-            "f32 rounding gives 4-sample grids often enough to test"
-        );
+        assert!(found.len() > 20, "f32 rounding gives 4-sample grids often enough to test");
         check(side, &found);
     }
 

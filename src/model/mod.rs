@@ -10,8 +10,8 @@
 //!
 //! Use [`HybridGNet::load`] then [`uncertainty::predict`] (or [`uncertainty::predict_xray`]).
 
-pub mod augmented;
 pub mod backend;
+pub mod augmented;
 pub mod calibration;
 pub mod chebconv;
 pub mod config;
@@ -67,49 +67,26 @@ impl HybridGNet {
     pub fn from_state_dict(sd: &StateDict, device: &Device) -> Result<Self, WeightsError> {
         let config = weights::infer_config(sd)?;
         let (encoder, decoder) = weights::build(sd, &config, device)?;
-        let calibration =
-            match sd.metadata.get(calibration::CALIBRATION_KEY) {
-                Some(text) => Some(Calibration::from_json(text).map_err(|reason| {
-                    WeightsError::Architecture {
-                        file: sd.source.clone(),
-                        reason,
-                    }
-                })?),
-                None => None,
-            };
-        Ok(HybridGNet {
-            config,
-            encoder,
-            decoder,
-            graphs: Graphs::new(device),
-            device: device.clone(),
-            calibration,
-        })
+        let calibration = match sd.metadata.get(calibration::CALIBRATION_KEY) {
+            Some(text) => Some(
+                Calibration::from_json(text)
+                    .map_err(|reason| WeightsError::Architecture { file: sd.source.clone(), reason })?,
+            ),
+            None => None,
+        };
+        Ok(HybridGNet { config, encoder, decoder, graphs: Graphs::new(device), device: device.clone(), calibration })
     }
 
     /// Random weights, initialised as PyTorch initialises a fresh model (for benchmarks and
     /// tests; its landmarks mean nothing).
     pub fn random(config: &ModelConfig, seed: u64, device: &Device) -> Self {
         let sd = weights::random_state_dict(config, seed);
-        Self::from_state_dict(&sd, device)
-            .expect("random weights follow the layout they were made from")
+        Self::from_state_dict(&sd, device).expect("random weights follow the layout they were made from")
     }
 
     /// Assemble a model from trained parts (the trainer owns encoder and decoder separately).
-    pub fn from_parts(
-        config: ModelConfig,
-        encoder: Encoder,
-        decoder: Decoder,
-        device: &Device,
-    ) -> Self {
-        HybridGNet {
-            config,
-            encoder,
-            decoder,
-            graphs: Graphs::new(device),
-            device: device.clone(),
-            calibration: None,
-        }
+    pub fn from_parts(config: ModelConfig, encoder: Encoder, decoder: Decoder, device: &Device) -> Self {
+        HybridGNet { config, encoder, decoder, graphs: Graphs::new(device), device: device.clone(), calibration: None }
     }
 
     pub fn into_parts(self) -> (ModelConfig, Encoder, Decoder) {
@@ -120,11 +97,9 @@ impl HybridGNet {
     /// any) in the metadata.
     pub fn state_dict(&self) -> StateDict {
         let mut sd = weights::state_dict(&self.encoder, &self.decoder);
-        sd.metadata
-            .insert(weights::SKIP_MAPS_KEY.into(), self.config.skip_maps_tag());
+        sd.metadata.insert(weights::SKIP_MAPS_KEY.into(), self.config.skip_maps_tag());
         if let Some(c) = &self.calibration {
-            sd.metadata
-                .insert(calibration::CALIBRATION_KEY.into(), c.to_json());
+            sd.metadata.insert(calibration::CALIBRATION_KEY.into(), c.to_json());
         }
         sd
     }
@@ -186,12 +161,7 @@ mod tests {
     use crate::model::testing::{cpu, values};
 
     fn small(skip_blocks: bool) -> ModelConfig {
-        ModelConfig {
-            channels: [4, 4, 8, 8, 8, 8],
-            latents: 8,
-            skip_blocks,
-            ..ModelConfig::released(64)
-        }
+        ModelConfig { channels: [4, 4, 8, 8, 8, 8], latents: 8, skip_blocks, ..ModelConfig::released(64) }
     }
 
     #[test]
@@ -222,20 +192,14 @@ mod tests {
         // Rows of a batch are independent. Compared on what precedes any lookup (the lookups
         // are discontinuous: 1e-7 differences from another summation order may change them).
         let d = cpu();
-        let img: Vec<f32> = (0..64 * 64)
-            .map(|i| ((i * 7919) % 256) as f32 / 255.0)
-            .collect();
+        let img: Vec<f32> = (0..64 * 64).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect();
         let z: Vec<f32> = (0..3 * 8).map(|i| (i as f32 * 0.37).sin()).collect();
         for skip in [false, true] {
             let model = HybridGNet::random(&small(skip), 2, &d);
             let enc = model.encode_pixels(&img);
             let decode = |z: Vec<f32>, n: usize| {
                 let out = model.decode(Tensor::from_data(TensorData::new(z, [n, 8]), &d), &enc);
-                if skip {
-                    values(&out.pos1.expect("pos1"))
-                } else {
-                    values(&out.output)
-                }
+                if skip { values(&out.pos1.expect("pos1")) } else { values(&out.output) }
             };
             let batch = decode(z.clone(), 3);
             let per = batch.len() / 3;
@@ -259,39 +223,22 @@ mod tests {
         assert_eq!(back.config(), model.config());
         assert_eq!(back.state_dict().tensors, model.state_dict().tensors);
         // The saved keys are exactly the released layout.
-        let keys: Vec<String> = weights::layout(model.config())
-            .into_iter()
-            .map(|(k, ..)| k)
-            .collect();
+        let keys: Vec<String> = weights::layout(model.config()).into_iter().map(|(k, ..)| k).collect();
         let mut sorted = keys.clone();
         sorted.sort();
-        assert_eq!(
-            back.state_dict()
-                .tensors
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>(),
-            sorted
-        );
+        assert_eq!(back.state_dict().tensors.keys().cloned().collect::<Vec<_>>(), sorted);
     }
 
     /// Distinct widths per block, so a map of the wrong block cannot fit by accident.
     fn graded(skip_maps: [usize; 2]) -> ModelConfig {
-        ModelConfig {
-            channels: [4, 6, 8, 10, 12, 14],
-            latents: 8,
-            skip_maps,
-            ..ModelConfig::released(64)
-        }
+        ModelConfig { channels: [4, 6, 8, 10, 12, 14], latents: 8, skip_maps, ..ModelConfig::released(64) }
     }
 
     #[test]
     fn finer_skip_maps_look_up_their_blocks_and_survive_a_save() {
         let d = cpu();
         let model = HybridGNet::random(&graded([5, 4]), 6, &d);
-        let img: Vec<f32> = (0..64 * 64)
-            .map(|i| ((i * 7919) % 256) as f32 / 255.0)
-            .collect();
+        let img: Vec<f32> = (0..64 * 64).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect();
         let enc = model.encode_pixels(&img);
         assert_eq!(enc.skip_maps[0].dims(), [1, 12, 4, 4], "block 5");
         assert_eq!(enc.skip_maps[1].dims(), [1, 10, 8, 8], "block 4");
@@ -302,10 +249,7 @@ mod tests {
         assert_eq!(back.config().skip_maps, [5, 4]);
         assert_eq!(back.state_dict().tensors, model.state_dict().tensors);
         let z = Tensor::from_data(TensorData::new(vec![0.3; 8], [1, 8]), &d);
-        assert_eq!(
-            values(&back.decode(z.clone(), &back.encode_pixels(&img)).output),
-            values(&model.decode(z, &enc).output)
-        );
+        assert_eq!(values(&back.decode(z.clone(), &back.encode_pixels(&img)).output), values(&model.decode(z, &enc).output));
     }
 
     #[test]
@@ -327,31 +271,16 @@ mod tests {
             let key = format!("graphConv_up2.lins.{k}.weight");
             let (old, new) = (&sd.tensors[&key], &moved.tensors[&key]);
             assert_eq!(new.shape, [hid, hid + 12]);
-            for (o, n) in old
-                .values
-                .chunks_exact(hid + 14)
-                .zip(new.values.chunks_exact(hid + 12))
-            {
+            for (o, n) in old.values.chunks_exact(hid + 14).zip(new.values.chunks_exact(hid + 12)) {
                 assert_eq!(n[..hid], o[..hid], "node-feature columns kept");
-                assert!(
-                    n[hid..hid + 10].iter().all(|&w| w == 0.0),
-                    "looked-up columns start at zero"
-                );
+                assert!(n[hid..hid + 10].iter().all(|&w| w == 0.0), "looked-up columns start at zero");
                 assert_eq!(n[hid + 10..], o[hid + 12..], "position columns kept");
             }
         }
         // Everything before skip block 2 is the same network.
-        let img: Vec<f32> = (0..64 * 64)
-            .map(|i| ((i * 31) % 97) as f32 / 96.0)
-            .collect();
+        let img: Vec<f32> = (0..64 * 64).map(|i| ((i * 31) % 97) as f32 / 96.0).collect();
         let z = Tensor::from_data(TensorData::new(vec![-0.2; 8], [1, 8]), &d);
-        let pos1 = |m: &HybridGNet| {
-            values(
-                &m.decode(z.clone(), &m.encode_pixels(&img))
-                    .pos1
-                    .expect("skip blocks"),
-            )
-        };
+        let pos1 = |m: &HybridGNet| values(&m.decode(z.clone(), &m.encode_pixels(&img)).pos1.expect("skip blocks"));
         assert_eq!(pos1(&model), pos1(&released));
     }
 
@@ -361,24 +290,13 @@ mod tests {
         let small = HybridGNet::random(&graded([5, 4]), 9, &d);
         let sd = weights::with_input_size(&small.state_dict(), small.config(), 96).unwrap();
         let big = HybridGNet::from_state_dict(&sd, &d).unwrap();
-        assert_eq!(
-            big.config(),
-            &ModelConfig {
-                input_size: 96,
-                ..*small.config()
-            }
-        );
+        assert_eq!(big.config(), &ModelConfig { input_size: 96, ..*small.config() });
         // conv6 grows from 2×2 to 3×3; a map constant per channel gives the same μ and log σ².
         let flat = |cells: usize| -> Tensor<2> {
-            let v: Vec<f32> = (0..14)
-                .flat_map(|c| std::iter::repeat_n(c as f32 * 0.1 - 0.6, cells))
-                .collect();
+            let v: Vec<f32> = (0..14).flat_map(|c| std::iter::repeat_n(c as f32 * 0.1 - 0.6, cells)).collect();
             Tensor::from_data(TensorData::new(v, [1, 14 * cells]), &d)
         };
-        for (a, b) in [
-            (&small.encoder.fc_mu, &big.encoder.fc_mu),
-            (&small.encoder.fc_logvar, &big.encoder.fc_logvar),
-        ] {
+        for (a, b) in [(&small.encoder.fc_mu, &big.encoder.fc_mu), (&small.encoder.fc_logvar, &big.encoder.fc_logvar)] {
             let (x, y) = (values(&a.forward(flat(4))), values(&b.forward(flat(9))));
             for (p, q) in x.iter().zip(&y) {
                 assert!((p - q).abs() < 1e-5, "{x:?} vs {y:?}");
@@ -390,34 +308,20 @@ mod tests {
                 assert_eq!(&sd.tensors[k], t, "{k}");
             }
         }
-        assert!(
-            weights::with_input_size(&small.state_dict(), small.config(), 100).is_err(),
-            "not a multiple of 32"
-        );
+        assert!(weights::with_input_size(&small.state_dict(), small.config(), 100).is_err(), "not a multiple of 32");
     }
 
     #[test]
     fn skip_maps_metadata_that_does_not_fit_is_refused() {
         let d = cpu();
         let mut sd = HybridGNet::random(&graded(config::RELEASED_SKIP_MAPS), 8, &d).state_dict();
-        sd.metadata
-            .insert(weights::SKIP_MAPS_KEY.into(), "7,5".into());
-        let e = HybridGNet::from_state_dict(&sd, &d)
-            .unwrap_err()
-            .to_string();
+        sd.metadata.insert(weights::SKIP_MAPS_KEY.into(), "7,5".into());
+        let e = HybridGNet::from_state_dict(&sd, &d).unwrap_err().to_string();
         assert!(e.contains("skip maps \"7,5\""), "{e}");
         // Tensors of the released maps labelled as 5,4: up4 takes 16 + 14 + 2 features, not 16 + 12 + 2.
-        sd.metadata
-            .insert(weights::SKIP_MAPS_KEY.into(), "5,4".into());
-        let e = HybridGNet::from_state_dict(&sd, &d)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains(
-                "`graphConv_up4.lins.0.weight` has shape [32, 32], the model expects [32, 30]"
-            ),
-            "{e}"
-        );
+        sd.metadata.insert(weights::SKIP_MAPS_KEY.into(), "5,4".into());
+        let e = HybridGNet::from_state_dict(&sd, &d).unwrap_err().to_string();
+        assert!(e.contains("`graphConv_up4.lins.0.weight` has shape [32, 32], the model expects [32, 30]"), "{e}");
     }
 
     #[test]
@@ -426,11 +330,8 @@ mod tests {
         let model = HybridGNet::random(&small(true), 4, &d);
         let mut sd = model.state_dict();
         // Rewrite every ChebConv as one `weight` (K, in, out), torch_geometric < 2.
-        let prefixes: Vec<String> = sd
-            .tensors
-            .keys()
-            .filter_map(|k| k.strip_suffix(".lins.0.weight").map(String::from))
-            .collect();
+        let prefixes: Vec<String> =
+            sd.tensors.keys().filter_map(|k| k.strip_suffix(".lins.0.weight").map(String::from)).collect();
         for p in prefixes {
             let mut k = 0;
             let mut stacked = Vec::new();
@@ -442,13 +343,8 @@ mod tests {
                 }
                 k += 1;
             }
-            sd.tensors.insert(
-                format!("{p}.weight"),
-                weights::StateTensor {
-                    shape: vec![k, fin, fout],
-                    values: stacked,
-                },
-            );
+            sd.tensors
+                .insert(format!("{p}.weight"), weights::StateTensor { shape: vec![k, fin, fout], values: stacked });
         }
         let old = HybridGNet::from_state_dict(&sd, &d).unwrap();
         assert_eq!(old.state_dict().tensors, model.state_dict().tensors);
@@ -462,63 +358,35 @@ mod tests {
 
         let mut sd = good.clone();
         sd.tensors.remove("graphConv_up3.bias");
-        let e = HybridGNet::from_state_dict(&sd, &d)
-            .unwrap_err()
-            .to_string();
+        let e = HybridGNet::from_state_dict(&sd, &d).unwrap_err().to_string();
         assert!(e.contains("missing key `graphConv_up3.bias`"), "{e}");
 
         let mut sd = good.clone();
-        sd.tensors
-            .get_mut("encoder.dconv_down2.block.5.weight")
-            .unwrap()
-            .shape = vec![4, 4, 3, 2];
-        let e = HybridGNet::from_state_dict(&sd, &d)
-            .unwrap_err()
-            .to_string();
+        sd.tensors.get_mut("encoder.dconv_down2.block.5.weight").unwrap().shape = vec![4, 4, 3, 2];
+        let e = HybridGNet::from_state_dict(&sd, &d).unwrap_err().to_string();
         assert!(
             e.contains("`encoder.dconv_down2.block.5.weight` has shape [4, 4, 3, 2], the model expects [4, 4, 3, 3]"),
             "{e}"
         );
 
         let mut sd = good.clone();
-        let t = sd
-            .tensors
-            .remove("SC_2.graphConv_pre.lins.0.weight")
-            .unwrap();
+        let t = sd.tensors.remove("SC_2.graphConv_pre.lins.0.weight").unwrap();
         sd.tensors.insert(
             "SC_2.graphConv_pre.lins.0.weight".into(),
-            weights::StateTensor {
-                shape: vec![3, 32],
-                values: vec![0.0; 96],
-            },
+            weights::StateTensor { shape: vec![3, 32], values: vec![0.0; 96] },
         );
         drop(t);
-        let e = HybridGNet::from_state_dict(&sd, &d)
-            .unwrap_err()
-            .to_string();
+        let e = HybridGNet::from_state_dict(&sd, &d).unwrap_err().to_string();
         assert!(e.contains("[3, 32]") && e.contains("[2, 32]"), "{e}");
 
         let mut sd = good.clone();
-        sd.tensors.insert(
-            "encoder.extra.weight".into(),
-            weights::StateTensor {
-                shape: vec![1],
-                values: vec![0.0],
-            },
-        );
-        let e = HybridGNet::from_state_dict(&sd, &d)
-            .unwrap_err()
-            .to_string();
+        sd.tensors.insert("encoder.extra.weight".into(), weights::StateTensor { shape: vec![1], values: vec![0.0] });
+        let e = HybridGNet::from_state_dict(&sd, &d).unwrap_err().to_string();
         assert!(e.contains("`encoder.extra.weight`"), "{e}");
 
         let mut sd = good;
         sd.tensors.get_mut("encoder.fc_mu.weight").unwrap().shape = vec![8, 33];
-        let e = HybridGNet::from_state_dict(&sd, &d)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("encoder.fc_mu.weight") && e.contains("33"),
-            "{e}"
-        );
+        let e = HybridGNet::from_state_dict(&sd, &d).unwrap_err().to_string();
+        assert!(e.contains("encoder.fc_mu.weight") && e.contains("33"), "{e}");
     }
 }

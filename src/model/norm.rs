@@ -17,10 +17,7 @@ pub struct BatchNorm {
 
 impl BatchNorm {
     pub fn new(weight: Tensor<1>, bias: Tensor<1>) -> Self {
-        BatchNorm {
-            weight: Param::from_tensor(weight),
-            bias: Param::from_tensor(bias),
-        }
+        BatchNorm { weight: Param::from_tensor(weight), bias: Param::from_tensor(bias) }
     }
 
     pub fn channels(&self) -> usize {
@@ -50,15 +47,8 @@ mod tests {
         let d = cpu();
         // Two channels of 2×2. Channel 0: 1, 2, 3, 4 → mean 2.5, biased var 1.25.
         // Channel 1: constant 7 → var 0, so every value becomes its bias.
-        let x = tensor::<4>(
-            vec![1.0, 2.0, 3.0, 4.0, 7.0, 7.0, 7.0, 7.0],
-            [1, 2, 2, 2],
-            &d,
-        );
-        let bn = BatchNorm::new(
-            tensor::<1>(vec![2.0, 3.0], [2], &d),
-            tensor::<1>(vec![0.5, -1.0], [2], &d),
-        );
+        let x = tensor::<4>(vec![1.0, 2.0, 3.0, 4.0, 7.0, 7.0, 7.0, 7.0], [1, 2, 2, 2], &d);
+        let bn = BatchNorm::new(tensor::<1>(vec![2.0, 3.0], [2], &d), tensor::<1>(vec![0.5, -1.0], [2], &d));
         let s = (1.25f32 + 1e-5).sqrt();
         let c0 = [-1.5f32, -0.5, 0.5, 1.5].map(|v| 2.0 * v / s + 0.5);
         let expect = [c0[0], c0[1], c0[2], c0[3], -1.0, -1.0, -1.0, -1.0];
@@ -70,10 +60,7 @@ mod tests {
         let d = cpu();
         // One channel, two images of one pixel: 0 and 2 → mean 1, var 1.
         let x = tensor::<4>(vec![0.0, 2.0], [2, 1, 1, 1], &d);
-        let bn = BatchNorm::new(
-            tensor::<1>(vec![1.0], [1], &d),
-            tensor::<1>(vec![0.0], [1], &d),
-        );
+        let bn = BatchNorm::new(tensor::<1>(vec![1.0], [1], &d), tensor::<1>(vec![0.0], [1], &d));
         let v = 1.0 / (1.0f32 + 1e-5).sqrt();
         assert_close(&bn.forward(x), &[-v, v], 1e-6);
     }

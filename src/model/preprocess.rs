@@ -28,22 +28,13 @@ pub struct Letterbox {
 impl Letterbox {
     pub fn new(width: u32, height: u32) -> Self {
         let side = width.max(height);
-        Letterbox {
-            width,
-            height,
-            side,
-            pad_x: (side - width) / 2,
-            pad_y: (side - height) / 2,
-        }
+        Letterbox { width, height, side, pad_x: (side - width) / 2, pad_y: (side - height) / 2 }
     }
 
     /// Image pixels → model coordinates in [0, 1] of the square.
     pub fn to_model(&self, p: Point) -> [f32; 2] {
         let s = self.side as f32;
-        [
-            (p[0] + self.pad_x as f32) / s,
-            (p[1] + self.pad_y as f32) / s,
-        ]
+        [(p[0] + self.pad_x as f32) / s, (p[1] + self.pad_y as f32) / s]
     }
 
     /// Model coordinates in [0, 1] → image pixels: ×padded side, minus the padding before.
@@ -115,10 +106,7 @@ pub fn resize_bicubic(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) -
     for (y, line) in src.chunks_exact(sw).enumerate() {
         let out = &mut rows[y * dw..(y + 1) * dw];
         for (o, (idx, w)) in out.iter_mut().zip(&tx) {
-            *o = w[0] * line[idx[0]]
-                + w[1] * line[idx[1]]
-                + w[2] * line[idx[2]]
-                + w[3] * line[idx[3]];
+            *o = w[0] * line[idx[0]] + w[1] * line[idx[1]] + w[2] * line[idx[2]] + w[3] * line[idx[3]];
         }
     }
     let mut out = vec![0.0f32; dw * dh];
@@ -151,30 +139,20 @@ mod tests {
 
     #[test]
     fn a_point_survives_the_round_trip_through_model_space() {
-        for lb in [
-            Letterbox::new(1280, 1436),
-            Letterbox::new(1098, 899),
-            Letterbox::new(512, 512),
-        ] {
+        for lb in [Letterbox::new(1280, 1436), Letterbox::new(1098, 899), Letterbox::new(512, 512)] {
             let (w, h) = (lb.width as f32, lb.height as f32);
             for p in [[0.0, 0.0], [0.13 * w, 0.71 * h], [w - 1.0, h - 1.0]] {
                 let q = lb.to_model(p);
                 assert!((0.0..=1.0).contains(&q[0]) && (0.0..=1.0).contains(&q[1]));
                 let back = lb.to_image(q);
-                assert!(
-                    (back[0] - p[0]).abs() < 1e-3 && (back[1] - p[1]).abs() < 1e-3,
-                    "{p:?} → {q:?} → {back:?}"
-                );
+                assert!((back[0] - p[0]).abs() < 1e-3 && (back[1] - p[1]).abs() < 1e-3, "{p:?} → {q:?} → {back:?}");
             }
         }
         // 1280×1436: padded side 1436, 156 columns of padding, 78 before.
         let lb = Letterbox::new(1280, 1436);
         assert_eq!(lb.to_image([0.5, 0.5]), [718.0 - 78.0, 718.0]);
         let d = lb.scale_to_image([0.01, 0.02]);
-        assert!(
-            (d[0] - 14.36).abs() < 1e-4 && (d[1] - 28.72).abs() < 1e-4,
-            "{d:?}"
-        );
+        assert!((d[0] - 14.36).abs() < 1e-4 && (d[1] - 28.72).abs() < 1e-4, "{d:?}");
     }
 
     #[test]
@@ -200,17 +178,16 @@ mod tests {
         // float32 7×5 image (OpenCV 5.0.0), rounded to 6 decimals, then clamped to [0, 1].
         let src: Vec<f32> = (0..35).map(|i| ((i * 37) % 23) as f32 / 22.0).collect();
         let down: [f64; 12] = [
-            0.351746, 0.297372, 0.566122, 0.533395, 0.35609, 0.769132, 0.958674, 0.302268,
-            0.445381, 0.187761, 0.42872, 0.544409,
+            0.351746, 0.297372, 0.566122, 0.533395, 0.35609, 0.769132, 0.958674, 0.302268, 0.445381, 0.187761, 0.42872,
+            0.544409,
         ];
         let up: [f64; 54] = [
-            -0.056223, 0.467159, 0.451603, 0.322091, 0.904218, 0.593353, 0.106486, 0.186014,
-            0.709396, 0.133013, 0.751457, 0.792527, 0.311436, 0.237216, 0.593815, 0.362708,
-            0.417222, 1.023415, 0.425245, 0.401372, 0.634344, 0.654568, 0.165069, 0.863276,
-            0.76583, 0.418956, 0.488725, 0.783507, 0.297303, 0.222477, 0.496455, 0.482797,
-            0.643097, 0.826849, 0.611285, 0.150324, 0.683215, 0.611571, 0.193213, 0.090883,
-            0.726918, 0.28062, 0.469237, 0.71975, 0.533759, -0.040643, 0.523974, 0.535871,
-            0.383727, 0.923414, 0.660524, 0.148577, 0.216394, 0.787111,
+            -0.056223, 0.467159, 0.451603, 0.322091, 0.904218, 0.593353, 0.106486, 0.186014, 0.709396, 0.133013,
+            0.751457, 0.792527, 0.311436, 0.237216, 0.593815, 0.362708, 0.417222, 1.023415, 0.425245, 0.401372,
+            0.634344, 0.654568, 0.165069, 0.863276, 0.76583, 0.418956, 0.488725, 0.783507, 0.297303, 0.222477,
+            0.496455, 0.482797, 0.643097, 0.826849, 0.611285, 0.150324, 0.683215, 0.611571, 0.193213, 0.090883,
+            0.726918, 0.28062, 0.469237, 0.71975, 0.533759, -0.040643, 0.523974, 0.535871, 0.383727, 0.923414,
+            0.660524, 0.148577, 0.216394, 0.787111,
         ];
         for ((w, h), want) in [((4, 3), &down[..]), ((9, 6), &up[..])] {
             let got = resize_bicubic(&src, 7, 5, w, h);

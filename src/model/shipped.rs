@@ -25,11 +25,7 @@ pub fn candidates() -> Vec<PathBuf> {
             dir = d.parent().map(Path::to_path_buf);
         }
     }
-    out.push(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("assets")
-            .join(SHIPPED_WEIGHTS),
-    );
+    out.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(SHIPPED_WEIGHTS));
     out
 }
 
@@ -38,18 +34,11 @@ pub fn default_weights() -> Result<PathBuf, String> {
     let tried = candidates();
     if let Some(env) = std::env::var_os(WEIGHTS_ENV) {
         let p = PathBuf::from(env);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(format!("{WEIGHTS_ENV}={} is not a file", p.display()))
-        };
+        return if p.is_file() { Ok(p) } else { Err(format!("{WEIGHTS_ENV}={} is not a file", p.display())) };
     }
     tried.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
         let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
-        format!(
-            "the shipped model {SHIPPED_WEIGHTS} was not found (looked in {}); pass --weights FILE",
-            list.join(", ")
-        )
+        format!("the shipped model {SHIPPED_WEIGHTS} was not found (looked in {}); pass --weights FILE", list.join(", "))
     })
 }
 
@@ -68,19 +57,12 @@ mod tests {
     #[test]
     fn the_source_tree_is_always_a_candidate() {
         let c = candidates();
-        assert!(
-            c.last()
-                .unwrap()
-                .ends_with(Path::new("assets").join(SHIPPED_WEIGHTS))
-        );
+        assert!(c.last().unwrap().ends_with(Path::new("assets").join(SHIPPED_WEIGHTS)));
         assert!(c.last().unwrap().starts_with(env!("CARGO_MANIFEST_DIR")));
     }
 
     #[test]
     fn a_user_file_wins() {
-        assert_eq!(
-            resolve(Some(Path::new("x.pt"))).unwrap(),
-            PathBuf::from("x.pt")
-        );
+        assert_eq!(resolve(Some(Path::new("x.pt"))).unwrap(), PathBuf::from("x.pt"));
     }
 }

@@ -20,9 +20,6 @@ pub fn assert_close<const D: usize>(t: &Tensor<D>, expected: &[f32], tol: f32) {
     let got = values(t);
     assert_eq!(got.len(), expected.len(), "element count");
     for (i, (g, e)) in got.iter().zip(expected).enumerate() {
-        assert!(
-            (g - e).abs() <= tol,
-            "element {i}: got {g}, expected {e} (got {got:?})"
-        );
+        assert!((g - e).abs() <= tol, "element {i}: got {g}, expected {e} (got {got:?})");
     }
 }

@@ -79,13 +79,7 @@ pub fn predict_xray(model: &HybridGNet, image: &XrayImage, sampling: Sampling) -
 }
 
 /// Predict on a grey image in [0, 1] (row-major, `width`×`height`).
-pub fn predict(
-    model: &HybridGNet,
-    grey: &[f32],
-    width: u32,
-    height: u32,
-    sampling: Sampling,
-) -> Prediction {
+pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampling: Sampling) -> Prediction {
     sample(model, &encode(model, grey, width, height), sampling, None)
 }
 
@@ -103,31 +97,19 @@ pub fn encode(model: &HybridGNet, grey: &[f32], width: u32, height: u32) -> Enco
     let (input, letterbox) = model_input(grey, width, height, model.config().input_size);
     let encoding = model.encode_pixels(&input);
     let (mu, logvar) = (host(&encoding.mu), host(&encoding.logvar));
-    EncodedImage {
-        encoding,
-        letterbox,
-        mu,
-        logvar,
-    }
+    EncodedImage { encoding, letterbox, mu, logvar }
 }
 
 /// Decode latents of an encoded image and summarise them. `logvar` replaces the encoder's
 /// log σ² (μ and the image features stay the image's own): probes use it to tell whether a
 /// change of spread comes from the encoder's σ or from the decoder's response to the image.
-pub fn sample(
-    model: &HybridGNet,
-    image: &EncodedImage,
-    sampling: Sampling,
-    logvar: Option<&[f32]>,
-) -> Prediction {
+pub fn sample(model: &HybridGNet, image: &EncodedImage, sampling: Sampling, logvar: Option<&[f32]>) -> Prediction {
     let mu = &image.mu;
     let logvar = logvar.unwrap_or(&image.logvar);
     assert_eq!(logvar.len(), mu.len(), "one log σ² per latent");
     let (z, samples, seed) = match sampling {
         Sampling::Mean => (mu.clone(), 1, None),
-        Sampling::Random { samples, seed } => {
-            (draw_latents(mu, logvar, samples, seed), samples, Some(seed))
-        }
+        Sampling::Random { samples, seed } => (draw_latents(mu, logvar, samples, seed), samples, Some(seed)),
     };
     assert!(samples > 0, "at least one sample");
     let z = Tensor::from_data(TensorData::new(z, [samples, mu.len()]), model.device());
@@ -158,13 +140,7 @@ pub fn draw_latents(mu: &[f32], logvar: &[f32], n: usize, seed: u64) -> Vec<f32>
 }
 
 /// Statistics of decoded samples (n, 120, 2) in model units, mapped to image pixels.
-pub fn summarise(
-    decoded: &[f32],
-    n: usize,
-    logvar: &[f32],
-    letterbox: Letterbox,
-    seed: Option<u64>,
-) -> Prediction {
+pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox, seed: Option<u64>) -> Prediction {
     assert_eq!(decoded.len(), n * NUM_NODES * 2, "decoded samples");
     let mut mean = [[0.0f32; 2]; NUM_NODES];
     let mut std = [[0.0f32; 2]; NUM_NODES];
@@ -182,28 +158,14 @@ pub fn summarise(
         std[node] = letterbox.scale_to_image(s);
     }
     let latent_sigma2: Vec<f32> = logvar.iter().map(|lv| lv.exp()).collect();
-    let latent_sigma2_mean = latent_sigma2.iter().map(|&v| v as f64).sum::<f64>() as f32
-        / latent_sigma2.len().max(1) as f32;
-    let score =
-        std.iter().map(|s| (s[0] + s[1]) as f64 / 2.0).sum::<f64>() as f32 / NUM_NODES as f32;
+    let latent_sigma2_mean =
+        latent_sigma2.iter().map(|&v| v as f64).sum::<f64>() as f32 / latent_sigma2.len().max(1) as f32;
+    let score = std.iter().map(|s| (s[0] + s[1]) as f64 / 2.0).sum::<f64>() as f32 / NUM_NODES as f32;
     // The letterbox scales both axes alike, so model-space samples give the image's ratio.
     let ctr = crate::metrics::ctr::spread(
-        decoded
-            .chunks_exact(NUM_NODES * 2)
-            .map(|s| std::array::from_fn(|k| [s[2 * k], s[2 * k + 1]])),
+        decoded.chunks_exact(NUM_NODES * 2).map(|s| std::array::from_fn(|k| [s[2 * k], s[2 * k + 1]])),
     );
-    Prediction {
-        mean,
-        std,
-        latent_sigma2,
-        latent_sigma2_mean,
-        score,
-        samples: n,
-        seed,
-        letterbox,
-        calibrated: None,
-        ctr,
-    }
+    Prediction { mean, std, latent_sigma2, latent_sigma2_mean, score, samples: n, seed, letterbox, calibrated: None, ctr }
 }
 
 /// Serde for `[Point; 120]` (serde's derives stop at arrays of 32) as a list of pairs.
@@ -218,8 +180,7 @@ mod node_array {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[Point; NUM_NODES], D::Error> {
         let v = Vec::<Point>::deserialize(d)?;
         let n = v.len();
-        v.try_into()
-            .map_err(|_| serde::de::Error::invalid_length(n, &"120 (x, y) pairs"))
+        v.try_into().map_err(|_| serde::de::Error::invalid_length(n, &"120 (x, y) pairs"))
     }
 }
 
@@ -230,19 +191,13 @@ mod tests {
     use crate::model::testing::cpu;
 
     fn model() -> HybridGNet {
-        let config = ModelConfig {
-            channels: [4, 4, 8, 8, 8, 8],
-            latents: 8,
-            ..ModelConfig::released(64)
-        };
+        let config = ModelConfig { channels: [4, 4, 8, 8, 8, 8], latents: 8, ..ModelConfig::released(64) };
         HybridGNet::random(&config, 11, &cpu())
     }
 
     fn image() -> (Vec<f32>, u32, u32) {
         let (w, h) = (80u32, 60u32);
-        let px = (0..w * h)
-            .map(|i| ((i % w) as f32 / w as f32 + (i / w) as f32 / h as f32) / 2.0)
-            .collect();
+        let px = (0..w * h).map(|i| ((i % w) as f32 / w as f32 + (i / w) as f32 / h as f32) / 2.0).collect();
         (px, w, h)
     }
 
@@ -267,36 +222,9 @@ mod tests {
     fn same_seed_same_prediction_other_seed_differs() {
         let m = model();
         let (px, w, h) = image();
-        let a = predict(
-            &m,
-            &px,
-            w,
-            h,
-            Sampling::Random {
-                samples: 5,
-                seed: 7,
-            },
-        );
-        let b = predict(
-            &m,
-            &px,
-            w,
-            h,
-            Sampling::Random {
-                samples: 5,
-                seed: 7,
-            },
-        );
-        let c = predict(
-            &m,
-            &px,
-            w,
-            h,
-            Sampling::Random {
-                samples: 5,
-                seed: 8,
-            },
-        );
+        let a = predict(&m, &px, w, h, Sampling::Random { samples: 5, seed: 7 });
+        let b = predict(&m, &px, w, h, Sampling::Random { samples: 5, seed: 7 });
+        let c = predict(&m, &px, w, h, Sampling::Random { samples: 5, seed: 8 });
         assert_eq!(a, b);
         assert_ne!(a.mean, c.mean);
         assert!(a.score > 0.0);
@@ -307,10 +235,7 @@ mod tests {
     fn a_given_latent_variance_replaces_the_encoders() {
         let m = model();
         let (px, w, h) = image();
-        let sampling = Sampling::Random {
-            samples: 8,
-            seed: 3,
-        };
+        let sampling = Sampling::Random { samples: 8, seed: 3 };
         let own = predict(&m, &px, w, h, sampling);
         let enc = encode(&m, &px, w, h);
         // The encoder's own log σ² gives back exactly the plain prediction.
@@ -323,15 +248,7 @@ mod tests {
         // summation order of another batch size, see model::lookup).
         let none = sample(&m, &enc, sampling, Some(&[-80.0; 8]));
         assert_eq!(none.score, 0.0);
-        let one = sample(
-            &m,
-            &enc,
-            Sampling::Random {
-                samples: 1,
-                seed: 3,
-            },
-            Some(&[-80.0; 8]),
-        );
+        let one = sample(&m, &enc, Sampling::Random { samples: 1, seed: 3 }, Some(&[-80.0; 8]));
         assert_eq!(one.mean, predict(&m, &px, w, h, Sampling::Mean).mean);
         // A larger σ everywhere spreads the nodes further than the encoder's.
         let wide: Vec<f32> = lv.iter().map(|v| v + 2.0).collect();
@@ -346,9 +263,7 @@ mod tests {
         for row in z.chunks(3) {
             assert_eq!(row, mu);
         }
-        let decoded: Vec<f32> = (0..4)
-            .flat_map(|_| (0..240).map(|i| i as f32 / 240.0))
-            .collect();
+        let decoded: Vec<f32> = (0..4).flat_map(|_| (0..240).map(|i| i as f32 / 240.0)).collect();
         let p = summarise(&decoded, 4, &[-80.0; 3], Letterbox::new(100, 100), Some(1));
         assert_eq!(p.score, 0.0);
         assert!(p.latent_sigma2_mean < 1e-30);
@@ -357,34 +272,13 @@ mod tests {
     #[test]
     fn a_model_with_vanishing_sigma_has_no_spread() {
         // fc_logvar outputs −80 everywhere: σ ≈ 4e-18, so every draw rounds to μ.
-        let config = ModelConfig {
-            channels: [4, 4, 8, 8, 8, 8],
-            latents: 8,
-            ..ModelConfig::released(64)
-        };
+        let config = ModelConfig { channels: [4, 4, 8, 8, 8, 8], latents: 8, ..ModelConfig::released(64) };
         let mut sd = crate::model::weights::random_state_dict(&config, 5);
-        sd.tensors
-            .get_mut("encoder.fc_logvar.weight")
-            .unwrap()
-            .values
-            .fill(0.0);
-        sd.tensors
-            .get_mut("encoder.fc_logvar.bias")
-            .unwrap()
-            .values
-            .fill(-80.0);
+        sd.tensors.get_mut("encoder.fc_logvar.weight").unwrap().values.fill(0.0);
+        sd.tensors.get_mut("encoder.fc_logvar.bias").unwrap().values.fill(-80.0);
         let m = HybridGNet::from_state_dict(&sd, &cpu()).unwrap();
         let (px, w, h) = image();
-        let p = predict(
-            &m,
-            &px,
-            w,
-            h,
-            Sampling::Random {
-                samples: 6,
-                seed: 2,
-            },
-        );
+        let p = predict(&m, &px, w, h, Sampling::Random { samples: 6, seed: 2 });
         assert_eq!(p.score, 0.0);
         assert!(p.std.iter().all(|s| *s == [0.0, 0.0]));
         assert!(p.latent_sigma2_mean < 1e-30);
@@ -397,13 +291,7 @@ mod tests {
         let mut decoded = vec![0.5f32; 2 * 240];
         decoded[0] = 0.25;
         decoded[240] = 0.75;
-        let p = summarise(
-            &decoded,
-            2,
-            &[0.0, 2f32.ln()],
-            Letterbox::new(200, 100),
-            Some(3),
-        );
+        let p = summarise(&decoded, 2, &[0.0, 2f32.ln()], Letterbox::new(200, 100), Some(3));
         assert_eq!(p.mean[0], [100.0, 50.0]);
         assert_eq!(p.std[0], [50.0, 0.0]);
         assert_eq!(p.mean[1], [100.0, 50.0]);

@@ -41,18 +41,9 @@ pub enum WeightsError {
     #[error("{}: missing key `{key}`", file.display())]
     Missing { file: PathBuf, key: String },
     #[error("{}: `{key}` has shape {found:?}, the model expects {expected:?}", file.display())]
-    Shape {
-        file: PathBuf,
-        key: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
+    Shape { file: PathBuf, key: String, expected: Vec<usize>, found: Vec<usize> },
     #[error("{}: `{key}` holds {dtype} values, not floating point", file.display())]
-    Dtype {
-        file: PathBuf,
-        key: String,
-        dtype: String,
-    },
+    Dtype { file: PathBuf, key: String, dtype: String },
     #[error("{}: key(s) the model does not have: {keys}", file.display())]
     Unexpected { file: PathBuf, keys: String },
     #[error("{}: {reason}", file.display())]
@@ -80,20 +71,13 @@ impl StateDict {
     /// A state dict nested under `state_dict`, `model` or a DataParallel `module.` prefix is
     /// unwrapped.
     pub fn read(path: &Path) -> Result<Self, WeightsError> {
-        let read_err = |reason: String| WeightsError::Read {
-            file: path.to_path_buf(),
-            reason,
-        };
+        let read_err = |reason: String| WeightsError::Read { file: path.to_path_buf(), reason };
         let mut head = [0u8; 16];
         let n = std::fs::File::open(path)
             .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
             .map_err(|e| read_err(e.to_string()))?;
         let is_safetensors = n >= 9 && head[8] == b'{';
-        let mut sd = if is_safetensors {
-            read_safetensors(path)?
-        } else {
-            read_pytorch(path)?
-        };
+        let mut sd = if is_safetensors { read_safetensors(path)? } else { read_pytorch(path)? };
         sd.strip_wrapper_prefix();
         if sd.tensors.is_empty() {
             return Err(read_err("no tensors in file".into()));
@@ -107,10 +91,7 @@ impl StateDict {
                 continue;
             }
             let tensors = std::mem::take(&mut self.tensors);
-            self.tensors = tensors
-                .into_iter()
-                .map(|(k, v)| (k[prefix.len()..].to_string(), v))
-                .collect();
+            self.tensors = tensors.into_iter().map(|(k, v)| (k[prefix.len()..].to_string(), v)).collect();
         }
     }
 
@@ -121,25 +102,12 @@ impl StateDict {
     /// Write as safetensors (f32) with its metadata, our format tag and `extra_metadata`,
     /// atomically: a temporary file beside
     /// `path`, synced, then renamed over it.
-    pub fn write_safetensors(
-        &self,
-        path: &Path,
-        extra_metadata: &[(&str, String)],
-    ) -> Result<(), WeightsError> {
-        let write_err = |reason: String| WeightsError::Write {
-            file: path.to_path_buf(),
-            reason,
-        };
+    pub fn write_safetensors(&self, path: &Path, extra_metadata: &[(&str, String)]) -> Result<(), WeightsError> {
+        let write_err = |reason: String| WeightsError::Write { file: path.to_path_buf(), reason };
         let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
             .tensors
             .iter()
-            .map(|(k, t)| {
-                (
-                    k.clone(),
-                    t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    t.shape.clone(),
-                )
-            })
+            .map(|(k, t)| (k.clone(), t.values.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone()))
             .collect();
         let views = bytes
             .iter()
@@ -154,8 +122,7 @@ impl StateDict {
         for (k, v) in extra_metadata {
             metadata.insert(k.to_string(), v.clone());
         }
-        let data =
-            safetensors::serialize(views, Some(metadata)).map_err(|e| write_err(e.to_string()))?;
+        let data = safetensors::serialize(views, Some(metadata)).map_err(|e| write_err(e.to_string()))?;
         write_atomically(path, &data).map_err(|e| write_err(e.to_string()))
     }
 }
@@ -163,14 +130,8 @@ impl StateDict {
 /// Write `data` to `path` through a synced temporary file in the same folder and a rename,
 /// so a reader never sees a half-written file.
 pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -192,57 +153,33 @@ pub const MAX_TOTAL_VALUES: usize = 256 * 1024 * 1024;
 
 /// Values a shape holds, refused before anything is allocated for it when it overflows or
 /// exceeds the limits above (`total` is the count so far in the file).
-fn checked_count(
-    path: &Path,
-    key: &str,
-    shape: &[usize],
-    total: &mut usize,
-) -> Result<usize, WeightsError> {
-    let count = shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .filter(|&n| n <= MAX_TENSOR_VALUES);
+fn checked_count(path: &Path, key: &str, shape: &[usize], total: &mut usize) -> Result<usize, WeightsError> {
+    let count = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).filter(|&n| n <= MAX_TENSOR_VALUES);
     let Some(count) = count else {
         return Err(WeightsError::Read {
             file: path.to_path_buf(),
-            reason: format!(
-                "tensor `{key}` claims shape {shape:?}: more than {MAX_TENSOR_VALUES} values, not a HybridGNet"
-            ),
+            reason: format!("tensor `{key}` claims shape {shape:?}: more than {MAX_TENSOR_VALUES} values, not a HybridGNet"),
         });
     };
     *total += count;
     if *total > MAX_TOTAL_VALUES {
         return Err(WeightsError::Read {
             file: path.to_path_buf(),
-            reason: format!(
-                "tensors claim more than {MAX_TOTAL_VALUES} values in all: not a HybridGNet"
-            ),
+            reason: format!("tensors claim more than {MAX_TOTAL_VALUES} values in all: not a HybridGNet"),
         });
     }
     Ok(count)
 }
 
 /// The values of a tensor, which must be exactly as many as its shape says.
-fn checked_values(
-    path: &Path,
-    key: &str,
-    shape: &[usize],
-    count: usize,
-    values: Vec<f32>,
-) -> Result<StateTensor, WeightsError> {
+fn checked_values(path: &Path, key: &str, shape: &[usize], count: usize, values: Vec<f32>) -> Result<StateTensor, WeightsError> {
     if values.len() != count {
         return Err(WeightsError::Read {
             file: path.to_path_buf(),
-            reason: format!(
-                "tensor `{key}` has shape {shape:?} ({count} values) but its data holds {}",
-                values.len()
-            ),
+            reason: format!("tensor `{key}` has shape {shape:?} ({count} values) but its data holds {}", values.len()),
         });
     }
-    Ok(StateTensor {
-        shape: shape.to_vec(),
-        values,
-    })
+    Ok(StateTensor { shape: shape.to_vec(), values })
 }
 
 fn read_pytorch(path: &Path) -> Result<StateDict, WeightsError> {
@@ -257,53 +194,31 @@ fn read_pytorch(path: &Path) -> Result<StateDict, WeightsError> {
 }
 
 fn read_pytorch_inner(path: &Path) -> Result<StateDict, WeightsError> {
-    let reader = PytorchReader::new(path).map_err(|e| WeightsError::Read {
-        file: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let reader =
+        PytorchReader::new(path).map_err(|e| WeightsError::Read { file: path.to_path_buf(), reason: e.to_string() })?;
     let mut tensors = BTreeMap::new();
     let mut total = 0;
     for (key, t) in reader.into_tensors() {
         let count = checked_count(path, &key, t.shape(), &mut total)?;
-        let bytes = t.read().map_err(|e| WeightsError::Read {
-            file: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let bytes = t.read().map_err(|e| WeightsError::Read { file: path.to_path_buf(), reason: e.to_string() })?;
         use pytorch_reader::DType as P;
         let values = match t.dtype() {
             P::F32 => decode(&bytes, 4, |b| f32::from_ne_bytes(b.try_into().unwrap())),
-            P::F64 => decode(&bytes, 8, |b| {
-                f64::from_ne_bytes(b.try_into().unwrap()) as f32
-            }),
-            P::F16 => decode(&bytes, 2, |b| {
-                f16::from_ne_bytes(b.try_into().unwrap()).to_f32()
-            }),
-            P::BF16 => decode(&bytes, 2, |b| {
-                bf16::from_ne_bytes(b.try_into().unwrap()).to_f32()
-            }),
+            P::F64 => decode(&bytes, 8, |b| f64::from_ne_bytes(b.try_into().unwrap()) as f32),
+            P::F16 => decode(&bytes, 2, |b| f16::from_ne_bytes(b.try_into().unwrap()).to_f32()),
+            P::BF16 => decode(&bytes, 2, |b| bf16::from_ne_bytes(b.try_into().unwrap()).to_f32()),
             other => {
-                return Err(WeightsError::Dtype {
-                    file: path.to_path_buf(),
-                    key,
-                    dtype: format!("{other:?}"),
-                });
+                return Err(WeightsError::Dtype { file: path.to_path_buf(), key, dtype: format!("{other:?}") });
             }
         };
         let tensor = checked_values(path, &key, t.shape(), count, values)?;
         tensors.insert(key, tensor);
     }
-    Ok(StateDict {
-        source: path.to_path_buf(),
-        tensors,
-        metadata: BTreeMap::new(),
-    })
+    Ok(StateDict { source: path.to_path_buf(), tensors, metadata: BTreeMap::new() })
 }
 
 fn read_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
-    let read_err = |reason: String| WeightsError::Read {
-        file: path.to_path_buf(),
-        reason,
-    };
+    let read_err = |reason: String| WeightsError::Read { file: path.to_path_buf(), reason };
     let bytes = std::fs::read(path).map_err(|e| read_err(e.to_string()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| read_err(e.to_string()))?;
     let mut tensors = BTreeMap::new();
@@ -314,22 +229,10 @@ fn read_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
         let data = view.data();
         let values = match view.dtype() {
             S::F32 => decode(data, 4, |b| f32::from_le_bytes(b.try_into().unwrap())),
-            S::F64 => decode(data, 8, |b| {
-                f64::from_le_bytes(b.try_into().unwrap()) as f32
-            }),
-            S::F16 => decode(data, 2, |b| {
-                f16::from_le_bytes(b.try_into().unwrap()).to_f32()
-            }),
-            S::BF16 => decode(data, 2, |b| {
-                bf16::from_le_bytes(b.try_into().unwrap()).to_f32()
-            }),
-            other => {
-                return Err(WeightsError::Dtype {
-                    file: path.to_path_buf(),
-                    key,
-                    dtype: format!("{other:?}"),
-                });
-            }
+            S::F64 => decode(data, 8, |b| f64::from_le_bytes(b.try_into().unwrap()) as f32),
+            S::F16 => decode(data, 2, |b| f16::from_le_bytes(b.try_into().unwrap()).to_f32()),
+            S::BF16 => decode(data, 2, |b| bf16::from_le_bytes(b.try_into().unwrap()).to_f32()),
+            other => return Err(WeightsError::Dtype { file: path.to_path_buf(), key, dtype: format!("{other:?}") }),
         };
         let tensor = checked_values(path, &key, view.shape(), count, values)?;
         tensors.insert(key, tensor);
@@ -342,11 +245,7 @@ fn read_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
         .unwrap_or_default()
         .into_iter()
         .collect();
-    Ok(StateDict {
-        source: path.to_path_buf(),
-        tensors,
-        metadata,
-    })
+    Ok(StateDict { source: path.to_path_buf(), tensors, metadata })
 }
 
 fn decode(bytes: &[u8], width: usize, f: impl Fn(&[u8]) -> f32) -> Vec<f32> {
@@ -359,10 +258,7 @@ pub fn infer_config(sd: &StateDict) -> Result<ModelConfig, WeightsError> {
     let mut channels = [0; 6];
     for (i, c) in channels.iter_mut().enumerate() {
         let key = format!("encoder.dconv_down{}.block.2.weight", i + 1);
-        let shape = sd.shape_of(&key).ok_or_else(|| WeightsError::Missing {
-            file: file(),
-            key: key.clone(),
-        })?;
+        let shape = sd.shape_of(&key).ok_or_else(|| WeightsError::Missing { file: file(), key: key.clone() })?;
         if shape.len() != 4 {
             return Err(WeightsError::Architecture {
                 file: file(),
@@ -372,10 +268,7 @@ pub fn infer_config(sd: &StateDict) -> Result<ModelConfig, WeightsError> {
         *c = shape[0];
     }
     let key = "encoder.fc_mu.weight";
-    let shape = sd.shape_of(key).ok_or_else(|| WeightsError::Missing {
-        file: file(),
-        key: key.into(),
-    })?;
+    let shape = sd.shape_of(key).ok_or_else(|| WeightsError::Missing { file: file(), key: key.into() })?;
     let [latents, flat] = shape else {
         return Err(WeightsError::Architecture {
             file: file(),
@@ -383,46 +276,24 @@ pub fn infer_config(sd: &StateDict) -> Result<ModelConfig, WeightsError> {
         });
     };
     if channels.contains(&0) {
-        return Err(WeightsError::Architecture {
-            file: file(),
-            reason: format!("an encoder block has no channels ({channels:?})"),
-        });
+        return Err(WeightsError::Architecture { file: file(), reason: format!("an encoder block has no channels ({channels:?})") });
     }
     let cells = flat / channels[5];
     let side = (cells as f64).sqrt().round() as usize;
     if side == 0 || side * side * channels[5] != *flat {
         return Err(WeightsError::Architecture {
             file: file(),
-            reason: format!(
-                "`{key}` takes {flat} inputs, which is not {}·(S/32)² for any input size S",
-                channels[5]
-            ),
+            reason: format!("`{key}` takes {flat} inputs, which is not {}·(S/32)² for any input size S", channels[5]),
         });
     }
-    let skip_blocks = sd.shape_of("SC_1.graphConv_pre.lins.0.weight").is_some()
-        || sd.shape_of("SC_1.graphConv_pre.weight").is_some();
+    let skip_blocks =
+        sd.shape_of("SC_1.graphConv_pre.lins.0.weight").is_some() || sd.shape_of("SC_1.graphConv_pre.weight").is_some();
     let skip_maps = match sd.metadata.get(SKIP_MAPS_KEY) {
-        Some(tag) => {
-            ModelConfig::parse_skip_maps(tag).map_err(|reason| WeightsError::Architecture {
-                file: file(),
-                reason,
-            })?
-        }
+        Some(tag) => ModelConfig::parse_skip_maps(tag).map_err(|reason| WeightsError::Architecture { file: file(), reason })?,
         None => RELEASED_SKIP_MAPS,
     };
-    let config = ModelConfig {
-        input_size: side * 32,
-        channels,
-        latents: *latents,
-        skip_blocks,
-        skip_maps,
-    };
-    config
-        .validate()
-        .map_err(|reason| WeightsError::Architecture {
-            file: file(),
-            reason,
-        })?;
+    let config = ModelConfig { input_size: side * 32, channels, latents: *latents, skip_blocks, skip_maps };
+    config.validate().map_err(|reason| WeightsError::Architecture { file: file(), reason })?;
     Ok(config)
 }
 
@@ -439,10 +310,7 @@ impl<'a> Loader<'a> {
             .sd
             .tensors
             .get(key)
-            .ok_or_else(|| WeightsError::Missing {
-                file: self.sd.source.clone(),
-                key: key.into(),
-            })?;
+            .ok_or_else(|| WeightsError::Missing { file: self.sd.source.clone(), key: key.into() })?;
         if t.shape != expected {
             return Err(WeightsError::Shape {
                 file: self.sd.source.clone(),
@@ -455,16 +323,9 @@ impl<'a> Loader<'a> {
         Ok(t)
     }
 
-    fn take<const D: usize>(
-        &mut self,
-        key: &str,
-        expected: [usize; D],
-    ) -> Result<Tensor<D>, WeightsError> {
+    fn take<const D: usize>(&mut self, key: &str, expected: [usize; D]) -> Result<Tensor<D>, WeightsError> {
         let t = self.raw(key, &expected)?;
-        Ok(Tensor::from_data(
-            TensorData::new(t.values.clone(), expected),
-            self.device,
-        ))
+        Ok(Tensor::from_data(TensorData::new(t.values.clone(), expected), self.device))
     }
 
     fn has(&self, key: &str) -> bool {
@@ -472,26 +333,12 @@ impl<'a> Loader<'a> {
     }
 
     fn batch_norm(&mut self, prefix: &str, c: usize) -> Result<BatchNorm, WeightsError> {
-        Ok(BatchNorm::new(
-            self.take(&format!("{prefix}.weight"), [c])?,
-            self.take(&format!("{prefix}.bias"), [c])?,
-        ))
+        Ok(BatchNorm::new(self.take(&format!("{prefix}.weight"), [c])?, self.take(&format!("{prefix}.bias"), [c])?))
     }
 
-    fn conv(
-        &mut self,
-        prefix: &str,
-        cout: usize,
-        cin: usize,
-        k: usize,
-        bias: bool,
-    ) -> Result<Conv, WeightsError> {
+    fn conv(&mut self, prefix: &str, cout: usize, cin: usize, k: usize, bias: bool) -> Result<Conv, WeightsError> {
         let w = self.take(&format!("{prefix}.weight"), [cout, cin, k, k])?;
-        let b = if bias {
-            Some(self.take(&format!("{prefix}.bias"), [cout])?)
-        } else {
-            None
-        };
+        let b = if bias { Some(self.take(&format!("{prefix}.bias"), [cout])?) } else { None };
         Ok(Conv::new(w, b))
     }
 
@@ -504,14 +351,7 @@ impl<'a> Loader<'a> {
 
     /// A ChebConv in either torch_geometric layout: ≥ 2 (`lins.k.weight`, (out, in) each) or
     /// older (`weight`, (K, in, out)).
-    fn cheb(
-        &mut self,
-        prefix: &str,
-        k: usize,
-        fin: usize,
-        fout: usize,
-        bias: bool,
-    ) -> Result<ChebConv, WeightsError> {
+    fn cheb(&mut self, prefix: &str, k: usize, fin: usize, fout: usize, bias: bool) -> Result<ChebConv, WeightsError> {
         let old_key = format!("{prefix}.weight");
         let weight = if self.has(&old_key) && !self.has(&format!("{prefix}.lins.0.weight")) {
             self.take(&old_key, [k, fin, fout])?
@@ -526,51 +366,26 @@ impl<'a> Loader<'a> {
             }
             Tensor::from_data(TensorData::new(stacked, [k, fin, fout]), self.device)
         };
-        let b = if bias {
-            Some(self.take(&format!("{prefix}.bias"), [fout])?)
-        } else {
-            None
-        };
+        let b = if bias { Some(self.take(&format!("{prefix}.bias"), [fout])?) } else { None };
         Ok(ChebConv::new(weight, b))
     }
 
     fn finish(self) -> Result<(), WeightsError> {
-        let extra: Vec<&String> = self
-            .sd
-            .tensors
-            .keys()
-            .filter(|k| !self.used.contains(*k))
-            .collect();
+        let extra: Vec<&String> = self.sd.tensors.keys().filter(|k| !self.used.contains(*k)).collect();
         if extra.is_empty() {
             return Ok(());
         }
-        let mut keys = extra
-            .iter()
-            .take(5)
-            .map(|k| format!("`{k}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let mut keys = extra.iter().take(5).map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
         if extra.len() > 5 {
             keys += &format!(" and {} more", extra.len() - 5);
         }
-        Err(WeightsError::Unexpected {
-            file: self.sd.source.clone(),
-            keys,
-        })
+        Err(WeightsError::Unexpected { file: self.sd.source.clone(), keys })
     }
 }
 
 /// Build the encoder and decoder of `config` from `sd`, checking every tensor.
-pub fn build(
-    sd: &StateDict,
-    config: &ModelConfig,
-    device: &Device,
-) -> Result<(Encoder, Decoder), WeightsError> {
-    let mut l = Loader {
-        sd,
-        device,
-        used: BTreeSet::new(),
-    };
+pub fn build(sd: &StateDict, config: &ModelConfig, device: &Device) -> Result<(Encoder, Decoder), WeightsError> {
+    let mut l = Loader { sd, device, used: BTreeSet::new() };
     let mut blocks = Vec::new();
     let mut cin = 1;
     for (i, &c) in config.channels.iter().enumerate() {
@@ -601,15 +416,12 @@ pub fn build(
 
     let (nf, hid) = (DECODER_FEATURES, DECODER_HIDDEN);
     let [look1, look2] = config.skip_widths();
-    let skip =
-        |l: &mut Loader, name: &str, fin: usize| -> Result<Option<SkipBlock>, WeightsError> {
-            if !config.skip_blocks {
-                return Ok(None);
-            }
-            Ok(Some(SkipBlock {
-                graph_conv_pre: l.cheb(&format!("{name}.graphConv_pre"), 1, fin, 2, false)?,
-            }))
-        };
+    let skip = |l: &mut Loader, name: &str, fin: usize| -> Result<Option<SkipBlock>, WeightsError> {
+        if !config.skip_blocks {
+            return Ok(None);
+        }
+        Ok(Some(SkipBlock { graph_conv_pre: l.cheb(&format!("{name}.graphConv_pre"), 1, fin, 2, false)? }))
+    };
     let decoder = Decoder {
         dec_lin: l.linear("dec_lin", nf * NUM_COARSE_NODES, config.latents)?,
         up6: l.cheb("graphConv_up6", CHEB_K, nf, nf, true)?,
@@ -626,10 +438,7 @@ pub fn build(
 }
 
 fn host<const D: usize>(t: &Tensor<D>) -> StateTensor {
-    StateTensor {
-        shape: t.dims().to_vec(),
-        values: t.try_to_vec_as::<f32>().expect("f32 data"),
-    }
+    StateTensor { shape: t.dims().to_vec(), values: t.try_to_vec_as::<f32>().expect("f32 data") }
 }
 
 /// The released-layout state dict of a model (ChebConv as `lins.k.weight`).
@@ -656,11 +465,9 @@ pub fn state_dict(encoder: &Encoder, decoder: &Decoder) -> StateDict {
             put(format!("{p}.skip.1.bias"), host(&s.norm.bias.val()));
         }
     }
-    for (name, lin) in [
-        ("encoder.fc_mu", &encoder.fc_mu),
-        ("encoder.fc_logvar", &encoder.fc_logvar),
-        ("dec_lin", &decoder.dec_lin),
-    ] {
+    for (name, lin) in
+        [("encoder.fc_mu", &encoder.fc_mu), ("encoder.fc_logvar", &encoder.fc_logvar), ("dec_lin", &decoder.dec_lin)]
+    {
         put(format!("{name}.weight"), host(&lin.weight.val()));
         put(format!("{name}.bias"), host(&lin.bias.val()));
     }
@@ -687,23 +494,13 @@ pub fn state_dict(encoder: &Encoder, decoder: &Decoder) -> StateDict {
                 .flat_map(|c| (0..fin).map(move |r| (c, r)))
                 .map(|(c, r)| w.values[(i * fin + r) * fout + c])
                 .collect();
-            put(
-                format!("{name}.lins.{i}.weight"),
-                StateTensor {
-                    shape: vec![fout, fin],
-                    values,
-                },
-            );
+            put(format!("{name}.lins.{i}.weight"), StateTensor { shape: vec![fout, fin], values });
         }
         if let Some(b) = &conv.bias {
             put(format!("{name}.bias"), host(&b.val()));
         }
     }
-    StateDict {
-        source: PathBuf::from("<model>"),
-        tensors: out,
-        metadata: BTreeMap::new(),
-    }
+    StateDict { source: PathBuf::from("<model>"), tensors: out, metadata: BTreeMap::new() }
 }
 
 /// Every key of the released layout for `config`, with its shape and PyTorch's default
@@ -731,24 +528,12 @@ pub fn layout(config: &ModelConfig) -> Vec<(String, Vec<usize>, Option<f32>)> {
     }
     let flat = config.flat_features();
     for name in ["encoder.fc_mu", "encoder.fc_logvar"] {
-        out.push((
-            format!("{name}.weight"),
-            vec![config.latents, flat],
-            fan(flat),
-        ));
+        out.push((format!("{name}.weight"), vec![config.latents, flat], fan(flat)));
         out.push((format!("{name}.bias"), vec![config.latents], fan(flat)));
     }
     let (nf, hid) = (DECODER_FEATURES, DECODER_HIDDEN);
-    out.push((
-        "dec_lin.weight".into(),
-        vec![nf * NUM_COARSE_NODES, config.latents],
-        fan(config.latents),
-    ));
-    out.push((
-        "dec_lin.bias".into(),
-        vec![nf * NUM_COARSE_NODES],
-        fan(config.latents),
-    ));
+    out.push(("dec_lin.weight".into(), vec![nf * NUM_COARSE_NODES, config.latents], fan(config.latents)));
+    out.push(("dec_lin.bias".into(), vec![nf * NUM_COARSE_NODES], fan(config.latents)));
     let [look1, look2] = config.skip_widths();
     let mut chebs = vec![
         ("graphConv_up6", CHEB_K, nf, nf, true),
@@ -780,44 +565,22 @@ pub fn layout(config: &ModelConfig) -> Vec<(String, Vec<usize>, Option<f32>)> {
 /// weights for the looked-up features start at zero, since features of another block mean
 /// something else. Fine-tuning then learns to read the new map from a model that first ignores
 /// it.
-pub fn with_skip_maps(
-    sd: &StateDict,
-    from: &ModelConfig,
-    to: [usize; 2],
-) -> Result<StateDict, WeightsError> {
-    let target = ModelConfig {
-        skip_maps: to,
-        ..*from
-    };
-    target
-        .validate()
-        .map_err(|reason| WeightsError::Architecture {
-            file: sd.source.clone(),
-            reason,
-        })?;
+pub fn with_skip_maps(sd: &StateDict, from: &ModelConfig, to: [usize; 2]) -> Result<StateDict, WeightsError> {
+    let target = ModelConfig { skip_maps: to, ..*from };
+    target.validate().map_err(|reason| WeightsError::Architecture { file: sd.source.clone(), reason })?;
     let mut out = sd.clone();
-    out.metadata
-        .insert(SKIP_MAPS_KEY.to_string(), target.skip_maps_tag());
+    out.metadata.insert(SKIP_MAPS_KEY.to_string(), target.skip_maps_tag());
     if !from.skip_blocks {
         return Ok(out);
     }
     let (old, new) = (from.skip_widths(), target.skip_widths());
-    for (i, (conv, kept)) in [
-        ("graphConv_up4", DECODER_FEATURES),
-        ("graphConv_up2", DECODER_HIDDEN),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, (conv, kept)) in [("graphConv_up4", DECODER_FEATURES), ("graphConv_up2", DECODER_HIDDEN)].into_iter().enumerate() {
         if from.skip_maps[i] == to[i] {
             continue;
         }
         for k in 0..CHEB_K {
             let key = format!("{conv}.lins.{k}.weight");
-            let t = sd.tensors.get(&key).ok_or_else(|| WeightsError::Missing {
-                file: sd.source.clone(),
-                key: key.clone(),
-            })?;
+            let t = sd.tensors.get(&key).ok_or_else(|| WeightsError::Missing { file: sd.source.clone(), key: key.clone() })?;
             let (fout, fin_old, fin_new) = (t.shape[0], kept + old[i], kept + new[i]);
             if t.shape != [fout, fin_old] {
                 return Err(WeightsError::Architecture {
@@ -826,21 +589,12 @@ pub fn with_skip_maps(
                 });
             }
             let mut values = vec![0.0; fout * fin_new];
-            for (row_new, row_old) in values
-                .chunks_exact_mut(fin_new)
-                .zip(t.values.chunks_exact(fin_old))
-            {
+            for (row_new, row_old) in values.chunks_exact_mut(fin_new).zip(t.values.chunks_exact(fin_old)) {
                 // Columns: node features, looked-up features, then (x, y).
                 row_new[..kept].copy_from_slice(&row_old[..kept]);
                 row_new[fin_new - 2..].copy_from_slice(&row_old[fin_old - 2..]);
             }
-            out.tensors.insert(
-                key,
-                StateTensor {
-                    shape: vec![fout, fin_new],
-                    values,
-                },
-            );
+            out.tensors.insert(key, StateTensor { shape: vec![fout, fin_new], values });
         }
     }
     Ok(out)
@@ -852,38 +606,18 @@ pub fn with_skip_maps(
 /// new cell's weight is the old weights integrated over the part of the old grid it covers
 /// (in old-cell units), so every old weight is spread over the new grid with its sum intact and
 /// a conv6 map that is constant per channel gives the same μ and log σ² at either size.
-pub fn with_input_size(
-    sd: &StateDict,
-    from: &ModelConfig,
-    size: usize,
-) -> Result<StateDict, WeightsError> {
-    let target = ModelConfig {
-        input_size: size,
-        ..*from
-    };
-    target
-        .validate()
-        .map_err(|reason| WeightsError::Architecture {
-            file: sd.source.clone(),
-            reason,
-        })?;
+pub fn with_input_size(sd: &StateDict, from: &ModelConfig, size: usize) -> Result<StateDict, WeightsError> {
+    let target = ModelConfig { input_size: size, ..*from };
+    target.validate().map_err(|reason| WeightsError::Architecture { file: sd.source.clone(), reason })?;
     let (old, new) = (from.conv6_side(), target.conv6_side());
     let spread = overlap_matrix(old, new);
     let mut out = sd.clone();
     for name in ["encoder.fc_mu.weight", "encoder.fc_logvar.weight"] {
-        let t = sd.tensors.get(name).ok_or_else(|| WeightsError::Missing {
-            file: sd.source.clone(),
-            key: name.into(),
-        })?;
+        let t = sd.tensors.get(name).ok_or_else(|| WeightsError::Missing { file: sd.source.clone(), key: name.into() })?;
         if t.shape != [from.latents, from.flat_features()] {
             return Err(WeightsError::Architecture {
                 file: sd.source.clone(),
-                reason: format!(
-                    "`{name}` has shape {:?}, not [{}, {}]",
-                    t.shape,
-                    from.latents,
-                    from.flat_features()
-                ),
+                reason: format!("`{name}` has shape {:?}, not [{}, {}]", t.shape, from.latents, from.flat_features()),
             });
         }
         let mut values = Vec::with_capacity(from.latents * target.flat_features());
@@ -894,21 +628,14 @@ pub fn with_input_size(
                     let mut w = 0.0;
                     for oy in 0..old {
                         for ox in 0..old {
-                            w +=
-                                spread[ny * old + oy] * spread[nx * old + ox] * grid[oy * old + ox];
+                            w += spread[ny * old + oy] * spread[nx * old + ox] * grid[oy * old + ox];
                         }
                     }
                     values.push(w);
                 }
             }
         }
-        out.tensors.insert(
-            name.into(),
-            StateTensor {
-                shape: vec![from.latents, target.flat_features()],
-                values,
-            },
-        );
+        out.tensors.insert(name.into(), StateTensor { shape: vec![from.latents, target.flat_features()], values });
     }
     Ok(out)
 }
@@ -943,9 +670,5 @@ pub fn random_state_dict(config: &ModelConfig, seed: u64) -> StateDict {
         tensors.insert(key, StateTensor { shape, values });
     }
     let metadata = BTreeMap::from([(SKIP_MAPS_KEY.to_string(), config.skip_maps_tag())]);
-    StateDict {
-        source: PathBuf::from(format!("<random seed {seed}>")),
-        tensors,
-        metadata,
-    }
+    StateDict { source: PathBuf::from(format!("<random seed {seed}>")), tensors, metadata }
 }

@@ -23,9 +23,8 @@ pub fn viridis(t: f64) -> Color32 {
     let x = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
     let i = (x.floor() as usize).min(STOPS.len() - 2);
     let f = x - i as f64;
-    let c: [u8; 3] = std::array::from_fn(|k| {
-        (STOPS[i][k] as f64 * (1.0 - f) + STOPS[i + 1][k] as f64 * f).round() as u8
-    });
+    let c: [u8; 3] =
+        std::array::from_fn(|k| (STOPS[i][k] as f64 * (1.0 - f) + STOPS[i + 1][k] as f64 * f).round() as u8);
     Color32::from_rgb(c[0], c[1], c[2])
 }
 

@@ -22,30 +22,17 @@ const H: u32 = 640;
 
 /// Panels side by side under a common title. Non-finite values are counted in the group
 /// label but not drawn.
-pub fn strip_plots(
-    path: &Path,
-    title: &str,
-    subtitle: &str,
-    panels: &[Panel],
-) -> Result<(), FormatError> {
+pub fn strip_plots(path: &Path, title: &str, subtitle: &str, panels: &[Panel]) -> Result<(), FormatError> {
     let mut c = Canvas::new((W_PANEL * panels.len() as f32) as u32, H);
     chart::title(&mut c, title, Some(subtitle));
     for (k, panel) in panels.iter().enumerate() {
         let left = W_PANEL * k as f32;
-        let rect = Rect::from_min_max(
-            Pos2::new(left + 100.0, 110.0),
-            Pos2::new(left + W_PANEL - 30.0, H as f32 - 80.0),
-        );
+        let rect =
+            Rect::from_min_max(Pos2::new(left + 100.0, 110.0), Pos2::new(left + W_PANEL - 30.0, H as f32 - 80.0));
         let all = panel.groups.iter().flat_map(|g| g.2.iter().copied());
-        let y = Range::of(all)
-            .unwrap_or(Range { min: 0.0, max: 1.0 })
-            .padded(0.06);
+        let y = Range::of(all).unwrap_or(Range { min: 0.0, max: 1.0 }).padded(0.06);
         let n = panel.groups.len() as f64;
-        let axes = Axes {
-            rect,
-            x: Range { min: 0.0, max: n },
-            y,
-        };
+        let axes = Axes { rect, x: Range { min: 0.0, max: n }, y };
         draw_y_axis(&mut c, &axes, panel.y_label);
         c.text(
             Pos2::new(rect.center().x, rect.top() - 12.0),
@@ -60,18 +47,11 @@ pub fn strip_plots(
             for (i, &v) in values.iter().enumerate().filter(|(_, v)| v.is_finite()) {
                 // Deterministic spread (golden-ratio sequence) so overlapping dots stay visible.
                 let jitter = ((i as f64 * 0.618_033_988_75).fract() - 0.5) * 0.5;
-                c.add(Shape::circle_filled(
-                    axes.to_px(centre + jitter, v),
-                    4.0,
-                    faint,
-                ));
+                c.add(Shape::circle_filled(axes.to_px(centre + jitter, v), 4.0, faint));
             }
             let s = describe(values.iter().copied());
             if s.n > 0 {
-                let (a, b) = (
-                    axes.to_px(centre - 0.32, s.mean),
-                    axes.to_px(centre + 0.32, s.mean),
-                );
+                let (a, b) = (axes.to_px(centre - 0.32, s.mean), axes.to_px(centre + 0.32, s.mean));
                 c.segment(a, b, 3.0, chart::TEXT);
                 c.text(
                     b + egui::vec2(2.0, 0.0),
@@ -98,11 +78,7 @@ pub fn strip_plots(
 }
 
 fn format_mean(v: f64) -> String {
-    if v.abs() < 10.0 {
-        format!("{v:.3}")
-    } else {
-        format!("{v:.1}")
-    }
+    if v.abs() < 10.0 { format!("{v:.3}") } else { format!("{v:.1}") }
 }
 
 fn draw_y_axis(c: &mut Canvas, axes: &Axes, label: &str) {
@@ -111,28 +87,12 @@ fn draw_y_axis(c: &mut Canvas, axes: &Axes, label: &str) {
     let mut widest = 0.0f32;
     for t in ticks {
         let y = axes.to_px(0.0, t).y;
-        c.segment(
-            Pos2::new(r.left(), y),
-            Pos2::new(r.right(), y),
-            1.0,
-            chart::GRID,
-        );
+        c.segment(Pos2::new(r.left(), y), Pos2::new(r.right(), y), 1.0, chart::GRID);
         let text = tick_label(t, step);
         widest = widest.max(c.text_width(&text, chart::TICK_SIZE));
-        c.text(
-            Pos2::new(r.left() - 8.0, y),
-            Align2::RIGHT_CENTER,
-            &text,
-            chart::TICK_SIZE,
-            chart::TEXT,
-        );
+        c.text(Pos2::new(r.left() - 8.0, y), Align2::RIGHT_CENTER, &text, chart::TICK_SIZE, chart::TEXT);
     }
-    c.add(Shape::rect_stroke(
-        r,
-        0.0,
-        egui::epaint::Stroke::new(1.0, chart::AXIS),
-        egui::epaint::StrokeKind::Middle,
-    ));
+    c.add(Shape::rect_stroke(r, 0.0, egui::epaint::Stroke::new(1.0, chart::AXIS), egui::epaint::StrokeKind::Middle));
     c.text_vertical(
         Pos2::new(r.left() - 16.0 - widest, r.center().y),
         Align2::CENTER_BOTTOM,

@@ -96,18 +96,11 @@ pub struct Annotation {
 #[derive(Debug, thiserror::Error)]
 pub enum AnnotationError {
     #[error("{path}: cannot read: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a cxr-review annotation: {reason}")]
     Malformed { path: PathBuf, reason: String },
     #[error("{path} belongs to another image ({reason}); refusing to apply it to {image}")]
-    WrongImage {
-        path: PathBuf,
-        image: PathBuf,
-        reason: String,
-    },
+    WrongImage { path: PathBuf, image: PathBuf, reason: String },
 }
 
 /// SHA-256 of a file's bytes, hex.
@@ -121,13 +114,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Where the annotation of `image` lives: beside it, or in `dir` when one is chosen.
 pub fn path_for(image: &Path, dir: Option<&Path>) -> PathBuf {
-    let name = format!(
-        "{}{SUFFIX}",
-        image
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    );
+    let name = format!("{}{SUFFIX}", image.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
     match dir {
         Some(d) => d.join(name),
         None => image.with_file_name(name),
@@ -136,13 +123,7 @@ pub fn path_for(image: &Path, dir: Option<&Path>) -> PathBuf {
 
 impl Annotation {
     /// A fresh, unreviewed annotation of `image` (read from `path`, hash `sha256`).
-    pub fn from_prediction(
-        path: &Path,
-        sha256: String,
-        image: &XrayImage,
-        p: &Prediction,
-        model: ModelIdentity,
-    ) -> Self {
+    pub fn from_prediction(path: &Path, sha256: String, image: &XrayImage, p: &Prediction, model: ModelIdentity) -> Self {
         let now = now_rfc3339();
         Annotation {
             format: FORMAT.into(),
@@ -152,11 +133,7 @@ impl Annotation {
                 width: image.width,
                 height: image.height,
                 pixel_spacing_mm: image.spacing.map(|s| [s.row_mm, s.col_mm]),
-                sop_instance_uid: image
-                    .uids
-                    .as_ref()
-                    .map(|u| u.sop_instance.clone())
-                    .filter(|u| !u.is_empty()),
+                sop_instance_uid: image.uids.as_ref().map(|u| u.sop_instance.clone()).filter(|u| !u.is_empty()),
             },
             model,
             predicted: p.mean.to_vec(),
@@ -193,16 +170,10 @@ impl Annotation {
 
     /// Parse and check the node counts.
     pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, AnnotationError> {
-        let malformed = |reason: String| AnnotationError::Malformed {
-            path: path.to_path_buf(),
-            reason,
-        };
+        let malformed = |reason: String| AnnotationError::Malformed { path: path.to_path_buf(), reason };
         let a: Annotation = serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
         if a.format != FORMAT {
-            return Err(malformed(format!(
-                "format {:?}, expected {FORMAT:?}",
-                a.format
-            )));
+            return Err(malformed(format!("format {:?}, expected {FORMAT:?}", a.format)));
         }
         for (name, n) in [
             ("predicted", a.predicted.len()),
@@ -211,65 +182,38 @@ impl Annotation {
             ("edited", a.edited.len()),
         ] {
             if n != NUM_NODES {
-                return Err(malformed(format!(
-                    "`{name}` has {n} entries, expected {NUM_NODES}"
-                )));
+                return Err(malformed(format!("`{name}` has {n} entries, expected {NUM_NODES}")));
             }
         }
         if let Some(c) = &a.calibrated {
-            c.check()
-                .map_err(|e| malformed(format!("`calibrated`: {e}")))?;
+            c.check().map_err(|e| malformed(format!("`calibrated`: {e}")))?;
         }
         let side = a.image.width.max(a.image.height);
         if a.image.width == 0 || a.image.height == 0 || u64::from(side) > crate::xray::MAX_SIDE {
-            return Err(malformed(format!(
-                "image size {}×{} is not a radiograph's",
-                a.image.width, a.image.height
-            )));
+            return Err(malformed(format!("image size {}×{} is not a radiograph's", a.image.width, a.image.height)));
         }
         // Positions may sit a little outside the image (a node dragged past the edge), not
         // light-years away: every measurement rasterises them.
         let reach = 4.0 * side as f32;
-        for (name, points) in [
-            ("predicted", &a.predicted),
-            ("predicted_std", &a.predicted_std),
-            ("corrected", &a.corrected),
-        ] {
-            if let Some(i) = points
-                .iter()
-                .position(|p| !p.iter().all(|v| v.is_finite() && v.abs() <= reach))
-            {
-                return Err(malformed(format!(
-                    "`{name}` node {} is not a position near the image: {:?}",
-                    i + 1,
-                    points[i]
-                )));
+        for (name, points) in [("predicted", &a.predicted), ("predicted_std", &a.predicted_std), ("corrected", &a.corrected)] {
+            if let Some(i) = points.iter().position(|p| !p.iter().all(|v| v.is_finite() && v.abs() <= reach)) {
+                return Err(malformed(format!("`{name}` node {} is not a position near the image: {:?}", i + 1, points[i])));
             }
         }
         if !a.score.is_finite() || !a.review_seconds.is_finite() {
-            return Err(malformed(
-                "`score` or `review_seconds` is not a finite number".into(),
-            ));
+            return Err(malformed("`score` or `review_seconds` is not a finite number".into()));
         }
         Ok(a)
     }
 
     pub fn read(path: &Path) -> Result<Self, AnnotationError> {
-        let bytes = std::fs::read(path).map_err(|source| AnnotationError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| AnnotationError::Io { path: path.to_path_buf(), source })?;
         Self::parse(&bytes, path)
     }
 
     /// Read the annotation at `path` for the image at `image_path`, refusing one made for
     /// other pixels (content hash or size differ).
-    pub fn read_for(
-        path: &Path,
-        image_path: &Path,
-        sha256: &str,
-        image: &XrayImage,
-    ) -> Result<Self, AnnotationError> {
+    pub fn read_for(path: &Path, image_path: &Path, sha256: &str, image: &XrayImage) -> Result<Self, AnnotationError> {
         let a = Self::read(path)?;
         a.check_image(path, image_path, sha256, image)?;
         Ok(a)
@@ -277,18 +221,8 @@ impl Annotation {
 
     /// Refuse this annotation (read from `path`) for the image at `image_path` when it was
     /// made for other pixels (content hash or size differ).
-    pub fn check_image(
-        &self,
-        path: &Path,
-        image_path: &Path,
-        sha256: &str,
-        image: &XrayImage,
-    ) -> Result<(), AnnotationError> {
-        let wrong = |reason: String| AnnotationError::WrongImage {
-            path: path.to_path_buf(),
-            image: image_path.to_path_buf(),
-            reason,
-        };
+    pub fn check_image(&self, path: &Path, image_path: &Path, sha256: &str, image: &XrayImage) -> Result<(), AnnotationError> {
+        let wrong = |reason: String| AnnotationError::WrongImage { path: path.to_path_buf(), image: image_path.to_path_buf(), reason };
         if self.image.sha256 != sha256 {
             return Err(wrong(format!(
                 "it was made for {} with SHA-256 {}…",
@@ -297,10 +231,7 @@ impl Annotation {
             )));
         }
         if (self.image.width, self.image.height) != (image.width, image.height) {
-            return Err(wrong(format!(
-                "size {}×{} vs {}×{}",
-                self.image.width, self.image.height, image.width, image.height
-            )));
+            return Err(wrong(format!("size {}×{} vs {}×{}", self.image.width, self.image.height, image.width, image.height)));
         }
         Ok(())
     }
@@ -313,17 +244,12 @@ impl Annotation {
 }
 
 fn default_reviewer() -> String {
-    std::env::var("CXR_REVIEWER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_default()
+    std::env::var("CXR_REVIEWER").or_else(|_| std::env::var("USER")).unwrap_or_default()
 }
 
 /// Current UTC time as RFC 3339 with seconds.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     rfc3339(secs as i64)
 }
 
@@ -340,12 +266,7 @@ pub fn rfc3339(secs: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]
@@ -361,48 +282,27 @@ mod tests {
 
     #[test]
     fn annotation_paths() {
-        assert_eq!(
-            path_for(Path::new("/d/a.dcm"), None),
-            PathBuf::from("/d/a.dcm.cxr.json")
-        );
-        assert_eq!(
-            path_for(Path::new("/d/a.dcm"), Some(Path::new("/o"))),
-            PathBuf::from("/o/a.dcm.cxr.json")
-        );
+        assert_eq!(path_for(Path::new("/d/a.dcm"), None), PathBuf::from("/d/a.dcm.cxr.json"));
+        assert_eq!(path_for(Path::new("/d/a.dcm"), Some(Path::new("/o"))), PathBuf::from("/o/a.dcm.cxr.json"));
     }
 
     #[test]
     fn short_node_lists_are_refused() {
         let img = crate::xray::phantom::chest_phantom();
         let p = crate::model::uncertainty::summarise(
-            &crate::landmarks::template()
-                .iter()
-                .flat_map(|q| [q[0] / 1024.0, q[1] / 1024.0])
-                .collect::<Vec<_>>(),
+            &crate::landmarks::template().iter().flat_map(|q| [q[0] / 1024.0, q[1] / 1024.0]).collect::<Vec<_>>(),
             1,
             &[0.0; 4],
             crate::model::preprocess::Letterbox::new(1024, 1024),
             None,
         );
-        let model = ModelIdentity {
-            weights: "w".into(),
-            weights_sha256: String::new(),
-            samples: 1,
-            seed: None,
-        };
+        let model = ModelIdentity { weights: "w".into(), weights_sha256: String::new(), samples: 1, seed: None };
         let mut a = Annotation::from_prediction(Path::new("x.png"), "ab".into(), &img, &p, model);
         assert!(Annotation::parse(&a.to_json(), Path::new("a.json")).is_ok());
         a.corrected.pop();
-        let err = Annotation::parse(&a.to_json(), Path::new("a.json"))
-            .unwrap_err()
-            .to_string();
+        let err = Annotation::parse(&a.to_json(), Path::new("a.json")).unwrap_err().to_string();
         assert!(err.contains("`corrected` has 119"), "{err}");
-        let err = Annotation::parse(b"{\"format\":", Path::new("a.json"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("a.json: not a cxr-review annotation"),
-            "{err}"
-        );
+        let err = Annotation::parse(b"{\"format\":", Path::new("a.json")).unwrap_err().to_string();
+        assert!(err.starts_with("a.json: not a cxr-review annotation"), "{err}");
     }
 }

@@ -24,23 +24,12 @@ pub struct Correction {
     pub organs: [OrganCorrection; 3],
 }
 
-pub fn correction(
-    predicted: &[Point; NUM_NODES],
-    corrected: &[Point; NUM_NODES],
-    spacing: Option<PixelSpacing>,
-) -> Correction {
-    let node_px: [f64; NUM_NODES] =
-        std::array::from_fn(|i| dist(predicted[i], corrected[i], 1.0, 1.0));
-    let node_mm = spacing
-        .map(|s| std::array::from_fn(|i| dist(predicted[i], corrected[i], s.col_mm, s.row_mm)));
+pub fn correction(predicted: &[Point; NUM_NODES], corrected: &[Point; NUM_NODES], spacing: Option<PixelSpacing>) -> Correction {
+    let node_px: [f64; NUM_NODES] = std::array::from_fn(|i| dist(predicted[i], corrected[i], 1.0, 1.0));
+    let node_mm = spacing.map(|s| std::array::from_fn(|i| dist(predicted[i], corrected[i], s.col_mm, s.row_mm)));
     let organs = Organ::ALL.map(|organ| {
         let r = organ.nodes();
-        let stats = |v: &[f64]| {
-            (
-                v.iter().sum::<f64>() / v.len() as f64,
-                v.iter().cloned().fold(0.0, f64::max),
-            )
-        };
+        let stats = |v: &[f64]| (v.iter().sum::<f64>() / v.len() as f64, v.iter().cloned().fold(0.0, f64::max));
         let (mean_px, max_px) = stats(&node_px[r.clone()]);
         let mm = node_mm.map(|m| stats(&m[r.clone()]));
         OrganCorrection {
@@ -52,11 +41,7 @@ pub fn correction(
             dice: contour_dice(&predicted[r.clone()], &corrected[r]),
         }
     });
-    Correction {
-        node_px,
-        node_mm,
-        organs,
-    }
+    Correction { node_px, node_mm, organs }
 }
 
 fn dist(a: Point, b: Point, sx: f64, sy: f64) -> f64 {
@@ -86,20 +71,10 @@ pub fn contour_dice(a: &[Point], b: &[Point]) -> f64 {
     // A node dragged far off the image must not make a gigantic raster: beyond 16 M cells
     // the contours are rasterised at a coarser scale (Dice barely changes at that size).
     let scale = (MAX_CELLS / (span_x * span_y)).sqrt().min(1.0);
-    let (w, h) = (
-        (span_x * scale).ceil() as u32 + 1,
-        (span_y * scale).ceil() as u32 + 1,
-    );
+    let (w, h) = ((span_x * scale).ceil() as u32 + 1, (span_y * scale).ceil() as u32 + 1);
     let s = scale as f32;
-    let shift = |pts: &[Point]| {
-        pts.iter()
-            .map(|p| [(p[0] - ox) * s, (p[1] - oy) * s])
-            .collect::<Vec<_>>()
-    };
-    dice(
-        &fill_contour(&shift(a), w, h),
-        &fill_contour(&shift(b), w, h),
-    )
+    let shift = |pts: &[Point]| pts.iter().map(|p| [(p[0] - ox) * s, (p[1] - oy) * s]).collect::<Vec<_>>();
+    dice(&fill_contour(&shift(a), w, h), &fill_contour(&shift(b), w, h))
 }
 
 #[cfg(test)]
@@ -133,25 +108,15 @@ mod tests {
         let t = template();
         let mut m = t;
         m[100] = [m[100][0] + 30.0, m[100][1] - 40.0];
-        let spacing = PixelSpacing {
-            row_mm: 0.2,
-            col_mm: 0.1,
-        };
+        let spacing = PixelSpacing { row_mm: 0.2, col_mm: 0.1 };
         let c = correction(&t, &m, Some(spacing));
         assert_eq!(c.node_px[100], 50.0);
         assert!((c.node_mm.unwrap()[100] - (3.0f64.powi(2) + 8.0f64.powi(2)).sqrt()).abs() < 1e-9);
         let heart = c.organs[2];
         assert_eq!(heart.max_px, 50.0);
         assert!((heart.mean_px - 50.0 / 26.0).abs() < 1e-9);
-        let full = dice(
-            organ_masks(&t, 1024, 1024).get(Organ::Heart),
-            organ_masks(&m, 1024, 1024).get(Organ::Heart),
-        );
-        assert!(
-            (heart.dice - full).abs() < 1e-12,
-            "{} vs {full}",
-            heart.dice
-        );
+        let full = dice(organ_masks(&t, 1024, 1024).get(Organ::Heart), organ_masks(&m, 1024, 1024).get(Organ::Heart));
+        assert!((heart.dice - full).abs() < 1e-12, "{} vs {full}", heart.dice);
         assert!(heart.dice < 1.0 && c.organs[0].dice == 1.0);
     }
 }

@@ -107,10 +107,7 @@ impl EditState {
     pub fn move_nodes(&mut self, nodes: &[usize], delta: [f32; 2]) {
         let before = self.positions;
         for &i in nodes {
-            self.positions[i] = [
-                self.positions[i][0] + delta[0],
-                self.positions[i][1] + delta[1],
-            ];
+            self.positions[i] = [self.positions[i][0] + delta[0], self.positions[i][1] + delta[1]];
         }
         if before != self.positions {
             self.push_undo(before);
@@ -174,14 +171,8 @@ mod tests {
         e.drag_by([2.0, 0.0]);
         e.drag_by([1.0, -1.0]);
         e.end_drag();
-        assert_eq!(
-            e.positions[3],
-            [template()[3][0] + 3.0, template()[3][1] - 1.0]
-        );
-        assert_eq!(
-            e.positions[5],
-            [template()[5][0] + 3.0, template()[5][1] - 1.0]
-        );
+        assert_eq!(e.positions[3], [template()[3][0] + 3.0, template()[3][1] - 1.0]);
+        assert_eq!(e.positions[5], [template()[5][0] + 3.0, template()[5][1] - 1.0]);
         assert_eq!(e.edited().iter().filter(|&&x| x).count(), 2);
         assert!(e.dirty);
         assert!(e.undo());

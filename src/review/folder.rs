@@ -27,9 +27,7 @@ pub struct ReviewedImage {
 
 impl ReviewedImage {
     pub fn mean_node_error_px(&self) -> f64 {
-        self.scores
-            .node_px
-            .map_or(f64::NAN, |e| e.iter().sum::<f64>() / NUM_NODES as f64)
+        self.scores.node_px.map_or(f64::NAN, |e| e.iter().sum::<f64>() / NUM_NODES as f64)
     }
 }
 
@@ -51,8 +49,7 @@ impl FolderEvaluation {
             .iter()
             .flat_map(|i| {
                 let err = i.scores.node_px.unwrap_or([f64::NAN; NUM_NODES]);
-                (0..NUM_NODES)
-                    .map(move |n| (i.node_std[n], err[n], Organ::of_node(n).expect("node").0))
+                (0..NUM_NODES).map(move |n| (i.node_std[n], err[n], Organ::of_node(n).expect("node").0))
             })
             .collect()
     }
@@ -79,11 +76,10 @@ pub fn evaluate_folder(images: &[PathBuf]) -> FolderEvaluation {
             continue;
         }
         // The first readable review (a corrupt primary file may have an alternate beside it).
-        let found =
-            super::store::find_readable(image).ok_or_else(|| match Annotation::read(&file) {
-                Err(e) => e.to_string(),
-                Ok(_) => format!("{}: no readable review", file.display()),
-            });
+        let found = super::store::find_readable(image).ok_or_else(|| match Annotation::read(&file) {
+            Err(e) => e.to_string(),
+            Ok(_) => format!("{}: no readable review", file.display()),
+        });
         match found.map(|(_, a)| a) {
             Err(e) => out.unreadable.push(e),
             Ok(a) => match a.status {
@@ -112,21 +108,12 @@ pub fn score_annotation(image: &Path, a: &Annotation) -> Result<ReviewedImage, S
         size_given: true,
         extra: Vec::new(),
     };
-    let spacing = a
-        .image
-        .pixel_spacing_mm
-        .map(|[row_mm, col_mm]| PixelSpacing { row_mm, col_mm });
-    let name = image
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let spacing = a.image.pixel_spacing_mm.map(|[row_mm, col_mm]| PixelSpacing { row_mm, col_mm });
+    let name = image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let scores = evaluate_rows(
         &row(&name, a.predicted_array()),
         &row(&name, a.corrected_array()),
-        EvalOptions {
-            masks: MaskChoice::Landmarks,
-            spacing,
-        },
+        EvalOptions { masks: MaskChoice::Landmarks, spacing },
     )?;
     let std = a.std_array();
     Ok(ReviewedImage {

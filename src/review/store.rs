@@ -21,14 +21,9 @@ const MAX_ALTERNATES: usize = 99;
 /// The primary annotation path of `image`, then its alternates, in order.
 pub fn candidates(image: &Path) -> Vec<PathBuf> {
     let primary = annotation::path_for(image, None);
-    let name = image
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     std::iter::once(primary)
-        .chain(
-            (2..=MAX_ALTERNATES + 1).map(|k| image.with_file_name(format!("{name}.cxr-{k}.json"))),
-        )
+        .chain((2..=MAX_ALTERNATES + 1).map(|k| image.with_file_name(format!("{name}.cxr-{k}.json"))))
         .collect()
 }
 
@@ -69,27 +64,14 @@ pub fn open(image_path: &Path, sha256: &str, image: &XrayImage) -> Opened {
                 continue;
             }
             Err(e) => {
-                notices.push(format!(
-                    "{}: cannot read ({e}); it is left as it is",
-                    path.display()
-                ));
+                notices.push(format!("{}: cannot read ({e}); it is left as it is", path.display()));
                 continue;
             }
         };
-        match Annotation::parse(&bytes, &path)
-            .and_then(|a| a.check_image(&path, image_path, sha256, image).map(|()| a))
-        {
+        match Annotation::parse(&bytes, &path).and_then(|a| a.check_image(&path, image_path, sha256, image).map(|()| a)) {
             Ok(a) => {
-                let slot = Slot {
-                    path,
-                    stamp: Some(digest(&bytes)),
-                    image: Some(image_path.to_path_buf()),
-                };
-                return Opened {
-                    annotation: Some(a),
-                    slot,
-                    notices,
-                };
+                let slot = Slot { path, stamp: Some(digest(&bytes)), image: Some(image_path.to_path_buf()) };
+                return Opened { annotation: Some(a), slot, notices };
             }
             Err(e) => {
                 let what = match e {
@@ -104,35 +86,20 @@ pub fn open(image_path: &Path, sha256: &str, image: &XrayImage) -> Opened {
     if !notices.is_empty() {
         notices.push(format!("this review is saved to {}", path.display()));
     }
-    Opened {
-        annotation: None,
-        slot: Slot {
-            path,
-            stamp: None,
-            image: Some(image_path.to_path_buf()),
-        },
-        notices,
-    }
+    Opened { annotation: None, slot: Slot { path, stamp: None, image: Some(image_path.to_path_buf()) }, notices }
 }
 
 /// The first candidate of `image` that is a readable annotation (no pixel check): what the
 /// worklist and the folder metrics show.
 pub fn find_readable(image: &Path) -> Option<(PathBuf, Annotation)> {
-    candidates(image)
-        .into_iter()
-        .filter(|p| p.exists())
-        .find_map(|p| Annotation::read(&p).ok().map(|a| (p, a)))
+    candidates(image).into_iter().filter(|p| p.exists()).find_map(|p| Annotation::read(&p).ok().map(|a| (p, a)))
 }
 
 impl Slot {
     /// A slot for a file this program is about to create or replace at the user's request.
     pub fn at(path: PathBuf) -> Slot {
         let stamp = std::fs::read(&path).ok().map(|b| digest(&b));
-        Slot {
-            path,
-            stamp,
-            image: None,
-        }
+        Slot { path, stamp, image: None }
     }
 
     /// Save `a` (stamping its modification time). `Ok(Some(note))` when the file had been
@@ -141,11 +108,7 @@ impl Slot {
     pub fn save(&mut self, a: &mut Annotation) -> Result<Option<String>, String> {
         let mut note = None;
         if self.changed_on_disk() {
-            let Some(free) = self
-                .image
-                .as_deref()
-                .and_then(|img| candidates(img).into_iter().find(|p| !p.exists()))
-            else {
+            let Some(free) = self.image.as_deref().and_then(|img| candidates(img).into_iter().find(|p| !p.exists())) else {
                 return Err(format!(
                     "{} was changed by another program since it was opened; not overwritten (save the review elsewhere)",
                     self.path.display()
@@ -161,8 +124,7 @@ impl Slot {
         }
         a.modified = annotation::now_rfc3339();
         let bytes = a.to_json();
-        super::atomic::write_atomic(&self.path, &bytes)
-            .map_err(|e| format!("cannot save {}: {e}", self.path.display()))?;
+        super::atomic::write_atomic(&self.path, &bytes).map_err(|e| format!("cannot save {}: {e}", self.path.display()))?;
         self.stamp = Some(digest(&bytes));
         Ok(note)
     }

@@ -54,18 +54,13 @@ fn bounds(points: &[[f32; 2]]) -> ([f32; 2], [f32; 2]) {
 /// A random warp that keeps every landmark inside the frame: scale and rotation about the
 /// organs' centre (the zoom shrinks when the organs would not fit), then a shift drawn from
 /// what keeps them inside, up to `max_shift`.
-pub fn random_affine(
-    target: &[[f32; 2]; NUM_NODES],
-    cfg: &AugmentConfig,
-    rng: &mut impl Rng,
-) -> Affine {
+pub fn random_affine(target: &[[f32; 2]; NUM_NODES], cfg: &AugmentConfig, rng: &mut impl Rng) -> Affine {
     let (lo, hi) = bounds(target);
     let centre = [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0];
     let mut scale = draw(rng, cfg.scale);
     let angle = draw(rng, (-cfg.max_rotation_deg, cfg.max_rotation_deg)).to_radians();
     // Extents grow linearly with the scale of a similarity about the centre.
-    let (l, h) =
-        bounds(&target.map(|q| Affine::similarity(scale, angle, centre, [0.0, 0.0]).apply(q)));
+    let (l, h) = bounds(&target.map(|q| Affine::similarity(scale, angle, centre, [0.0, 0.0]).apply(q)));
     let room = 1.0 - 2.0 * cfg.margin;
     let extent = (h[0] - l[0]).max(h[1] - l[1]);
     if extent > room {
@@ -78,21 +73,13 @@ pub fn random_affine(
         // Shifts that keep the landmarks inside, narrowed to ±max_shift where that leaves any.
         let (need_lo, need_hi) = (cfg.margin - l[k], 1.0 - cfg.margin - h[k]);
         let (a_lo, a_hi) = (need_lo.max(-cfg.max_shift), need_hi.min(cfg.max_shift));
-        shift[k] = if a_lo <= a_hi {
-            draw(rng, (a_lo, a_hi))
-        } else {
-            0f32.clamp(need_lo, need_hi.max(need_lo))
-        };
+        shift[k] = if a_lo <= a_hi { draw(rng, (a_lo, a_hi)) } else { 0f32.clamp(need_lo, need_hi.max(need_lo)) };
     }
     Affine::similarity(scale, angle, centre, shift)
 }
 
 fn draw(rng: &mut impl Rng, (lo, hi): (f32, f32)) -> f32 {
-    if hi > lo {
-        rng.random_range(lo..hi)
-    } else {
-        lo
-    }
+    if hi > lo { rng.random_range(lo..hi) } else { lo }
 }
 
 /// One augmented copy of (pixels, target): the warp, then gamma and noise, clamped to [0, 1].
@@ -129,10 +116,7 @@ mod tests {
         let a = Affine::similarity(1.07, 0.15, [0.4, 0.6], [0.03, -0.02]);
         let q = a.inverse().apply(a.apply([0.3, 0.8]));
         assert!((q[0] - 0.3).abs() < 1e-6 && (q[1] - 0.8).abs() < 1e-6);
-        assert_eq!(
-            Affine::similarity(1.0, 0.0, [0.5, 0.5], [0.0, 0.0]).apply([0.2, 0.7]),
-            [0.2, 0.7]
-        );
+        assert_eq!(Affine::similarity(1.0, 0.0, [0.5, 0.5], [0.0, 0.0]).apply([0.2, 0.7]), [0.2, 0.7]);
         // The centre stays put under scale and rotation.
         let c = Affine::similarity(1.3, 0.5, [0.4, 0.6], [0.0, 0.0]).apply([0.4, 0.6]);
         assert!((c[0] - 0.4).abs() < 1e-6 && (c[1] - 0.6).abs() < 1e-6);
@@ -169,20 +153,13 @@ mod tests {
             }
             let before = bright_centroid(&img, size);
             // The landmark sits at `q`; the dot's centre at `before` (+½ for pixel centres).
-            let offset = [
-                (before[0] + 0.5) / size as f32 - q[0],
-                (before[1] + 0.5) / size as f32 - q[1],
-            ];
+            let offset = [(before[0] + 0.5) / size as f32 - q[0], (before[1] + 0.5) / size as f32 - q[1]];
             for _ in 0..5 {
-                let (out, moved) =
-                    augment(&img, size, &target, &AugmentConfig::default(), &mut rng);
+                let (out, moved) = augment(&img, size, &target, &AugmentConfig::default(), &mut rng);
                 let after = bright_centroid(&out, size);
                 // Where the dot's centre should be: the moved landmark plus the (rotated,
                 // scaled) offset, which is below one pixel.
-                let expect = [
-                    moved[node][0] * size as f32 - 0.5,
-                    moved[node][1] * size as f32 - 0.5,
-                ];
+                let expect = [moved[node][0] * size as f32 - 0.5, moved[node][1] * size as f32 - 0.5];
                 let tol = 1.0 + offset[0].abs().max(offset[1].abs()) * size as f32 * 1.2;
                 assert!(
                     (after[0] - expect[0]).abs() < tol && (after[1] - expect[1]).abs() < tol,
@@ -208,12 +185,7 @@ mod tests {
             sw += w;
         }
         assert!(sw > 0.5, "the dot survived the warp");
-        assert!(
-            (sx / sw - ex).abs() < 0.5 && (sy / sw - ey).abs() < 0.5,
-            "dot at {},{} expected {ex},{ey}",
-            sx / sw,
-            sy / sw
-        );
+        assert!((sx / sw - ex).abs() < 0.5 && (sy / sw - ey).abs() < 0.5, "dot at {},{} expected {ex},{ey}", sx / sw, sy / sw);
     }
 
     #[test]
@@ -222,22 +194,13 @@ mod tests {
         let img: Vec<f32> = (0..32 * 32).map(|i| (i % 32) as f32 / 31.0).collect();
         let mut rng = StdRng::seed_from_u64(3);
         // Also with a zoom that could never fit and organs touching the border.
-        let wide = AugmentConfig {
-            scale: (1.5, 1.6),
-            ..AugmentConfig::default()
-        };
+        let wide = AugmentConfig { scale: (1.5, 1.6), ..AugmentConfig::default() };
         let edge = target.map(|q| [q[0] * 1.1 - 0.06, q[1]]);
-        for (cfg, t) in [
-            (AugmentConfig::default(), target),
-            (wide, target),
-            (AugmentConfig::default(), edge),
-        ] {
+        for (cfg, t) in [(AugmentConfig::default(), target), (wide, target), (AugmentConfig::default(), edge)] {
             for _ in 0..50 {
                 let (px, moved) = augment(&img, 32, &t, &cfg, &mut rng);
                 assert!(
-                    moved
-                        .iter()
-                        .all(|q| q.iter().all(|v| (0.0099..=0.9901).contains(v))),
+                    moved.iter().all(|q| q.iter().all(|v| (0.0099..=0.9901).contains(v))),
                     "{:?}",
                     bounds(&moved)
                 );
@@ -249,13 +212,7 @@ mod tests {
     #[test]
     fn augmentation_varies_and_repeats_with_the_seed() {
         let target = template_target();
-        let draw = |seed| {
-            random_affine(
-                &target,
-                &AugmentConfig::default(),
-                &mut StdRng::seed_from_u64(seed),
-            )
-        };
+        let draw = |seed| random_affine(&target, &AugmentConfig::default(), &mut StdRng::seed_from_u64(seed));
         assert_eq!(draw(5), draw(5));
         assert_ne!(draw(5), draw(6));
         // Rotation stays within ±10°.

@@ -36,31 +36,19 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
 
 impl RunFiles {
     pub fn new(out: &Path) -> Self {
-        RunFiles {
-            best: out.to_path_buf(),
-            log: suffixed(out, ".log.csv"),
-            ckpt: suffixed(out, ".ckpt"),
-        }
+        RunFiles { best: out.to_path_buf(), log: suffixed(out, ".log.csv"), ckpt: suffixed(out, ".ckpt") }
     }
 
     /// The run a `--resume` argument names: the checkpoint folder itself, or the `--out`
     /// file whose `.ckpt` folder exists.
     pub fn for_resume(arg: &Path) -> anyhow::Result<Self> {
         if arg.join(STATE).is_file() {
-            let name = arg
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = arg.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let out = match name.strip_suffix(".ckpt") {
                 Some(stem) if !stem.is_empty() => arg.with_file_name(stem),
-                _ => read_state(arg)?
-                    .out
-                    .with_context(|| format!("{}: no model path recorded", arg.display()))?,
+                _ => read_state(arg)?.out.with_context(|| format!("{}: no model path recorded", arg.display()))?,
             };
-            return Ok(RunFiles {
-                ckpt: arg.to_path_buf(),
-                ..RunFiles::new(&out)
-            });
+            return Ok(RunFiles { ckpt: arg.to_path_buf(), ..RunFiles::new(&out) });
         }
         let files = RunFiles::new(arg);
         if files.ckpt.join(STATE).is_file() {
@@ -82,10 +70,7 @@ pub struct Legacy {
 
 impl Legacy {
     pub fn find(out: &Path) -> Option<Legacy> {
-        let l = Legacy {
-            weights: suffixed(out, ".last.safetensors"),
-            state: suffixed(out, ".state.json"),
-        };
+        let l = Legacy { weights: suffixed(out, ".last.safetensors"), state: suffixed(out, ".state.json") };
         (l.weights.is_file() && l.state.is_file()).then_some(l)
     }
 }
@@ -100,24 +85,18 @@ pub struct LegacyState {
 
 pub fn read_legacy_state(path: &Path) -> anyhow::Result<LegacyState> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: not a training state", path.display()))
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: not a training state", path.display()))
 }
 
 /// Names of the weight and optimizer files of the checkpoint after `epoch` epochs.
 pub fn epoch_files(epoch: usize) -> (String, String) {
-    (
-        format!("model-{epoch:05}.bpk"),
-        format!("optimizer-{epoch:05}.bpk"),
-    )
+    (format!("model-{epoch:05}.bpk"), format!("optimizer-{epoch:05}.bpk"))
 }
 
 pub fn read_state(ckpt: &Path) -> anyhow::Result<RunState> {
     let path = ckpt.join(STATE);
-    let bytes = std::fs::read(&path)
-        .with_context(|| format!("{}: cannot read checkpoint state", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: not a checkpoint state", path.display()))
+    let bytes = std::fs::read(&path).with_context(|| format!("{}: cannot read checkpoint state", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: not a checkpoint state", path.display()))
 }
 
 pub fn write_state(ckpt: &Path, state: &RunState) -> anyhow::Result<()> {
@@ -127,13 +106,10 @@ pub fn write_state(ckpt: &Path, state: &RunState) -> anyhow::Result<()> {
 
 /// Delete weight/optimizer files of other epochs than the ones `keep` names.
 pub fn remove_stale(ckpt: &Path, keep: &[&str]) {
-    let Ok(entries) = std::fs::read_dir(ckpt) else {
-        return;
-    };
+    let Ok(entries) = std::fs::read_dir(ckpt) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let ours = (name.starts_with("model-") || name.starts_with("optimizer-"))
-            && name.ends_with(".bpk");
+        let ours = (name.starts_with("model-") || name.starts_with("optimizer-")) && name.ends_with(".bpk");
         if ours && !keep.contains(&name.as_str()) {
             let _ = std::fs::remove_file(e.path());
         }
@@ -149,10 +125,7 @@ mod tests {
         let f = RunFiles::new(Path::new("runs/m.safetensors"));
         assert_eq!(f.log, Path::new("runs/m.safetensors.log.csv"));
         assert_eq!(f.ckpt, Path::new("runs/m.safetensors.ckpt"));
-        assert_eq!(
-            epoch_files(7),
-            ("model-00007.bpk".into(), "optimizer-00007.bpk".into())
-        );
+        assert_eq!(epoch_files(7), ("model-00007.bpk".into(), "optimizer-00007.bpk".into()));
     }
 
     #[test]

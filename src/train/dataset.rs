@@ -28,12 +28,7 @@ pub struct Sample {
 impl Sample {
     pub fn new(image: PathBuf, landmarks: [Point; NUM_NODES]) -> Self {
         let origin = image.display().to_string();
-        Sample {
-            image,
-            landmarks,
-            origin,
-            set: String::new(),
-        }
+        Sample { image, landmarks, origin, set: String::new() }
     }
 }
 
@@ -54,22 +49,15 @@ pub fn find_csv(dir: &Path) -> anyhow::Result<PathBuf> {
     if default.is_file() {
         return Ok(default);
     }
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("{}: cannot list the data folder", dir.display()))?;
+    let entries = std::fs::read_dir(dir).with_context(|| format!("{}: cannot list the data folder", dir.display()))?;
     let csvs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")))
         .collect();
     match csvs.as_slice() {
         [one] => Ok(one.clone()),
-        [] => bail!(
-            "{}: no landmarks.csv (columns image,split,Landmarks)",
-            dir.display()
-        ),
-        _ => bail!(
-            "{}: several CSV files and no landmarks.csv; name the one to use landmarks.csv",
-            dir.display()
-        ),
+        [] => bail!("{}: no landmarks.csv (columns image,split,Landmarks)", dir.display()),
+        _ => bail!("{}: several CSV files and no landmarks.csv; name the one to use landmarks.csv", dir.display()),
     }
 }
 
@@ -78,17 +66,9 @@ pub fn find_csv(dir: &Path) -> anyhow::Result<PathBuf> {
 /// omit the extension. A row without `split` belongs to split "".
 pub fn read_csv(csv_path: &Path) -> anyhow::Result<Vec<(String, Sample)>> {
     let dir = csv_path.parent().unwrap_or(Path::new("."));
-    let mut reader = csv::Reader::from_path(csv_path)
-        .with_context(|| format!("{}: cannot read", csv_path.display()))?;
-    let headers = reader
-        .headers()
-        .with_context(|| format!("{}: no header row", csv_path.display()))?
-        .clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim().eq_ignore_ascii_case(name))
-    };
+    let mut reader = csv::Reader::from_path(csv_path).with_context(|| format!("{}: cannot read", csv_path.display()))?;
+    let headers = reader.headers().with_context(|| format!("{}: no header row", csv_path.display()))?.clone();
+    let col = |name: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
     let (Some(ci), Some(cl)) = (col("image"), col("Landmarks")) else {
         bail!(
             "{}: needs columns `image` and `Landmarks` (found: {})",
@@ -97,42 +77,21 @@ pub fn read_csv(csv_path: &Path) -> anyhow::Result<Vec<(String, Sample)>> {
         );
     };
     let cs = col("split");
-    let file = csv_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let file = csv_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut out = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let row = i + 2; // the line number: 1-based, after the header
-        let record =
-            record.with_context(|| format!("{} row {row}: malformed CSV", csv_path.display()))?;
+        let record = record.with_context(|| format!("{} row {row}: malformed CSV", csv_path.display()))?;
         let name = record.get(ci).unwrap_or("").trim();
         if name.is_empty() {
             bail!("{} row {row}: empty `image`", csv_path.display());
         }
         let landmarks = parse_landmarks(record.get(cl).unwrap_or(""))
             .map_err(|e| anyhow::anyhow!("{} row {row} ({name}): {e}", csv_path.display()))?;
-        let image = find_image(dir, name).with_context(|| {
-            format!(
-                "{} row {row}: image `{name}` not found in {}",
-                csv_path.display(),
-                dir.display()
-            )
-        })?;
-        let split = cs
-            .and_then(|c| record.get(c))
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        out.push((
-            split,
-            Sample {
-                image,
-                landmarks,
-                origin: format!("{file} row {row}"),
-                set: String::new(),
-            },
-        ));
+        let image = find_image(dir, name)
+            .with_context(|| format!("{} row {row}: image `{name}` not found in {}", csv_path.display(), dir.display()))?;
+        let split = cs.and_then(|c| record.get(c)).unwrap_or("").trim().to_string();
+        out.push((split, Sample { image, landmarks, origin: format!("{file} row {row}"), set: String::new() }));
     }
     Ok(out)
 }
@@ -201,13 +160,10 @@ pub fn first_of_each_set(samples: Vec<Sample>, n: usize) -> Vec<Sample> {
     samples
         .into_iter()
         .filter(|s| {
-            let i = seen
-                .iter()
-                .position(|(name, _)| *name == s.set)
-                .unwrap_or_else(|| {
-                    seen.push((s.set.clone(), 0));
-                    seen.len() - 1
-                });
+            let i = seen.iter().position(|(name, _)| *name == s.set).unwrap_or_else(|| {
+                seen.push((s.set.clone(), 0));
+                seen.len() - 1
+            });
             seen[i].1 += 1;
             seen[i].1 <= n
         })
@@ -223,20 +179,13 @@ pub fn describe_sets(samples: &[Sample]) -> String {
             None => counts.push((&s.set, 1)),
         }
     }
-    counts
-        .iter()
-        .map(|(n, c)| format!("{n} {c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    counts.iter().map(|(n, c)| format!("{n} {c}")).collect::<Vec<_>>().join(", ")
 }
 
 /// The name a data folder's samples carry in `Sample::set`.
 pub fn set_name(dir: &Path) -> String {
     let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    canonical
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| dir.display().to_string())
+    canonical.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string())
 }
 
 /// Split of a CSV row that has none, from the image's content: `val` when the first 8 bytes
@@ -269,17 +218,14 @@ fn read_split_of_set(
         Ok(csv_path) => {
             let mut rows = read_csv(&csv_path)?;
             for (s, sample) in rows.iter_mut().filter(|(s, _)| s.is_empty()) {
-                *s = split_by_content(&sample.image)
-                    .with_context(|| sample.origin.clone())?
-                    .to_string();
+                *s = split_by_content(&sample.image).with_context(|| sample.origin.clone())?.to_string();
             }
             (rows, csv_path)
         }
         Err(no_csv) => {
             let reviewed = read_annotations(dir)?;
             if reviewed.is_empty() {
-                return Err(no_csv
-                    .context("and no accepted or corrected cxr-review annotations (*.cxr.json)"));
+                return Err(no_csv.context("and no accepted or corrected cxr-review annotations (*.cxr.json)"));
             }
             (reviewed, dir.to_path_buf())
         }
@@ -292,14 +238,8 @@ fn read_split_of_set(
         }
     }
     let set = set_name(dir);
-    let out: Vec<Sample> = all
-        .into_iter()
-        .filter(|(s, _)| s == split)
-        .map(|(_, s)| Sample {
-            set: set.clone(),
-            ..s
-        })
-        .collect();
+    let out: Vec<Sample> =
+        all.into_iter().filter(|(s, _)| s == split).map(|(_, s)| Sample { set: set.clone(), ..s }).collect();
     Ok((out, source))
 }
 
@@ -310,8 +250,7 @@ fn read_split_of_set(
 /// every fifth annotation (the first included) is `val`, the rest `train` (one image alone
 /// is `train`).
 pub fn read_annotations(dir: &Path) -> anyhow::Result<Vec<(String, Sample)>> {
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("{}: cannot list the data folder", dir.display()))?;
+    let entries = std::fs::read_dir(dir).with_context(|| format!("{}: cannot list the data folder", dir.display()))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.to_string_lossy().ends_with(annotation::SUFFIX))
@@ -323,36 +262,17 @@ pub fn read_annotations(dir: &Path) -> anyhow::Result<Vec<(String, Sample)>> {
         if !matches!(a.status, Status::Accepted | Status::Corrected) {
             continue;
         }
-        let name = f
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let beside = dir.join(name.trim_end_matches(annotation::SUFFIX));
         let image = [a.image.path.clone(), beside]
             .into_iter()
             .find(|p| p.is_file())
-            .with_context(|| {
-                format!(
-                    "{}: image {} not found",
-                    f.display(),
-                    a.image.path.display()
-                )
-            })?;
-        let sha =
-            file_sha256(&image).with_context(|| format!("{}: cannot read", image.display()))?;
+            .with_context(|| format!("{}: image {} not found", f.display(), a.image.path.display()))?;
+        let sha = file_sha256(&image).with_context(|| format!("{}: cannot read", image.display()))?;
         if sha != a.image.sha256 {
-            bail!(
-                "{}: {} has changed since it was reviewed (content hash differs)",
-                f.display(),
-                image.display()
-            );
+            bail!("{}: {} has changed since it was reviewed (content hash differs)", f.display(), image.display());
         }
-        let sample = Sample {
-            image,
-            landmarks: a.corrected_array(),
-            origin: f.display().to_string(),
-            set: String::new(),
-        };
+        let sample = Sample { image, landmarks: a.corrected_array(), origin: f.display().to_string(), set: String::new() };
         found.push((a.image.sha256, sample));
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
@@ -360,50 +280,26 @@ pub fn read_annotations(dir: &Path) -> anyhow::Result<Vec<(String, Sample)>> {
     Ok(found
         .into_iter()
         .enumerate()
-        .map(|(i, (_, s))| {
-            (
-                if n > 1 && i % 5 == 0 { "val" } else { "train" }.to_string(),
-                s,
-            )
-        })
+        .map(|(i, (_, s))| (if n > 1 && i % 5 == 0 { "val" } else { "train" }.to_string(), s))
         .collect())
 }
 
 /// Load and pre-process one sample exactly as inference does (default window, letterbox
 /// pad, bicubic resize to `size`).
 pub fn prepare_one(s: &Sample, size: usize) -> anyhow::Result<Prepared> {
-    let img =
-        xray::load(&s.image).with_context(|| format!("{}: cannot load the image", s.origin))?;
+    let img = xray::load(&s.image).with_context(|| format!("{}: cannot load the image", s.origin))?;
     let grey = img.display_intensities(img.default_window());
     let (pixels, letterbox) = model_input(&grey, img.width, img.height, size);
     let target = s.landmarks.map(|p| letterbox.to_model(p));
-    let name = s
-        .image
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Ok(Prepared {
-        name,
-        pixels,
-        target,
-        letterbox,
-        landmarks: s.landmarks,
-    })
+    let name = s.image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(Prepared { name, pixels, target, letterbox, landmarks: s.landmarks })
 }
 
 /// Pre-process every sample for input size `size`, on all cores; `progress` sees each one
 /// done. The first failing sample (in order) is the error.
-pub fn prepare(
-    samples: &[Sample],
-    size: usize,
-    progress: impl Fn() + Sync,
-) -> anyhow::Result<Vec<Prepared>> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(samples.len().max(1));
-    let mut slots: Vec<Option<anyhow::Result<Prepared>>> =
-        (0..samples.len()).map(|_| None).collect();
+pub fn prepare(samples: &[Sample], size: usize, progress: impl Fn() + Sync) -> anyhow::Result<Vec<Prepared>> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(samples.len().max(1));
+    let mut slots: Vec<Option<anyhow::Result<Prepared>>> = (0..samples.len()).map(|_| None).collect();
     let chunk = samples.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         for (ss, out) in samples.chunks(chunk).zip(slots.chunks_mut(chunk)) {
@@ -416,8 +312,5 @@ pub fn prepare(
             });
         }
     });
-    slots
-        .into_iter()
-        .map(|r| r.expect("every sample was prepared"))
-        .collect()
+    slots.into_iter().map(|r| r.expect("every sample was prepared")).collect()
 }

@@ -55,13 +55,7 @@ impl LossTerms {
             0,
         );
         let v = all.try_to_vec_as::<f32>().expect("f32 loss");
-        LossValues {
-            total: v[0] as f64,
-            output: v[1] as f64,
-            pos2: v[2] as f64,
-            pos1: v[3] as f64,
-            kl: v[4] as f64,
-        }
+        LossValues { total: v[0] as f64, output: v[1] as f64, pos2: v[2] as f64, pos1: v[3] as f64, kl: v[4] as f64 }
     }
 }
 
@@ -92,20 +86,12 @@ pub fn mse(a: Tensor<3>, b: Tensor<3>) -> Tensor<1> {
 
 /// −½·mean(1 + log σ² − μ² − σ²) over batch and latents.
 pub fn kl_divergence(mu: Tensor<2>, logvar: Tensor<2>) -> Tensor<1> {
-    (logvar.clone().add_scalar(1.0) - mu.powi_scalar(2) - logvar.exp())
-        .mean()
-        .mul_scalar(-0.5)
+    (logvar.clone().add_scalar(1.0) - mu.powi_scalar(2) - logvar.exp()).mean().mul_scalar(-0.5)
 }
 
 /// The loss parts for decoder outputs against `target` (batch, 120, 2) and its downsampled
 /// copy `coarse` (batch, 60, 2).
-pub fn loss_terms(
-    d: &Decoded,
-    mu: Tensor<2>,
-    logvar: Tensor<2>,
-    target: Tensor<3>,
-    coarse: Tensor<3>,
-) -> LossTerms {
+pub fn loss_terms(d: &Decoded, mu: Tensor<2>, logvar: Tensor<2>, target: Tensor<3>, coarse: Tensor<3>) -> LossTerms {
     LossTerms {
         output: mse(d.output.clone(), target.clone()),
         pos2: d.pos2.clone().map(|p| mse(p, target)),
@@ -144,24 +130,14 @@ mod tests {
     #[test]
     fn kl_matches_the_closed_form() {
         // μ = 0, log σ² = 0 is the prior itself: KL 0.
-        assert!(
-            scalar(kl_divergence(
-                t(vec![0.0; 4], [2, 2]),
-                t(vec![0.0; 4], [2, 2])
-            ))
-            .abs()
-                < 1e-7
-        );
+        assert!(scalar(kl_divergence(t(vec![0.0; 4], [2, 2]), t(vec![0.0; 4], [2, 2]))).abs() < 1e-7);
         // Terms 1 + lv − μ² − e^lv: (μ=1, lv=0) → −1; (μ=0, lv=ln 2) → ln2 − 1;
         // (μ=−2, lv=−1) → −4 − e⁻¹; (μ=0.5, lv=1) → 1.75 − e. KL = −½·mean.
         let mu = t(vec![1.0, 0.0, -2.0, 0.5], [2, 2]);
         let lv = t(vec![0.0, 2f32.ln(), -1.0, 1.0], [2, 2]);
         let e = std::f64::consts::E;
         let expect = -0.5 * (-1.0 + (2f64.ln() - 1.0) + (-4.0 - 1.0 / e) + (1.75 - e)) / 4.0;
-        assert!(
-            (scalar(kl_divergence(mu, lv)) - expect).abs() < 1e-6,
-            "{expect}"
-        );
+        assert!((scalar(kl_divergence(mu, lv)) - expect).abs() < 1e-6, "{expect}");
     }
 
     #[test]
@@ -172,24 +148,11 @@ mod tests {
         let d = Decoded {
             output: t(target.iter().map(|v| v + 0.1).collect(), [1, NUM_NODES, 2]),
             pos2: Some(t(target.clone(), [1, NUM_NODES, 2])),
-            pos1: Some(t(
-                coarse
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| if i % 2 == 0 { v + 0.2 } else { *v })
-                    .collect(),
-                [1, 60, 2],
-            )),
+            pos1: Some(t(coarse.iter().enumerate().map(|(i, v)| if i % 2 == 0 { v + 0.2 } else { *v }).collect(), [1, 60, 2])),
         };
         let mu = t(vec![1.0, 0.0], [1, 2]);
         let lv = t(vec![0.0, 0.0], [1, 2]);
-        let terms = loss_terms(
-            &d,
-            mu,
-            lv,
-            t(target, [1, NUM_NODES, 2]),
-            t(coarse, [1, 60, 2]),
-        );
+        let terms = loss_terms(&d, mu, lv, t(target, [1, NUM_NODES, 2]), t(coarse, [1, 60, 2]));
         let total = terms.total(0.5);
         let v = terms.values(&total);
         assert!((v.output - 0.01).abs() < 1e-6, "{v:?}");
@@ -199,23 +162,10 @@ mod tests {
         assert!((v.total - (0.01 + 0.02 + 0.5 * 0.25)).abs() < 1e-6, "{v:?}");
 
         // Without skip blocks only the output term and KL remain.
-        let plain = Decoded {
-            output: d.output.clone(),
-            pos1: None,
-            pos2: None,
-        };
-        let terms = loss_terms(
-            &plain,
-            t(vec![0.0; 2], [1, 2]),
-            t(vec![0.0; 2], [1, 2]),
-            d.pos2.clone().unwrap(),
-            d.pos1.clone().unwrap(),
-        );
+        let plain = Decoded { output: d.output.clone(), pos1: None, pos2: None };
+        let terms = loss_terms(&plain, t(vec![0.0; 2], [1, 2]), t(vec![0.0; 2], [1, 2]), d.pos2.clone().unwrap(), d.pos1.clone().unwrap());
         let v = terms.values(&terms.total(1.0));
-        assert!(
-            (v.total - 0.01).abs() < 1e-6 && v.pos1 == 0.0 && v.pos2 == 0.0,
-            "{v:?}"
-        );
+        assert!((v.total - 0.01).abs() < 1e-6 && v.pos1 == 0.0 && v.pos2 == 0.0, "{v:?}");
     }
 
     #[test]

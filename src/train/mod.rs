@@ -29,10 +29,10 @@ use std::time::Instant;
 use crate::landmarks::{NUM_NODES, Organ, Point};
 use crate::masks::organ_masks;
 use crate::metrics::overlap::dice;
-use crate::model::config::RELEASED_SKIP_MAPS;
-use crate::model::encoder::ConvPath;
 use crate::model::graph::{Graphs, downsample_matrix};
 use crate::model::lookup::FeatureMap;
+use crate::model::encoder::ConvPath;
+use crate::model::config::RELEASED_SKIP_MAPS;
 use crate::model::{Decoder, Encoder, HybridGNet, ModelConfig, StateDict, weights};
 use augment::AugmentConfig;
 pub use checkpoint::RunFiles;
@@ -238,35 +238,22 @@ pub struct Trainer {
 /// the gradient as `torch.optim.Adam(weight_decay=…)` does.
 fn adam(o: &TrainOptions) -> ModuleOptimizer {
     let decay = (o.weight_decay > 0.0).then(|| WeightDecayConfig::new(o.weight_decay as f32));
-    AdamConfig::new()
-        .with_epsilon(1e-8)
-        .with_weight_decay(decay)
-        .init()
+    AdamConfig::new().with_epsilon(1e-8).with_weight_decay(decay).init()
 }
 
 impl Trainer {
     /// A fresh run on `device` (autodiff is added here): PyTorch-style random weights, or the
     /// weights of `init` (fine-tuning, as [`StateDict::read`] gave them), which must have the
     /// options' variant; its input size and skip maps are adapted when the options ask for others.
-    pub fn new(
-        options: TrainOptions,
-        init: Option<StateDict>,
-        device: &Device,
-    ) -> anyhow::Result<Self> {
+    pub fn new(options: TrainOptions, init: Option<StateDict>, device: &Device) -> anyhow::Result<Self> {
         let device = device.clone().autodiff();
         let init_path = init.as_ref().map(|sd| sd.source.clone());
         let model = match init {
             Some(mut sd) => {
                 let path = sd.source.clone();
-                let mut c = weights::infer_config(&sd)
-                    .with_context(|| format!("{}: cannot load", path.display()))?;
+                let mut c = weights::infer_config(&sd).with_context(|| format!("{}: cannot load", path.display()))?;
                 if c.skip_blocks != options.skip_blocks {
-                    anyhow::bail!(
-                        "{}: skip blocks {}, but the run asks for {}",
-                        path.display(),
-                        c.skip_blocks,
-                        options.skip_blocks
-                    );
+                    anyhow::bail!("{}: skip blocks {}, but the run asks for {}", path.display(), c.skip_blocks, options.skip_blocks);
                 }
                 if c.input_size != options.size {
                     eprintln!(
@@ -283,16 +270,11 @@ impl Trainer {
                         "{}: skip maps {} → {}; the lookups of the changed blocks start at zero weight",
                         path.display(),
                         c.skip_maps_tag(),
-                        ModelConfig {
-                            skip_maps: options.skip_maps,
-                            ..c
-                        }
-                        .skip_maps_tag()
+                        ModelConfig { skip_maps: options.skip_maps, ..c }.skip_maps_tag()
                     );
                     sd = weights::with_skip_maps(&sd, &c, options.skip_maps)?;
                 }
-                HybridGNet::from_state_dict(&sd, &device)
-                    .with_context(|| format!("{}: cannot load", path.display()))?
+                HybridGNet::from_state_dict(&sd, &device).with_context(|| format!("{}: cannot load", path.display()))?
             }
             None => {
                 let config = ModelConfig {
@@ -319,12 +301,7 @@ impl Trainer {
             options,
         };
         let optim = adam(&state.options);
-        Ok(Self::assemble(
-            state,
-            Net { encoder, decoder },
-            optim,
-            device,
-        ))
+        Ok(Self::assemble(state, Net { encoder, decoder }, optim, device))
     }
 
     /// Continue the run whose checkpoint folder is `ckpt`: weights, Adam's moments and the
@@ -338,15 +315,13 @@ impl Trainer {
         // Shapes from the config; values and parameter ids from the record.
         let (_, encoder, decoder) = HybridGNet::random(&state.config, 0, &device).into_parts();
         let path = ckpt.join(mf);
-        let record = ModuleRecord::load(&path)
-            .with_context(|| format!("{}: cannot read the weights", path.display()))?;
+        let record = ModuleRecord::load(&path).with_context(|| format!("{}: cannot read the weights", path.display()))?;
         let net = Net { encoder, decoder }
             .try_load_record(record)
             .with_context(|| format!("{}: weights do not fit the model", path.display()))?;
         let path = ckpt.join(of);
-        let optim = adam(&state.options)
-            .load(&path)
-            .with_context(|| format!("{}: cannot read the optimizer state", path.display()))?;
+        let optim =
+            adam(&state.options).load(&path).with_context(|| format!("{}: cannot read the optimizer state", path.display()))?;
         Ok(Self::assemble(state, net, optim, device))
     }
 
@@ -371,25 +346,12 @@ impl Trainer {
             options: old.options,
         };
         let optim = adam(&state.options);
-        Ok(Self::assemble(
-            state,
-            Net { encoder, decoder },
-            optim,
-            device,
-        ))
+        Ok(Self::assemble(state, Net { encoder, decoder }, optim, device))
     }
 
     fn assemble(state: RunState, net: Net, optim: ModuleOptimizer, device: Device) -> Self {
         let graphs = Graphs::new(&device);
-        Trainer {
-            state,
-            net: Some(net),
-            optim,
-            device,
-            graphs,
-            down: downsample_matrix(),
-            conv_path: ConvPath::Training,
-        }
+        Trainer { state, net: Some(net), optim, device, graphs, down: downsample_matrix(), conv_path: ConvPath::Training }
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -398,38 +360,19 @@ impl Trainer {
 
     /// The current weights as a plain (inference) model.
     pub fn model(&self) -> HybridGNet {
-        let net = self
-            .net
-            .as_ref()
-            .expect("net present between steps")
-            .valid();
-        HybridGNet::from_parts(
-            self.state.config,
-            net.encoder,
-            net.decoder,
-            &self.device.clone().inner(),
-        )
+        let net = self.net.as_ref().expect("net present between steps").valid();
+        HybridGNet::from_parts(self.state.config, net.encoder, net.decoder, &self.device.clone().inner())
     }
 
     /// The random draws (order, augmentation, ε) of `epoch`, from the seed and the epoch alone:
     /// a resumed run draws what an uninterrupted one would without storing generator state.
     fn epoch_rng(&self, epoch: usize) -> StdRng {
-        StdRng::seed_from_u64(
-            self.state
-                .options
-                .seed
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                .wrapping_add(epoch as u64 + 1),
-        )
+        StdRng::seed_from_u64(self.state.options.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(epoch as u64 + 1))
     }
 
     /// One pass over `train` in random batches (the last one may be smaller); returns the
     /// batch means. `on_batch` sees each batch's size and loss.
-    pub fn train_epoch(
-        &mut self,
-        train: &[Prepared],
-        mut on_batch: impl FnMut(usize, &LossValues),
-    ) -> LossValues {
+    pub fn train_epoch(&mut self, train: &[Prepared], mut on_batch: impl FnMut(usize, &LossValues)) -> LossValues {
         let o = self.state.options.clone();
         let epoch = self.state.epoch;
         let lr = schedule::learning_rate(o.lr, o.lr_factor, o.lr_step, epoch);
@@ -449,39 +392,18 @@ impl Trainer {
         sum.scaled(1.0 / n.max(1) as f64)
     }
 
-    fn step(
-        &mut self,
-        data: &[Prepared],
-        idx: &[usize],
-        beta: f64,
-        lr: f64,
-        aug: &AugmentConfig,
-        rng: &mut StdRng,
-    ) -> LossValues {
+    fn step(&mut self, data: &[Prepared], idx: &[usize], beta: f64, lr: f64, aug: &AugmentConfig, rng: &mut StdRng) -> LossValues {
         self.timed_step(data, idx, beta, lr, aug, rng, None)
     }
 
     /// One optimisation step on `idx`, as training takes it, with the seconds of each part
     /// (`bench --train`). Each part ends by reading a result back, so queued device work is
     /// counted where it was issued.
-    pub fn profile_step(
-        &mut self,
-        data: &[Prepared],
-        idx: &[usize],
-        seed: u64,
-    ) -> (LossValues, StepTimes) {
+    pub fn profile_step(&mut self, data: &[Prepared], idx: &[usize], seed: u64) -> (LossValues, StepTimes) {
         let o = self.state.options.clone();
         let mut times = StepTimes::default();
         let mut rng = StdRng::seed_from_u64(seed);
-        let v = self.timed_step(
-            data,
-            idx,
-            o.kl_end,
-            o.lr,
-            &o.augment,
-            &mut rng,
-            Some(&mut times),
-        );
+        let v = self.timed_step(data, idx, o.kl_end, o.lr, &o.augment, &mut rng, Some(&mut times));
         (v, times)
     }
 
@@ -523,18 +445,14 @@ impl Trainer {
 
         let net = self.net.take().expect("net present between steps");
         // The batch shares BatchNorm statistics, as in the released training.
-        let enc = net
-            .encoder
-            .forward_by(x, self.state.config.skip_maps, self.conv_path);
+        let enc = net.encoder.forward_by(x, self.state.config.skip_maps, self.conv_path);
         if times.is_some() {
             let _ = enc.mu.to_data();
         }
         lap(|t| &mut t.encoder, &mut times);
         let latents = self.state.config.latents;
         // Reparameterisation: one z = μ + ε·σ per image.
-        let eps: Vec<f32> = (0..b * latents)
-            .map(|_| StandardNormal.sample(rng))
-            .collect();
+        let eps: Vec<f32> = (0..b * latents).map(|_| StandardNormal.sample(rng)).collect();
         let eps = Tensor::<2>::from_data(TensorData::new(eps, [b, latents]), d);
         let z = enc.mu.clone() + eps * enc.logvar.clone().mul_scalar(0.5).exp();
         let [m1, m2] = enc.skip_maps.map(FeatureMap::new);
@@ -564,10 +482,7 @@ impl Trainer {
             let pred = predict_prepared(&model, p, self.state.options.val_samples);
             r.error_px += mean_error(&pred.z_mu, &p.landmarks);
             let (w, h) = (p.letterbox.width, p.letterbox.height);
-            let (mp, mg) = (
-                organ_masks(&pred.z_mu, w, h),
-                organ_masks(&p.landmarks, w, h),
-            );
+            let (mp, mg) = (organ_masks(&pred.z_mu, w, h), organ_masks(&p.landmarks, w, h));
             r.dice_lungs += dice(&mp.lungs(), &mg.lungs());
             r.dice_heart += dice(mp.get(Organ::Heart), mg.get(Organ::Heart));
             r.mean_std_px += pred.mean_std_px;
@@ -583,22 +498,13 @@ impl Trainer {
 
     /// Write the checkpoint of the epochs done so far into `ckpt` (see [`checkpoint`]).
     pub fn save_checkpoint(&mut self, ckpt: &Path, model: &HybridGNet) -> anyhow::Result<()> {
-        std::fs::create_dir_all(ckpt)
-            .with_context(|| format!("{}: cannot create", ckpt.display()))?;
+        std::fs::create_dir_all(ckpt).with_context(|| format!("{}: cannot create", ckpt.display()))?;
         let (mf, of) = checkpoint::epoch_files(self.state.epoch);
-        let net = self
-            .net
-            .as_ref()
-            .expect("net present between steps")
-            .clone();
+        let net = self.net.as_ref().expect("net present between steps").clone();
         let path = ckpt.join(&mf);
-        net.into_record()
-            .save(&path)
-            .with_context(|| format!("{}: cannot write", path.display()))?;
+        net.into_record().save(&path).with_context(|| format!("{}: cannot write", path.display()))?;
         let path = ckpt.join(&of);
-        self.optim
-            .save(&path)
-            .with_context(|| format!("{}: cannot write", path.display()))?;
+        self.optim.save(&path).with_context(|| format!("{}: cannot write", path.display()))?;
         model.save(&ckpt.join(checkpoint::LAST_SAFETENSORS))?;
         self.state.model_file = Some(mf.clone());
         self.state.optimizer_file = Some(of.clone());
@@ -610,11 +516,7 @@ impl Trainer {
 
 /// Mean Euclidean distance between corresponding landmarks.
 pub fn mean_error(a: &[Point; NUM_NODES], b: &[Point; NUM_NODES]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(p, q)| ((p[0] - q[0]) as f64).hypot((p[1] - q[1]) as f64))
-        .sum::<f64>()
-        / NUM_NODES as f64
+    a.iter().zip(b).map(|(p, q)| ((p[0] - q[0]) as f64).hypot((p[1] - q[1]) as f64)).sum::<f64>() / NUM_NODES as f64
 }
 
 /// A validation prediction: the z = μ landmarks (scored) and the sampled spread.
@@ -629,29 +531,13 @@ pub fn predict_prepared(model: &HybridGNet, p: &Prepared, samples: usize) -> Val
     let mu = host_vec(&enc.mu);
     let logvar = host_vec(&enc.logvar);
     let dev = model.device();
-    let decode = |z: Vec<f32>, n: usize| {
-        host_vec(
-            &model
-                .decode(
-                    Tensor::from_data(TensorData::new(z, [n, mu.len()]), dev),
-                    &enc,
-                )
-                .output,
-        )
-    };
+    let decode =
+        |z: Vec<f32>, n: usize| host_vec(&model.decode(Tensor::from_data(TensorData::new(z, [n, mu.len()]), dev), &enc).output);
     let at_mu = decode(mu.clone(), 1);
-    let z_mu: [Point; NUM_NODES] =
-        std::array::from_fn(|i| p.letterbox.to_image([at_mu[2 * i], at_mu[2 * i + 1]]));
+    let z_mu: [Point; NUM_NODES] = std::array::from_fn(|i| p.letterbox.to_image([at_mu[2 * i], at_mu[2 * i + 1]]));
     let mean_std_px = if samples > 1 {
         let z = crate::model::uncertainty::draw_latents(&mu, &logvar, samples, 0);
-        crate::model::uncertainty::summarise(
-            &decode(z, samples),
-            samples,
-            &logvar,
-            p.letterbox,
-            Some(0),
-        )
-        .score as f64
+        crate::model::uncertainty::summarise(&decode(z, samples), samples, &logvar, p.letterbox, Some(0)).score as f64
     } else {
         0.0
     };
@@ -668,8 +554,7 @@ fn reset_log(log: &Path, epochs: usize) -> anyhow::Result<()> {
     let mut old = std::fs::read_to_string(log).unwrap_or_default();
     if old.lines().next().is_some_and(|h| h != EpochReport::HEADER) {
         let aside = log.with_extension("old.csv");
-        std::fs::rename(log, &aside)
-            .with_context(|| format!("{}: cannot move aside", log.display()))?;
+        std::fs::rename(log, &aside).with_context(|| format!("{}: cannot move aside", log.display()))?;
         old.clear();
     }
     let mut text = format!("{}\n", EpochReport::HEADER);
@@ -697,18 +582,14 @@ pub fn run(
     mut report: impl FnMut(&EpochReport),
 ) -> anyhow::Result<()> {
     anyhow::ensure!(!train.is_empty(), "no training images");
-    anyhow::ensure!(
-        !val.is_empty(),
-        "no validation images: the best model is chosen on them"
-    );
+    anyhow::ensure!(!val.is_empty(), "no validation images: the best model is chosen on them");
     let s = trainer.config().input_size;
     anyhow::ensure!(
         train.iter().chain(val).all(|p| p.pixels.len() == s * s),
         "images were prepared for another input size than {s}"
     );
     if let Some(dir) = files.best.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     }
     trainer.state.out = Some(files.best.clone());
     reset_log(&files.log, trainer.state.epoch)?;
@@ -720,10 +601,7 @@ pub fn run(
         let train_seconds = start.elapsed().as_secs_f64();
         let val_report = trainer.validate(val);
         let model = trainer.model();
-        let best = trainer
-            .state
-            .best_error_px
-            .is_none_or(|b| val_report.error_px < b);
+        let best = trainer.state.best_error_px.is_none_or(|b| val_report.error_px < b);
         if best {
             model.save(&files.best)?;
             trainer.state.best_error_px = Some(val_report.error_px);
@@ -758,26 +636,14 @@ mod tests {
         let log = dir.path().join("m.log.csv");
         std::fs::write(&log, format!("{}\n1,a\n2,b\n3,c\n", EpochReport::HEADER)).unwrap();
         reset_log(&log, 2).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&log).unwrap(),
-            format!("{}\n1,a\n2,b\n", EpochReport::HEADER)
-        );
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), format!("{}\n1,a\n2,b\n", EpochReport::HEADER));
         reset_log(&log, 0).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&log).unwrap(),
-            format!("{}\n", EpochReport::HEADER)
-        );
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), format!("{}\n", EpochReport::HEADER));
         // An older trainer's columns: kept aside, not mixed in.
         std::fs::write(&log, "epoch,loss,mse\n1,0.5,0.4\n").unwrap();
         reset_log(&log, 1).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&log).unwrap(),
-            format!("{}\n", EpochReport::HEADER)
-        );
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("m.log.old.csv")).unwrap(),
-            "epoch,loss,mse\n1,0.5,0.4\n"
-        );
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), format!("{}\n", EpochReport::HEADER));
+        assert_eq!(std::fs::read_to_string(dir.path().join("m.log.old.csv")).unwrap(), "epoch,loss,mse\n1,0.5,0.4\n");
     }
 
     #[test]
@@ -801,15 +667,9 @@ mod tests {
 
     #[test]
     fn data_specs_with_one_folder_or_several_read() {
-        let old: DataSpec = serde_json::from_str(
-            r#"{"dir":"d/jsrt","train_split":"train","val_split":"val","limit":null}"#,
-        )
-        .unwrap();
+        let old: DataSpec = serde_json::from_str(r#"{"dir":"d/jsrt","train_split":"train","val_split":"val","limit":null}"#).unwrap();
         assert_eq!(old.dirs, vec![PathBuf::from("d/jsrt")]);
-        let new = DataSpec {
-            dirs: vec!["a".into(), "b".into()],
-            ..old
-        };
+        let new = DataSpec { dirs: vec!["a".into(), "b".into()], ..old };
         let back: DataSpec = serde_json::from_slice(&serde_json::to_vec(&new).unwrap()).unwrap();
         assert_eq!(back, new);
     }
@@ -819,9 +679,6 @@ mod tests {
         let old = r#"{"size":256,"skip_blocks":true,"epochs":60,"batch":4,"lr":0.001,"lr_step":15,"lr_factor":0.7,
             "weight_decay":0.00001,"kl_start":0.00001,"kl_end":0.01,"kl_warmup":40,"seed":0}"#;
         let o: TrainOptions = serde_json::from_str(old).unwrap();
-        assert_eq!(
-            (o.lr, o.lr_step, o.val_samples, o.augment),
-            (1e-3, 15, 10, AugmentConfig::default())
-        );
+        assert_eq!((o.lr, o.lr_step, o.val_samples, o.augment), (1e-3, 15, 10, AugmentConfig::default()));
     }
 }

@@ -5,8 +5,8 @@ use crate::landmarks::{NUM_NODES, Organ, Point};
 use crate::masks::organ_mask;
 use crate::metrics::correlation::{pearson, spearman};
 use crate::metrics::dice;
-use crate::metrics::landmark_error::node_errors_px;
 use crate::metrics::stats::describe;
+use crate::metrics::landmark_error::node_errors_px;
 use crate::model::{HybridGNet, Prediction, Sampling, predict};
 
 /// One image scored against its reference landmarks. Distances are pixels at 1024 (the
@@ -44,10 +44,7 @@ pub fn score_prediction(
     ImageAccuracy {
         name: name.to_string(),
         dice_lungs: dice(&lungs(&prediction.mean), &lungs(reference)),
-        dice_heart: dice(
-            &mask(&prediction.mean, Organ::Heart),
-            &mask(reference, Organ::Heart),
-        ),
+        dice_heart: dice(&mask(&prediction.mean, Organ::Heart), &mask(reference, Organ::Heart)),
         node_error_1024: errors,
         node_std_1024: stds,
         score_1024: prediction.score as f64 * to_1024,
@@ -101,14 +98,8 @@ pub fn summarise(images: &[ImageAccuracy]) -> AccuracySummary {
         spearman_rho: spearman(&std, &err),
         image_r: pearson(
             &images.iter().map(|i| i.score_1024).collect::<Vec<_>>(),
-            &images
-                .iter()
-                .map(|i| i.mean_error_1024())
-                .collect::<Vec<_>>(),
+            &images.iter().map(|i| i.mean_error_1024()).collect::<Vec<_>>(),
         ),
-        max_score_1024: images
-            .iter()
-            .map(|i| i.score_1024)
-            .fold(f64::NEG_INFINITY, f64::max),
+        max_score_1024: images.iter().map(|i| i.score_1024).fold(f64::NEG_INFINITY, f64::max),
     }
 }

@@ -33,13 +33,8 @@ pub enum Method {
 }
 
 impl Method {
-    pub const ALL: [Method; 5] = [
-        Method::Raw,
-        Method::OrganScale,
-        Method::OrganIsotonic,
-        Method::NodeScale,
-        Method::OrganIsotonicNodeFactor,
-    ];
+    pub const ALL: [Method; 5] =
+        [Method::Raw, Method::OrganScale, Method::OrganIsotonic, Method::NodeScale, Method::OrganIsotonicNodeFactor];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -68,9 +63,7 @@ impl Method {
 }
 
 fn organ_of(n: usize) -> usize {
-    Organ::of_node(n)
-        .map(|(o, _)| o.index())
-        .expect("node index")
+    Organ::of_node(n).map(|(o, _)| o.index()).expect("node index")
 }
 
 /// Fit `method` on `images`. The legend rows and scale are left empty (see [`finish`]).
@@ -85,14 +78,9 @@ pub fn fit(method: Method, images: &[&ImageAccuracy]) -> Calibration {
     }
     let count = images.len() as f64;
     let organ_sum = |v: &[f64; NUM_NODES], o: Organ| o.nodes().map(|n| v[n]).sum::<f64>();
-    let organ_ratio: Vec<f64> = Organ::ALL
-        .iter()
-        .map(|&o| organ_sum(&node_err, o) / organ_sum(&node_std, o).max(1e-9))
-        .collect();
-    let organ_mean_err: Vec<f64> = Organ::ALL
-        .iter()
-        .map(|&o| organ_sum(&node_err, o) / (count * o.len() as f64))
-        .collect();
+    let organ_ratio: Vec<f64> =
+        Organ::ALL.iter().map(|&o| organ_sum(&node_err, o) / organ_sum(&node_std, o).max(1e-9)).collect();
+    let organ_mean_err: Vec<f64> = Organ::ALL.iter().map(|&o| organ_sum(&node_err, o) / (count * o.len() as f64)).collect();
     // Shrunk per-node mean error relative to its organ's mean.
     let factor = |n: usize| {
         let m = organ_mean_err[organ_of(n)];
@@ -101,9 +89,7 @@ pub fn fit(method: Method, images: &[&ImageAccuracy]) -> Calibration {
     };
     let ones = vec![1.0; NUM_NODES];
     let identity = || vec![MonotoneMap::identity(); 3];
-    let scale_map = |r: f64| MonotoneMap {
-        knots: vec![[1.0, r.max(1e-6)]],
-    };
+    let scale_map = |r: f64| MonotoneMap { knots: vec![[1.0, r.max(1e-6)]] };
     let isotonic = |factors: &[f64]| -> Vec<MonotoneMap> {
         Organ::ALL
             .iter()
@@ -129,9 +115,7 @@ pub fn fit(method: Method, images: &[&ImageAccuracy]) -> Calibration {
                 .map(|n| {
                     let r = organ_ratio[organ_of(n)];
                     let std_mean = node_std[n] / count.max(1.0);
-                    ((node_err[n] + NODE_SHRINK * r * std_mean)
-                        / (node_std[n] + NODE_SHRINK * std_mean).max(1e-9))
-                    .max(1e-6)
+                    ((node_err[n] + NODE_SHRINK * r * std_mean) / (node_std[n] + NODE_SHRINK * std_mean).max(1e-9)).max(1e-6)
                 })
                 .collect();
             (identity(), f)
@@ -174,18 +158,12 @@ pub struct Agreement {
 pub fn agreement(expected: &[[f64; NUM_NODES]], images: &[&ImageAccuracy]) -> Agreement {
     let e: Vec<f64> = expected.iter().flatten().copied().collect();
     let err: Vec<f64> = images.iter().flat_map(|a| a.node_error_1024).collect();
-    let img_e: Vec<f64> = expected
-        .iter()
-        .map(|x| x.iter().sum::<f64>() / NUM_NODES as f64)
-        .collect();
+    let img_e: Vec<f64> = expected.iter().map(|x| x.iter().sum::<f64>() / NUM_NODES as f64).collect();
     let img_err: Vec<f64> = images.iter().map(|a| a.mean_error_1024()).collect();
     let bins = crate::metrics::reliability::reliability_table(&e, &err, 10);
     let total: usize = bins.iter().map(|b| b.n).sum();
-    let calibration_error = bins
-        .iter()
-        .map(|b| b.n as f64 * (b.mean_uncertainty - b.mean_error).abs())
-        .sum::<f64>()
-        / total.max(1) as f64;
+    let calibration_error =
+        bins.iter().map(|b| b.n as f64 * (b.mean_uncertainty - b.mean_error).abs()).sum::<f64>() / total.max(1) as f64;
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     Agreement {
         pearson_r: pearson(&e, &err),
@@ -198,20 +176,12 @@ pub fn agreement(expected: &[[f64; NUM_NODES]], images: &[&ImageAccuracy]) -> Ag
 }
 
 /// Image `i` belongs to fold `i % folds`.
-pub fn out_of_fold(
-    method: Method,
-    images: &[&ImageAccuracy],
-    folds: usize,
-) -> Vec<[f64; NUM_NODES]> {
+pub fn out_of_fold(method: Method, images: &[&ImageAccuracy], folds: usize) -> Vec<[f64; NUM_NODES]> {
     let folds = folds.clamp(2, images.len().max(2));
     let mut out = vec![[0.0; NUM_NODES]; images.len()];
     for k in 0..folds {
-        let fit_on: Vec<&ImageAccuracy> = images
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % folds != k)
-            .map(|(_, a)| *a)
-            .collect();
+        let fit_on: Vec<&ImageAccuracy> =
+            images.iter().enumerate().filter(|(i, _)| i % folds != k).map(|(_, a)| *a).collect();
         if fit_on.is_empty() {
             continue;
         }
@@ -226,33 +196,16 @@ pub fn out_of_fold(
 /// Complete a calibration fitted on all images: the colour scale's top (the 95th percentile
 /// of the out-of-fold expected errors, rounded up to 5 px) and the legend rows measured on the
 /// out-of-fold predictions.
-pub fn finish(
-    mut c: Calibration,
-    oof: &[[f64; NUM_NODES]],
-    images: &[&ImageAccuracy],
-    fitted_on: String,
-) -> Calibration {
-    let mut e: Vec<f64> = oof
-        .iter()
-        .flatten()
-        .copied()
-        .filter(|v| v.is_finite())
-        .collect();
+pub fn finish(mut c: Calibration, oof: &[[f64; NUM_NODES]], images: &[&ImageAccuracy], fitted_on: String) -> Calibration {
+    let mut e: Vec<f64> = oof.iter().flatten().copied().filter(|v| v.is_finite()).collect();
     e.sort_by(f64::total_cmp);
-    let p95 = e
-        .get(((e.len() as f64 * 0.95) as usize).min(e.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or(1.0);
+    let p95 = e.get(((e.len() as f64 * 0.95) as usize).min(e.len().saturating_sub(1))).copied().unwrap_or(1.0);
     c.scale_top_1024 = ((p95 / 5.0).ceil() * 5.0).max(5.0);
     let step = c.scale_top_1024 / LEGEND_ROWS as f64;
     c.reliability = (0..LEGEND_ROWS)
         .map(|k| {
             let lo = step * k as f64;
-            let hi = if k + 1 == LEGEND_ROWS {
-                f64::INFINITY
-            } else {
-                step * (k + 1) as f64
-            };
+            let hi = if k + 1 == LEGEND_ROWS { f64::INFINITY } else { step * (k + 1) as f64 };
             let (mut n, mut se, mut sr) = (0usize, 0.0, 0.0);
             for (x, a) in oof.iter().zip(images) {
                 for node in 0..NUM_NODES {
@@ -265,18 +218,8 @@ pub fn finish(
             }
             let d = n.max(1) as f64;
             // JSON has no infinity: the open last row is written with the largest value seen.
-            let hi = if hi.is_finite() {
-                hi
-            } else {
-                e.last().copied().unwrap_or(lo).max(lo)
-            };
-            ReliabilityRow {
-                lo,
-                hi,
-                nodes: n,
-                mean_expected: se / d,
-                mean_error: sr / d,
-            }
+            let hi = if hi.is_finite() { hi } else { e.last().copied().unwrap_or(lo).max(lo) };
+            ReliabilityRow { lo, hi, nodes: n, mean_expected: se / d, mean_error: sr / d }
         })
         .collect();
     c.fitted_on = fitted_on;
@@ -291,10 +234,8 @@ mod tests {
     fn images() -> Vec<ImageAccuracy> {
         (0..12)
             .map(|i| {
-                let std: [f64; NUM_NODES] =
-                    std::array::from_fn(|n| 2.0 + ((i * 7 + n * 3) % 11) as f64);
-                let err: [f64; NUM_NODES] =
-                    std::array::from_fn(|n| 3.0 * std[n] + if n % 10 == 0 { 20.0 } else { 0.0 });
+                let std: [f64; NUM_NODES] = std::array::from_fn(|n| 2.0 + ((i * 7 + n * 3) % 11) as f64);
+                let err: [f64; NUM_NODES] = std::array::from_fn(|n| 3.0 * std[n] + if n % 10 == 0 { 20.0 } else { 0.0 });
                 ImageAccuracy {
                     name: format!("img{i}"),
                     dice_lungs: 0.9,
@@ -313,18 +254,12 @@ mod tests {
         let refs: Vec<&ImageAccuracy> = imgs.iter().collect();
         let raw = agreement(&out_of_fold(Method::Raw, &refs, 4), &refs);
         let iso = agreement(&out_of_fold(Method::OrganIsotonic, &refs, 4), &refs);
-        let node = agreement(
-            &out_of_fold(Method::OrganIsotonicNodeFactor, &refs, 4),
-            &refs,
-        );
+        let node = agreement(&out_of_fold(Method::OrganIsotonicNodeFactor, &refs, 4), &refs);
         // The raw std is correlated but reads a third of the error.
         assert!(raw.calibration_error > 10.0, "{raw:?}");
         assert!(iso.calibration_error < 3.0, "{iso:?}");
         // The per-node offset is something only node factors capture.
-        assert!(
-            node.pearson_r.unwrap() > iso.pearson_r.unwrap() + 0.02,
-            "{node:?} vs {iso:?}"
-        );
+        assert!(node.pearson_r.unwrap() > iso.pearson_r.unwrap() + 0.02, "{node:?} vs {iso:?}");
     }
 
     #[test]
@@ -332,23 +267,11 @@ mod tests {
         let imgs = images();
         let refs: Vec<&ImageAccuracy> = imgs.iter().collect();
         let oof = out_of_fold(Method::OrganIsotonic, &refs, 3);
-        let c = finish(
-            fit(Method::OrganIsotonic, &refs),
-            &oof,
-            &refs,
-            "synthetic".into(),
-        );
+        let c = finish(fit(Method::OrganIsotonic, &refs), &oof, &refs, "synthetic".into());
         c.check().unwrap();
         assert_eq!(c.reliability.len(), LEGEND_ROWS);
-        assert_eq!(
-            c.reliability.iter().map(|r| r.nodes).sum::<usize>(),
-            imgs.len() * NUM_NODES
-        );
-        assert!(
-            c.scale_top_1024 >= 30.0 && c.scale_top_1024 % 5.0 == 0.0,
-            "{}",
-            c.scale_top_1024
-        );
+        assert_eq!(c.reliability.iter().map(|r| r.nodes).sum::<usize>(), imgs.len() * NUM_NODES);
+        assert!(c.scale_top_1024 >= 30.0 && c.scale_top_1024 % 5.0 == 0.0, "{}", c.scale_top_1024);
         assert_eq!(Calibration::from_json(&c.to_json()).unwrap(), c);
         assert_eq!(Method::parse("organ-isotonic"), Some(Method::OrganIsotonic));
     }

@@ -30,23 +30,10 @@ pub struct Annotated {
 }
 
 pub fn load_sample(s: &Sample) -> anyhow::Result<Annotated> {
-    let img =
-        xray::load(&s.image).with_context(|| format!("{}: cannot load the image", s.origin))?;
-    let name = s
-        .image
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let img = xray::load(&s.image).with_context(|| format!("{}: cannot load the image", s.origin))?;
+    let name = s.image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let pixels = img.display_intensities(img.default_window());
-    Ok(Annotated {
-        grey: Grey {
-            name,
-            width: img.width,
-            height: img.height,
-            pixels,
-        },
-        landmarks: s.landmarks,
-    })
+    Ok(Annotated { grey: Grey { name, width: img.width, height: img.height, pixels }, landmarks: s.landmarks })
 }
 
 /// Everything `validate` measures on one image.
@@ -60,15 +47,7 @@ pub struct ImageReport {
 pub fn validate_image(model: &HybridGNet, a: &Annotated, sampling: Sampling) -> ImageReport {
     let g = &a.grey;
     ImageReport {
-        accuracy: score_image(
-            model,
-            &g.name,
-            &g.pixels,
-            g.width,
-            g.height,
-            &a.landmarks,
-            sampling,
-        ),
+        accuracy: score_image(model, &g.name, &g.pixels, g.width, g.height, &a.landmarks, sampling),
         noise: noise_response(model, g, &NOISE_SIGMAS, sampling),
         occlusion: occlusion_response(model, g, OCCLUSION_NODE, OCCLUSION_SIDE, sampling),
     }

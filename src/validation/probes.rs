@@ -27,16 +27,8 @@ pub fn score_1024(p: &Prediction, width: u32, height: u32) -> f64 {
 pub fn with_noise(img: &Grey, sigma: f32, seed: u64) -> Grey {
     let mut rng = StdRng::seed_from_u64(seed);
     let normal = Normal::new(0.0f32, sigma.max(0.0)).expect("finite sigma");
-    let pixels = img
-        .pixels
-        .iter()
-        .map(|&v| (v + normal.sample(&mut rng)).clamp(0.0, 1.0))
-        .collect();
-    Grey {
-        name: format!("{} + noise {sigma}", img.name),
-        pixels,
-        ..img.clone()
-    }
+    let pixels = img.pixels.iter().map(|&v| (v + normal.sample(&mut rng)).clamp(0.0, 1.0)).collect();
+    Grey { name: format!("{} + noise {sigma}", img.name), pixels, ..img.clone() }
 }
 
 /// What added noise does to one image, per noise level.
@@ -53,12 +45,7 @@ pub struct NoiseResponse {
 
 /// Image score at each noise level (`sigmas`, in units of the full grey range), split into
 /// the encoder's σ and the decoder's part.
-pub fn noise_response(
-    model: &HybridGNet,
-    img: &Grey,
-    sigmas: &[f32],
-    sampling: Sampling,
-) -> NoiseResponse {
+pub fn noise_response(model: &HybridGNet, img: &Grey, sigmas: &[f32], sampling: Sampling) -> NoiseResponse {
     let (w, h) = (img.width, img.height);
     let clean = encode(model, &img.pixels, w, h);
     let clean_pred = sample(model, &clean, sampling, None);
@@ -66,10 +53,7 @@ pub fn noise_response(
     for (k, &s) in sigmas.iter().enumerate() {
         let (p, fixed) = if s > 0.0 {
             let noisy = encode(model, &with_noise(img, s, 1000 + k as u64).pixels, w, h);
-            (
-                sample(model, &noisy, sampling, None),
-                sample(model, &noisy, sampling, Some(&clean.logvar)),
-            )
+            (sample(model, &noisy, sampling, None), sample(model, &noisy, sampling, Some(&clean.logvar)))
         } else {
             (clean_pred.clone(), clean_pred.clone())
         };
@@ -90,11 +74,7 @@ pub struct Square {
 
 impl Square {
     pub fn centred(cx: f32, cy: f32, side: f32) -> Self {
-        Square {
-            x: cx - side / 2.0,
-            y: cy - side / 2.0,
-            side,
-        }
+        Square { x: cx - side / 2.0, y: cy - side / 2.0, side }
     }
     pub fn contains(&self, p: [f32; 2]) -> bool {
         p[0] >= self.x && p[0] < self.x + self.side && p[1] >= self.y && p[1] < self.y + self.side
@@ -144,11 +124,9 @@ pub fn occlusion_response(
     let square = Square::centred(cx, cy, side_fraction * img.width.max(img.height) as f32);
     let occluded = with_square(img, square);
     let after = predict(model, &occluded.pixels, img.width, img.height, sampling);
-    let (covered, other): (Vec<usize>, Vec<usize>) =
-        (0..NUM_NODES).partition(|&n| square.contains(clean.mean[n]));
+    let (covered, other): (Vec<usize>, Vec<usize>) = (0..NUM_NODES).partition(|&n| square.contains(clean.mean[n]));
     let mean_std = |p: &Prediction, nodes: &[usize]| {
-        nodes.iter().map(|&n| p.node_std(n) as f64).sum::<f64>() / nodes.len().max(1) as f64
-            * to_1024
+        nodes.iter().map(|&n| p.node_std(n) as f64).sum::<f64>() / nodes.len().max(1) as f64 * to_1024
     };
     OcclusionResult {
         square,
@@ -165,23 +143,13 @@ pub fn occlusion_response(
 pub fn non_chest_images() -> Vec<Grey> {
     const N: u32 = 1024;
     let grid = |f: &dyn Fn(f32, f32) -> f32| -> Vec<f32> {
-        (0..N * N)
-            .map(|i| f((i % N) as f32 / N as f32, (i / N) as f32 / N as f32).clamp(0.0, 1.0))
-            .collect()
+        (0..N * N).map(|i| f((i % N) as f32 / N as f32, (i / N) as f32 / N as f32).clamp(0.0, 1.0)).collect()
     };
-    let checker = grid(&|x, y| {
-        if ((x * 8.0) as i32 + (y * 8.0) as i32) % 2 == 0 {
-            0.85
-        } else {
-            0.15
-        }
-    });
+    let checker = grid(&|x, y| if ((x * 8.0) as i32 + (y * 8.0) as i32) % 2 == 0 { 0.85 } else { 0.15 });
     let rings = grid(&|x, y| 0.5 + 0.45 * ((x - 0.5).hypot(y - 0.5) * 60.0).sin());
     // Smooth texture: a coarse seeded random grid, bilinearly interpolated.
     let mut rng = StdRng::seed_from_u64(7);
-    let coarse: Vec<f32> = (0..17 * 17)
-        .map(|_| rand::Rng::random::<f32>(&mut rng))
-        .collect();
+    let coarse: Vec<f32> = (0..17 * 17).map(|_| rand::Rng::random::<f32>(&mut rng)).collect();
     let texture = grid(&|x, y| {
         let (gx, gy) = (x * 16.0, y * 16.0);
         let (ix, iy) = (gx.floor() as usize, gy.floor() as usize);
@@ -191,19 +159,10 @@ pub fn non_chest_images() -> Vec<Grey> {
         let bottom = at(ix, iy + 1) * (1.0 - fx) + at(ix + 1, iy + 1) * fx;
         top * (1.0 - fy) + bottom * fy
     });
-    [
-        ("checkerboard", checker),
-        ("random texture", texture),
-        ("concentric rings", rings),
-    ]
-    .into_iter()
-    .map(|(name, pixels)| Grey {
-        name: name.to_string(),
-        width: N,
-        height: N,
-        pixels,
-    })
-    .collect()
+    [("checkerboard", checker), ("random texture", texture), ("concentric rings", rings)]
+        .into_iter()
+        .map(|(name, pixels)| Grey { name: name.to_string(), width: N, height: N, pixels })
+        .collect()
 }
 
 #[cfg(test)]
@@ -211,12 +170,7 @@ mod tests {
     use super::*;
 
     fn grey(v: f32) -> Grey {
-        Grey {
-            name: "flat".into(),
-            width: 64,
-            height: 48,
-            pixels: vec![v; 64 * 48],
-        }
+        Grey { name: "flat".into(), width: 64, height: 48, pixels: vec![v; 64 * 48] }
     }
 
     #[test]
@@ -225,18 +179,10 @@ mod tests {
         let n = g.pixels.len() as f32;
         let mean = g.pixels.iter().sum::<f32>() / n;
         let sd = (g.pixels.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
-        assert!(
-            (mean - 0.5).abs() < 0.01 && (sd - 0.1).abs() < 0.01,
-            "mean {mean} sd {sd}"
-        );
+        assert!((mean - 0.5).abs() < 0.01 && (sd - 0.1).abs() < 0.01, "mean {mean} sd {sd}");
         assert_eq!(g.pixels, with_noise(&grey(0.5), 0.1, 3).pixels);
         assert_ne!(g.pixels, with_noise(&grey(0.5), 0.1, 4).pixels);
-        assert!(
-            with_noise(&grey(0.98), 0.3, 1)
-                .pixels
-                .iter()
-                .all(|v| (0.0..=1.0).contains(v))
-        );
+        assert!(with_noise(&grey(0.98), 0.3, 1).pixels.iter().all(|v| (0.0..=1.0).contains(v)));
     }
 
     #[test]
@@ -259,15 +205,8 @@ mod tests {
         assert_eq!(a.len(), 3);
         for g in &a {
             assert_eq!(g.pixels.len(), 1024 * 1024);
-            assert!(
-                g.pixels.iter().all(|v| (0.0..=1.0).contains(v)),
-                "{}",
-                g.name
-            );
-            let (lo, hi) = g
-                .pixels
-                .iter()
-                .fold((1.0f32, 0.0f32), |(l, h), &v| (l.min(v), h.max(v)));
+            assert!(g.pixels.iter().all(|v| (0.0..=1.0).contains(v)), "{}", g.name);
+            let (lo, hi) = g.pixels.iter().fold((1.0f32, 0.0f32), |(l, h), &v| (l.min(v), h.max(v)));
             assert!(hi - lo > 0.5, "{} has contrast", g.name);
         }
         assert_eq!(a[1].pixels, non_chest_images()[1].pixels);

@@ -9,10 +9,8 @@
 //! flag: inversion happens at display time, not here.
 
 use super::dicom_lengths::LONG_VRS;
-use super::{
-    DicomUids, ImageSource, LoadError, PatientInfo, Photometric, PixelSpacing, Window, XrayImage,
-};
 use super::{dicom_codestream, dicom_lengths};
+use super::{DicomUids, ImageSource, LoadError, PatientInfo, Photometric, PixelSpacing, Window, XrayImage};
 use dicom_core::Tag;
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::file::ReadPreamble;
@@ -42,24 +40,16 @@ enum BareEncoding {
 }
 
 const SHORT_VRS: [&[u8; 2]; 21] = [
-    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN",
-    b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN", b"SH", b"SL", b"SS",
+    b"ST", b"TM", b"UI", b"UL", b"US",
 ];
 
 /// Recognise a bare data set by walking its first few element headers: tags must be
 /// even-group, ascending, and every length must fit in the file. Raster formats fail
 /// at once (PNG, JPEG and TIFF all start with an odd "group").
 fn bare_encoding(bytes: &[u8]) -> Option<BareEncoding> {
-    let u16_at = |i: usize| {
-        bytes
-            .get(i..i + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-    };
-    let u32_at = |i: usize| {
-        bytes
-            .get(i..i + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
+    let u16_at = |i: usize| bytes.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |i: usize| bytes.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
     let first_group = u16_at(0)?;
     if first_group % 2 != 0 || first_group < 0x0002 || first_group > 0x7FE0 {
         return None;
@@ -87,9 +77,7 @@ fn walk(
     let mut last: Option<(u16, u16)> = None;
     let mut seen = 0;
     while seen < 4 && pos < bytes.len() {
-        let (Some(group), Some(elem)) = (u16_at(pos), u16_at(pos + 2)) else {
-            return false;
-        };
+        let (Some(group), Some(elem)) = (u16_at(pos), u16_at(pos + 2)) else { return false };
         if last.is_some_and(|l| (group, elem) <= l) || group == 0 {
             return false;
         }
@@ -99,26 +87,18 @@ fn walk(
         }
         last = Some((group, elem));
         let (len, header) = if explicit {
-            let Some(vr) = bytes.get(pos + 4..pos + 6) else {
-                return false;
-            };
+            let Some(vr) = bytes.get(pos + 4..pos + 6) else { return false };
             if LONG_VRS.iter().any(|v| &v[..] == vr) {
-                let Some(len) = u32_at(pos + 8) else {
-                    return false;
-                };
+                let Some(len) = u32_at(pos + 8) else { return false };
                 (len, 12)
             } else if SHORT_VRS.iter().any(|v| &v[..] == vr) {
-                let Some(len) = u16_at(pos + 6) else {
-                    return false;
-                };
+                let Some(len) = u16_at(pos + 6) else { return false };
                 (len as u32, 8)
             } else {
                 return false;
             }
         } else {
-            let Some(len) = u32_at(pos + 4) else {
-                return false;
-            };
+            let Some(len) = u32_at(pos + 4) else { return false };
             (len, 8)
         };
         seen += 1;
@@ -140,10 +120,7 @@ pub fn load(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
     // Parsers and codecs are third-party code fed user data: a panic becomes an error.
     match std::panic::catch_unwind(|| load_inner(path, bytes)) {
         Ok(result) => result,
-        Err(_) => Err(LoadError::new(
-            path,
-            "DICOM decoder crashed on this file (corrupt or unsupported data)",
-        )),
+        Err(_) => Err(LoadError::new(path, "DICOM decoder crashed on this file (corrupt or unsupported data)")),
     }
 }
 
@@ -152,23 +129,15 @@ fn load_inner(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
     let mut obj = parse(bytes).map_err(err)?;
 
     if obj.element_opt(tags::PIXEL_DATA).ok().flatten().is_none() {
-        let what = text(&obj, tags::SOP_CLASS_UID)
-            .map(|c| format!(" (SOP class {c})"))
-            .unwrap_or_default();
-        return Err(err(format!(
-            "DICOM file holds no image: no PixelData{what}"
-        )));
+        let what = text(&obj, tags::SOP_CLASS_UID).map(|c| format!(" (SOP class {c})")).unwrap_or_default();
+        return Err(err(format!("DICOM file holds no image: no PixelData{what}")));
     }
     let frames = match text(&obj, tags::NUMBER_OF_FRAMES) {
-        Some(s) => s
-            .parse::<u32>()
-            .map_err(|_| err(format!("invalid NumberOfFrames {s:?}")))?,
+        Some(s) => s.parse::<u32>().map_err(|_| err(format!("invalid NumberOfFrames {s:?}")))?,
         None => 1,
     };
     if frames > 1 {
-        return Err(err(format!(
-            "multi-frame DICOM ({frames} frames) is not supported: expected one radiograph"
-        )));
+        return Err(err(format!("multi-frame DICOM ({frames} frames) is not supported: expected one radiograph")));
     }
 
     let rows = required_u16(&obj, tags::ROWS, "Rows").map_err(err)?;
@@ -177,31 +146,16 @@ fn load_inner(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
         return Err(err(format!("image has no pixels ({cols}×{rows})")));
     }
     super::check_size(path, cols as u64, rows as u64, "DICOM header")?;
-    let samples = optional_u16(&obj, tags::SAMPLES_PER_PIXEL, "SamplesPerPixel")
-        .map_err(err)?
-        .unwrap_or(1);
+    let samples = optional_u16(&obj, tags::SAMPLES_PER_PIXEL, "SamplesPerPixel").map_err(err)?.unwrap_or(1);
 
     let bits_allocated = required_u16(&obj, tags::BITS_ALLOCATED, "BitsAllocated").map_err(err)?;
-    let bits_stored = optional_u16(&obj, tags::BITS_STORED, "BitsStored")
-        .map_err(err)?
-        .unwrap_or(bits_allocated);
-    let high_bit = optional_u16(&obj, tags::HIGH_BIT, "HighBit")
-        .map_err(err)?
-        .unwrap_or(bits_stored.saturating_sub(1));
-    let signed = optional_u16(&obj, tags::PIXEL_REPRESENTATION, "PixelRepresentation")
-        .map_err(err)?
-        .unwrap_or(0)
-        == 1;
+    let bits_stored = optional_u16(&obj, tags::BITS_STORED, "BitsStored").map_err(err)?.unwrap_or(bits_allocated);
+    let high_bit = optional_u16(&obj, tags::HIGH_BIT, "HighBit").map_err(err)?.unwrap_or(bits_stored.saturating_sub(1));
+    let signed = optional_u16(&obj, tags::PIXEL_REPRESENTATION, "PixelRepresentation").map_err(err)?.unwrap_or(0) == 1;
     if !matches!(bits_allocated, 8 | 16 | 32) {
-        return Err(err(format!(
-            "BitsAllocated {bits_allocated} is not supported (8, 16 or 32)"
-        )));
+        return Err(err(format!("BitsAllocated {bits_allocated} is not supported (8, 16 or 32)")));
     }
-    if bits_stored == 0
-        || bits_stored > bits_allocated
-        || high_bit >= bits_allocated
-        || high_bit + 1 < bits_stored
-    {
+    if bits_stored == 0 || bits_stored > bits_allocated || high_bit >= bits_allocated || high_bit + 1 < bits_stored {
         return Err(err(format!(
             "inconsistent bit layout: BitsAllocated {bits_allocated}, BitsStored {bits_stored}, HighBit {high_bit}"
         )));
@@ -210,9 +164,7 @@ fn load_inner(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
     let photometric = match (pi.as_str(), samples) {
         ("MONOCHROME1", 1) => Photometric::Monochrome1,
         ("MONOCHROME2", 1) | ("", 1) => Photometric::Monochrome2,
-        ("RGB" | "YBR_FULL" | "YBR_FULL_422" | "YBR_ICT" | "YBR_RCT" | "YBR_PARTIAL_420", 3) => {
-            Photometric::Monochrome2
-        }
+        ("RGB" | "YBR_FULL" | "YBR_FULL_422" | "YBR_ICT" | "YBR_RCT" | "YBR_PARTIAL_420", 3) => Photometric::Monochrome2,
         _ => {
             return Err(err(format!(
                 "not a greyscale radiograph: PhotometricInterpretation {pi:?} with {samples} samples per pixel"
@@ -220,26 +172,15 @@ fn load_inner(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
         }
     };
 
-    let slope = optional_f64(&obj, tags::RESCALE_SLOPE, "RescaleSlope")
-        .map_err(err)?
-        .unwrap_or(1.0);
-    let intercept = optional_f64(&obj, tags::RESCALE_INTERCEPT, "RescaleIntercept")
-        .map_err(err)?
-        .unwrap_or(0.0);
+    let slope = optional_f64(&obj, tags::RESCALE_SLOPE, "RescaleSlope").map_err(err)?.unwrap_or(1.0);
+    let intercept = optional_f64(&obj, tags::RESCALE_INTERCEPT, "RescaleIntercept").map_err(err)?.unwrap_or(0.0);
     if slope == 0.0 {
-        return Err(err(
-            "RescaleSlope is 0: every pixel would have the same value".into(),
-        ));
+        return Err(err("RescaleSlope is 0: every pixel would have the same value".into()));
     }
     let file_window = first_window(&obj);
-    let spacing =
-        spacing(&obj, tags::PIXEL_SPACING).or_else(|| spacing(&obj, tags::IMAGER_PIXEL_SPACING));
+    let spacing = spacing(&obj, tags::PIXEL_SPACING).or_else(|| spacing(&obj, tags::IMAGER_PIXEL_SPACING));
     let modality = text(&obj, tags::MODALITY).unwrap_or_else(|| "OT".into());
-    let ts_uid = obj
-        .meta()
-        .transfer_syntax()
-        .trim_end_matches(['\0', ' '])
-        .to_string();
+    let ts_uid = obj.meta().transfer_syntax().trim_end_matches(['\0', ' ']).to_string();
 
     // We have read the rescale and VOI attributes ourselves, leniently; the decoder's
     // stricter cross-checks of them (e.g. WindowCenter and WindowWidth multiplicity)
@@ -254,35 +195,21 @@ fn load_inner(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
     ] {
         obj.remove_element(tag);
     }
-    let ts_name = TransferSyntaxRegistry
-        .get(&ts_uid)
-        .map(|t| t.name().to_string())
-        .unwrap_or_else(|| ts_uid.clone());
+    let ts_name = TransferSyntaxRegistry.get(&ts_uid).map(|t| t.name().to_string()).unwrap_or_else(|| ts_uid.clone());
     // The codestream's own size must be the header's before a codec sizes buffers from it.
-    let first_fragment = obj
-        .element_opt(tags::PIXEL_DATA)
-        .ok()
-        .flatten()
-        .and_then(|e| e.fragments()?.first().cloned());
+    let first_fragment = obj.element_opt(tags::PIXEL_DATA).ok().flatten().and_then(|e| e.fragments()?.first().cloned());
     if let Some(fragment) = first_fragment {
         dicom_codestream::check(&ts_uid, &fragment, cols as u32, rows as u32)
             .map_err(|e| err(format!("cannot decode pixel data ({ts_name}): {e}")))?;
     }
-    let decoded = obj.decode_pixel_data().map_err(|e| {
-        err(format!(
-            "cannot decode pixel data ({ts_name}): {}",
-            chain(&e)
-        ))
-    })?;
+    let decoded = obj
+        .decode_pixel_data()
+        .map_err(|e| err(format!("cannot decode pixel data ({ts_name}): {}", chain(&e))))?;
     let encapsulated = ts_is_encapsulated(&ts_uid);
     let layout = Layout {
         bytes_per_sample: bits_allocated as usize / 8,
         // Codecs return right-aligned samples; only native data may sit higher up.
-        shift: if encapsulated {
-            0
-        } else {
-            (high_bit + 1 - bits_stored) as u32
-        },
+        shift: if encapsulated { 0 } else { (high_bit + 1 - bits_stored) as u32 },
         bits_stored: bits_stored as u32,
         signed,
     };
@@ -290,10 +217,7 @@ fn load_inner(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
     let data = decoded.data();
     let needed = n * samples as usize * layout.bytes_per_sample;
     if data.len() < needed {
-        return Err(err(format!(
-            "pixel data is truncated: {} bytes, {needed} needed for {cols}×{rows}",
-            data.len()
-        )));
+        return Err(err(format!("pixel data is truncated: {} bytes, {needed} needed for {cols}×{rows}", data.len())));
     }
     // Straight to f32 with the rescale applied: no f64 copy of a large image.
     let rescale = |v: f64| (v * slope + intercept) as f32;
@@ -302,23 +226,13 @@ fn load_inner(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
     } else {
         // Codecs return interleaved samples whatever the file says; only native data may be planar.
         let planar = !encapsulated
-            && optional_u16(&obj, tags::PLANAR_CONFIGURATION, "PlanarConfiguration")
-                .ok()
-                .flatten()
-                == Some(1);
-        let at =
-            |i: usize, c: usize| layout.sample(data, if planar { c * n + i } else { i * 3 + c });
+            && optional_u16(&obj, tags::PLANAR_CONFIGURATION, "PlanarConfiguration").ok().flatten() == Some(1);
+        let at = |i: usize, c: usize| layout.sample(data, if planar { c * n + i } else { i * 3 + c });
         match decoded.photometric_interpretation().as_str() {
-            "RGB" => (0..n)
-                .map(|i| rescale((0.299 * at(i, 0) + 0.587 * at(i, 1) + 0.114 * at(i, 2)).round()))
-                .collect(),
+            "RGB" => (0..n).map(|i| rescale((0.299 * at(i, 0) + 0.587 * at(i, 1) + 0.114 * at(i, 2)).round())).collect(),
             // Native YBR_FULL: Y already is the luma.
             "YBR_FULL" => (0..n).map(|i| rescale(at(i, 0))).collect(),
-            other => {
-                return Err(err(format!(
-                    "colour layout {other} is not supported uncompressed"
-                )));
-            }
+            other => return Err(err(format!("colour layout {other} is not supported uncompressed"))),
         }
     };
 
@@ -330,13 +244,7 @@ fn load_inner(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
         cols as u32,
         rows as u32,
         pixels,
-        ImageSource {
-            path: Some(path.to_path_buf()),
-            label,
-            modality,
-            transfer_syntax: ts_uid,
-            bits_stored,
-        },
+        ImageSource { path: Some(path.to_path_buf()), label, modality, transfer_syntax: ts_uid, bits_stored },
     );
     img.photometric = photometric;
     img.spacing = spacing;
@@ -351,9 +259,7 @@ fn load_inner(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
 /// export needs to reference the image). `None` when the file is not a readable DICOM.
 pub fn read_identity(path: &Path) -> Option<(DicomUids, PatientInfo)> {
     let bytes = std::fs::read(path).ok()?;
-    std::panic::catch_unwind(|| parse(&bytes).ok().map(|obj| identity(&obj)))
-        .ok()
-        .flatten()
+    std::panic::catch_unwind(|| parse(&bytes).ok().map(|obj| identity(&obj))).ok().flatten()
 }
 
 fn identity(obj: &DefaultDicomObject) -> (DicomUids, PatientInfo) {
@@ -401,9 +307,7 @@ fn parse(bytes: &[u8]) -> Result<DefaultDicomObject, String> {
             .map_err(|e| format!("cannot read DICOM file: {}", chain(&e)));
     }
     let uid = match bare_encoding(bytes) {
-        None => {
-            return Err("not a DICOM file: no \"DICM\" marker and no recognisable data set".into());
-        }
+        None => return Err("not a DICOM file: no \"DICM\" marker and no recognisable data set".into()),
         Some(BareEncoding::MetaWithoutMagic) => {
             // A file meta group without the marker: supply the marker, let the reader do the rest.
             let mut with_magic = Vec::with_capacity(bytes.len() + 4);
@@ -417,16 +321,9 @@ fn parse(bytes: &[u8]) -> Result<DefaultDicomObject, String> {
         Some(BareEncoding::ImplicitLittle) => uids::IMPLICIT_VR_LITTLE_ENDIAN,
         Some(BareEncoding::ExplicitLittle) => uids::EXPLICIT_VR_LITTLE_ENDIAN,
     };
-    let ts = TransferSyntaxRegistry
-        .get(uid)
-        .ok_or_else(|| format!("transfer syntax {uid} is not registered"))?;
-    let dataset = InMemDicomObject::read_dataset_with_ts(bytes, ts).map_err(|e| {
-        format!(
-            "cannot read DICOM data set (no file meta, {}): {}",
-            ts.name(),
-            chain(&e)
-        )
-    })?;
+    let ts = TransferSyntaxRegistry.get(uid).ok_or_else(|| format!("transfer syntax {uid} is not registered"))?;
+    let dataset = InMemDicomObject::read_dataset_with_ts(bytes, ts)
+        .map_err(|e| format!("cannot read DICOM data set (no file meta, {}): {}", ts.name(), chain(&e)))?;
     // The pixel decoder wants a file meta group; with_meta fills the SOP UIDs from
     // the data set when it has them. Secondary Capture is the neutral fallback.
     dataset
@@ -440,9 +337,7 @@ fn parse(bytes: &[u8]) -> Result<DefaultDicomObject, String> {
 }
 
 fn ts_is_encapsulated(uid: &str) -> bool {
-    TransferSyntaxRegistry
-        .get(uid)
-        .is_some_and(|ts| ts.is_encapsulated_pixel_data())
+    TransferSyntaxRegistry.get(uid).is_some_and(|ts| ts.is_encapsulated_pixel_data())
 }
 
 /// Where the stored bits sit in each sample.
@@ -465,11 +360,7 @@ impl Layout {
             2 => u16::from_le_bytes([data[o], data[o + 1]]) as u32,
             _ => u32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]),
         };
-        let mask = if self.bits_stored >= 32 {
-            u32::MAX
-        } else {
-            (1u32 << self.bits_stored) - 1
-        };
+        let mask = if self.bits_stored >= 32 { u32::MAX } else { (1u32 << self.bits_stored) - 1 };
         let v = (word >> self.shift) & mask;
         if self.signed && self.bits_stored < 32 && v & (1 << (self.bits_stored - 1)) != 0 {
             (v as i64 - (1i64 << self.bits_stored)) as f64
@@ -492,10 +383,7 @@ fn optional_u16(obj: &DefaultDicomObject, tag: Tag, name: &str) -> Result<Option
     match obj.element_opt(tag).ok().flatten() {
         None => Ok(None),
         Some(e) if e.value().multiplicity() == 0 => Ok(None),
-        Some(e) => e
-            .to_int::<u16>()
-            .map(Some)
-            .map_err(|_| format!("invalid {name}")),
+        Some(e) => e.to_int::<u16>().map(Some).map_err(|_| format!("invalid {name}")),
     }
 }
 
@@ -524,18 +412,14 @@ fn floats(obj: &DefaultDicomObject, tag: Tag) -> Option<Vec<f64>> {
 fn first_window(obj: &DefaultDicomObject) -> Option<Window> {
     let center = *floats(obj, tags::WINDOW_CENTER)?.first()?;
     let width = *floats(obj, tags::WINDOW_WIDTH)?.first()?;
-    (center.is_finite() && width.is_finite() && width > 0.0)
-        .then(|| Window { center, width }.sanitized())
+    (center.is_finite() && width.is_finite() && width > 0.0).then(|| Window { center, width }.sanitized())
 }
 
 /// Row and column spacing in mm from a two-valued attribute, if both are positive.
 fn spacing(obj: &DefaultDicomObject, tag: Tag) -> Option<PixelSpacing> {
     match floats(obj, tag)?.as_slice() {
         [row, col, ..] if *row > 0.0 && *col > 0.0 && row.is_finite() && col.is_finite() => {
-            Some(PixelSpacing {
-                row_mm: *row,
-                col_mm: *col,
-            })
+            Some(PixelSpacing { row_mm: *row, col_mm: *col })
         }
         _ => None,
     }
@@ -562,31 +446,16 @@ mod tests {
 
     #[test]
     fn stored_bits_are_masked_and_sign_extended() {
-        let l = Layout {
-            bytes_per_sample: 2,
-            shift: 0,
-            bits_stored: 12,
-            signed: false,
-        };
+        let l = Layout { bytes_per_sample: 2, shift: 0, bits_stored: 12, signed: false };
         // 0xF123: garbage in the top nibble, 0x123 stored.
         assert_eq!(l.sample(&0xF123u16.to_le_bytes(), 0), 0x123 as f64);
         let s = Layout { signed: true, ..l };
         assert_eq!(s.sample(&0x0FFFu16.to_le_bytes(), 0), -1.0);
         assert_eq!(s.sample(&0xA800u16.to_le_bytes(), 0), -2048.0);
         assert_eq!(s.sample(&0x07FFu16.to_le_bytes(), 0), 2047.0);
-        let high = Layout {
-            bytes_per_sample: 2,
-            shift: 4,
-            bits_stored: 12,
-            signed: false,
-        };
+        let high = Layout { bytes_per_sample: 2, shift: 4, bits_stored: 12, signed: false };
         assert_eq!(high.sample(&0xABC5u16.to_le_bytes(), 0), 0xABC as f64);
-        let full = Layout {
-            bytes_per_sample: 2,
-            shift: 0,
-            bits_stored: 16,
-            signed: true,
-        };
+        let full = Layout { bytes_per_sample: 2, shift: 0, bits_stored: 16, signed: true };
         assert_eq!(full.sample(&(-300i16).to_le_bytes(), 0), -300.0);
     }
 
@@ -604,36 +473,14 @@ mod tests {
     #[test]
     fn bare_dataset_encodings_are_told_apart() {
         // (0008,0016) UI "1.2" then (0028,0010) US 4.
-        let explicit = [
-            &[0x08, 0, 0x16, 0][..],
-            b"UI",
-            &[4, 0],
-            b"1.2\0",
-            &[0x28, 0, 0x10, 0],
-            b"US",
-            &[2, 0, 4, 0],
-        ]
-        .concat();
+        let explicit = [&[0x08, 0, 0x16, 0][..], b"UI", &[4, 0], b"1.2\0", &[0x28, 0, 0x10, 0], b"US", &[2, 0, 4, 0]].concat();
         assert_eq!(bare_encoding(&explicit), Some(BareEncoding::ExplicitLittle));
-        let implicit = [
-            &[0x08, 0, 0x16, 0, 4, 0, 0, 0][..],
-            b"1.2\0",
-            &[0x28, 0, 0x10, 0, 2, 0, 0, 0, 4, 0],
-        ]
-        .concat();
+        let implicit = [&[0x08, 0, 0x16, 0, 4, 0, 0, 0][..], b"1.2\0", &[0x28, 0, 0x10, 0, 2, 0, 0, 0, 4, 0]].concat();
         assert_eq!(bare_encoding(&implicit), Some(BareEncoding::ImplicitLittle));
         // Descending tags are not a data set.
-        let bad = [
-            &[0x28, 0, 0x10, 0, 2, 0, 0, 0, 4, 0][..],
-            &[0x08, 0, 0x16, 0, 4, 0, 0, 0],
-            b"1.2\0",
-        ]
-        .concat();
+        let bad = [&[0x28, 0, 0x10, 0, 2, 0, 0, 0, 4, 0][..], &[0x08, 0, 0x16, 0, 4, 0, 0, 0], b"1.2\0"].concat();
         assert_eq!(bare_encoding(&bad), None);
         // A length running past the end is not either.
-        assert_eq!(
-            bare_encoding(&[0x08, 0, 0x16, 0, 0x40, 0, 0, 0, 1, 2]),
-            None
-        );
+        assert_eq!(bare_encoding(&[0x08, 0, 0x16, 0, 0x40, 0, 0, 0, 1, 2]), None);
     }
 }

@@ -15,9 +15,7 @@ pub enum Encoding {
 
 const UNDEFINED: u32 = u32::MAX;
 /// Value representations whose explicit-VR header has a 4-byte length.
-pub const LONG_VRS: [&[u8; 2]; 13] = [
-    b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV",
-];
+pub const LONG_VRS: [&[u8; 2]; 13] = [b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"];
 
 /// Little-endian u16 at byte `i`, if the bytes are there.
 pub fn u16_at(b: &[u8], i: usize) -> Option<u16> {
@@ -26,8 +24,7 @@ pub fn u16_at(b: &[u8], i: usize) -> Option<u16> {
 
 /// Little-endian u32 at byte `i`, if the bytes are there.
 pub fn u32_at(b: &[u8], i: usize) -> Option<u32> {
-    b.get(i..i + 4)
-        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    b.get(i..i + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 /// The encoding a transfer syntax UID names.
@@ -60,11 +57,10 @@ pub fn check_file(bytes: &[u8], start: usize) -> Result<(), String> {
     check_dataset(bytes, pos, explicit)?;
     // The parser ends the meta group where (0002,0000) says, which a damaged file may put
     // elsewhere than where the group's elements end: check the data set from there too.
-    let by_length = (u16_at(bytes, start) == Some(0x0002)
-        && u16_at(bytes, start + 2) == Some(0x0000))
-    .then(|| u32_at(bytes, start + 8))
-    .flatten()
-    .map(|len| start + 12 + len as usize);
+    let by_length = (u16_at(bytes, start) == Some(0x0002) && u16_at(bytes, start + 2) == Some(0x0000))
+        .then(|| u32_at(bytes, start + 8))
+        .flatten()
+        .map(|len| start + 12 + len as usize);
     match by_length {
         Some(p) if p != pos && p < bytes.len() => check_dataset(bytes, p, explicit),
         _ => Ok(()),
@@ -90,9 +86,7 @@ pub fn check_dataset(bytes: &[u8], mut pos: usize, explicit: bool) -> Result<(),
             open.pop();
         }
         if open.len() > MAX_DEPTH {
-            return Err(format!(
-                "sequences nest more than {MAX_DEPTH} levels deep at byte {pos}: corrupt or hostile"
-            ));
+            return Err(format!("sequences nest more than {MAX_DEPTH} levels deep at byte {pos}: corrupt or hostile"));
         }
         let group = u16_at(bytes, pos).ok_or_else(|| cut_header(pos))?;
         let elem = u16_at(bytes, pos + 2).ok_or_else(|| cut_header(pos))?;
@@ -102,11 +96,7 @@ pub fn check_dataset(bytes: &[u8], mut pos: usize, explicit: bool) -> Result<(),
                 // An item: step over it (a fragment), or into it (nested elements).
                 0xE000 if in_fragments => pos = fits(bytes, pos, 8, len)?,
                 0xE000 => {
-                    open.push(if len == UNDEFINED {
-                        None
-                    } else {
-                        Some(fits(bytes, pos, 8, len)?)
-                    });
+                    open.push(if len == UNDEFINED { None } else { Some(fits(bytes, pos, 8, len)?) });
                     pos += 8;
                 }
                 // Item or sequence delimiter.
@@ -135,8 +125,7 @@ pub fn check_dataset(bytes: &[u8], mut pos: usize, explicit: bool) -> Result<(),
         }
         let end = fits(bytes, pos, header, len)?;
         // A defined-length sequence: walk its items too (implicit VR says SQ only by content).
-        let nested = vr == Some(*b"SQ")
-            || (!explicit && len >= 8 && u32_at(bytes, pos + header) == Some(0xE000_FFFE));
+        let nested = vr == Some(*b"SQ") || (!explicit && len >= 8 && u32_at(bytes, pos + header) == Some(0xE000_FFFE));
         if nested {
             open.push(Some(end));
             pos += header;
@@ -181,62 +170,26 @@ mod tests {
     use super::*;
 
     fn explicit_us(group: u16, elem: u16, v: u16) -> Vec<u8> {
-        [
-            &group.to_le_bytes()[..],
-            &elem.to_le_bytes(),
-            b"US",
-            &2u16.to_le_bytes(),
-            &v.to_le_bytes(),
-        ]
-        .concat()
+        [&group.to_le_bytes()[..], &elem.to_le_bytes(), b"US", &2u16.to_le_bytes(), &v.to_le_bytes()].concat()
     }
 
     #[test]
     fn consistent_lengths_pass_and_a_forged_one_is_named() {
-        let ok = [
-            explicit_us(0x0028, 0x0010, 4),
-            explicit_us(0x0028, 0x0011, 4),
-        ]
-        .concat();
+        let ok = [explicit_us(0x0028, 0x0010, 4), explicit_us(0x0028, 0x0011, 4)].concat();
         assert_eq!(check_dataset(&ok, 0, true), Ok(()));
         // (7FE0,0010) OW claiming 0xFFFFFFF0 bytes over 4.
-        let forged = [
-            &ok[..],
-            &[0xE0, 0x7F, 0x10, 0x00],
-            b"OW",
-            &[0, 0],
-            &0xFFFF_FFF0u32.to_le_bytes(),
-            &[1, 2, 3, 4],
-        ]
-        .concat();
+        let forged = [&ok[..], &[0xE0, 0x7F, 0x10, 0x00], b"OW", &[0, 0], &0xFFFF_FFF0u32.to_le_bytes(), &[1, 2, 3, 4]].concat();
         let err = check_dataset(&forged, 0, true).unwrap_err();
-        assert!(
-            err.contains("(7FE0,0010)") && err.contains("4294967280") && err.contains("only 4"),
-            "{err}"
-        );
+        assert!(err.contains("(7FE0,0010)") && err.contains("4294967280") && err.contains("only 4"), "{err}");
     }
 
     #[test]
     fn nested_items_are_walked_and_fragments_skipped() {
         // Implicit VR: a defined-length sequence whose item holds an element claiming too much.
         let inner = [&[0x08, 0x00, 0x50, 0x00][..], &0x7FFF_FFFFu32.to_le_bytes()].concat();
-        let item = [
-            &[0xFE, 0xFF, 0x00, 0xE0][..],
-            &(inner.len() as u32).to_le_bytes(),
-            &inner,
-        ]
-        .concat();
-        let seq = [
-            &[0x08, 0x00, 0x15, 0x11][..],
-            &(item.len() as u32).to_le_bytes(),
-            &item,
-        ]
-        .concat();
-        assert!(
-            check_dataset(&seq, 0, false)
-                .unwrap_err()
-                .contains("(0008,0050)")
-        );
+        let item = [&[0xFE, 0xFF, 0x00, 0xE0][..], &(inner.len() as u32).to_le_bytes(), &inner].concat();
+        let seq = [&[0x08, 0x00, 0x15, 0x11][..], &(item.len() as u32).to_le_bytes(), &item].concat();
+        assert!(check_dataset(&seq, 0, false).unwrap_err().contains("(0008,0050)"));
         // Encapsulated pixel data: fragment bytes that look like a huge element are skipped.
         let frag = [0x08u8, 0x00, 0x50, 0x00, 0xFF, 0xFF, 0xFF, 0x7F];
         let pixels = [
@@ -258,31 +211,13 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused() {
-        let level = [
-            &[0x08, 0x00, 0x15, 0x11][..],
-            b"SQ",
-            &[0, 0],
-            &UNDEFINED.to_le_bytes(),
-            &[0xFE, 0xFF, 0x00, 0xE0],
-            &UNDEFINED.to_le_bytes(),
-        ]
-        .concat();
+        let level = [&[0x08, 0x00, 0x15, 0x11][..], b"SQ", &[0, 0], &UNDEFINED.to_le_bytes(), &[0xFE, 0xFF, 0x00, 0xE0], &UNDEFINED.to_le_bytes()].concat();
         let shallow = level.repeat(5);
         assert_eq!(check_dataset(&shallow, 0, true), Ok(()));
         let deep = level.repeat(1000);
-        assert!(
-            check_dataset(&deep, 0, true)
-                .unwrap_err()
-                .contains("nest more than")
-        );
+        assert!(check_dataset(&deep, 0, true).unwrap_err().contains("nest more than"));
         // Closed again after each level: as deep as it is long, never deeper than 2.
-        let close = [
-            &[0xFE, 0xFF, 0x0D, 0xE0][..],
-            &[0; 4],
-            &[0xFE, 0xFF, 0xDD, 0xE0],
-            &[0; 4],
-        ]
-        .concat();
+        let close = [&[0xFE, 0xFF, 0x0D, 0xE0][..], &[0; 4], &[0xFE, 0xFF, 0xDD, 0xE0], &[0; 4]].concat();
         let flat = [&level[..], &close].concat().repeat(1000);
         assert_eq!(check_dataset(&flat, 0, true), Ok(()));
     }
@@ -291,10 +226,7 @@ mod tests {
     fn transfer_syntaxes_pick_the_walk() {
         assert_eq!(encoding_of("1.2.840.10008.1.2\0"), Encoding::ImplicitLittle);
         assert_eq!(encoding_of("1.2.840.10008.1.2.1"), Encoding::ExplicitLittle);
-        assert_eq!(
-            encoding_of("1.2.840.10008.1.2.4.50"),
-            Encoding::ExplicitLittle
-        );
+        assert_eq!(encoding_of("1.2.840.10008.1.2.4.50"), Encoding::ExplicitLittle);
         assert_eq!(encoding_of("1.2.840.10008.1.2.2"), Encoding::Other);
     }
 }

@@ -89,11 +89,7 @@ impl std::fmt::Debug for PatientInfo {
 impl PatientInfo {
     /// The DICOM person name as a reader writes it ("DOE^JANE" → "DOE JANE").
     pub fn display_name(&self) -> String {
-        self.name
-            .split('^')
-            .filter(|p| !p.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.name.split('^').filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -145,10 +141,7 @@ pub struct LoadError {
 
 impl LoadError {
     pub fn new(path: &Path, reason: impl Into<String>) -> Self {
-        LoadError {
-            path: path.to_path_buf(),
-            reason: reason.into(),
-        }
+        LoadError { path: path.to_path_buf(), reason: reason.into() }
     }
 }
 
@@ -183,9 +176,7 @@ impl XrayImage {
     pub fn value_range(&self) -> (f32, f32) {
         self.pixels
             .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            })
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
     }
 
     /// The window a reader sees first: the file's own; else, for 8-bit data, the full
@@ -211,20 +202,13 @@ impl XrayImage {
     /// This is also the model's input before padding and resizing (METHOD.md §2).
     pub fn display_intensities(&self, window: Window) -> Vec<f32> {
         let inv = self.inverted();
-        self.pixels
-            .iter()
-            .map(|&v| window.display(v, inv))
-            .collect()
+        self.pixels.iter().map(|&v| window.display(v, inv)).collect()
     }
 
     /// 8-bit grey rendering at `window`, exactly as the viewer shows it.
     pub fn to_gray8(&self, window: Window) -> ::image::GrayImage {
         let inv = self.inverted();
-        let buf = self
-            .pixels
-            .iter()
-            .map(|&v| window::to_u8(window.display(v, inv)))
-            .collect();
+        let buf = self.pixels.iter().map(|&v| window::to_u8(window.display(v, inv))).collect();
         ::image::GrayImage::from_raw(self.width, self.height, buf).expect("buffer size matches")
     }
 }
@@ -240,8 +224,7 @@ pub fn looks_like_image(path: &Path) -> bool {
 /// Load any supported file: DICOM by content (preamble or a bare data set) or
 /// by extension, raster formats through `image`.
 pub fn load(path: &Path) -> Result<XrayImage, LoadError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| LoadError::new(path, format!("cannot read file: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| LoadError::new(path, format!("cannot read file: {e}")))?;
     load_bytes(path, &bytes)
 }
 
@@ -250,11 +233,7 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
     if bytes.is_empty() {
         return Err(LoadError::new(path, "file is empty"));
     }
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let is_dicom_ext = matches!(ext.as_str(), "dcm" | "dicom" | "dic");
     if dicom::has_preamble(bytes) || is_dicom_ext {
         return dicom::load(path, bytes);
@@ -272,8 +251,7 @@ pub fn expand_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     let mut out = Vec::new();
     for p in inputs {
         if p.is_dir() {
-            let entries = std::fs::read_dir(p)
-                .map_err(|e| LoadError::new(p, format!("cannot list folder: {e}")))?;
+            let entries = std::fs::read_dir(p).map_err(|e| LoadError::new(p, format!("cannot list folder: {e}")))?;
             let mut files: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.is_file() && looks_like_image(f))

@@ -12,8 +12,7 @@ pub const SIZE: u32 = 1024;
 pub fn chest_phantom() -> XrayImage {
     let n = SIZE as usize;
     let template = landmarks::template();
-    let lungs = [Organ::RightLung, Organ::LeftLung]
-        .map(|o| fill_polygon(landmarks::contour(&template, o), n));
+    let lungs = [Organ::RightLung, Organ::LeftLung].map(|o| fill_polygon(landmarks::contour(&template, o), n));
     let heart = fill_polygon(landmarks::contour(&template, Organ::Heart), n);
 
     let mut v = vec![0f32; n * n];
@@ -51,9 +50,7 @@ pub fn chest_phantom() -> XrayImage {
         state ^= state << 13;
         state ^= state >> 17;
         state ^= state << 5;
-        *p = (*p + (state as f32 / u32::MAX as f32 - 0.5) * 60.0)
-            .clamp(0.0, 4095.0)
-            .round();
+        *p = (*p + (state as f32 / u32::MAX as f32 - 0.5) * 60.0).clamp(0.0, 4095.0).round();
     }
 
     let mut img = XrayImage::new(
@@ -68,14 +65,8 @@ pub fn chest_phantom() -> XrayImage {
             bits_stored: 12,
         },
     );
-    img.spacing = Some(PixelSpacing {
-        row_mm: 0.35,
-        col_mm: 0.35,
-    });
-    img.file_window = Some(Window {
-        center: 1500.0,
-        width: 2600.0,
-    });
+    img.spacing = Some(PixelSpacing { row_mm: 0.35, col_mm: 0.35 });
+    img.file_window = Some(Window { center: 1500.0, width: 2600.0 });
     img
 }
 
@@ -134,13 +125,7 @@ fn box_blur(v: &mut [f32], n: usize, r: usize) {
     let mut tmp = vec![0f32; n];
     for pass in 0..2 {
         for line in 0..n {
-            let at = |k: usize| {
-                if pass == 0 {
-                    line * n + k
-                } else {
-                    k * n + line
-                }
-            };
+            let at = |k: usize| if pass == 0 { line * n + k } else { k * n + line };
             let mut acc = 0.0;
             for k in 0..=r {
                 acc += v[at(k.min(n - 1))];
@@ -179,10 +164,7 @@ mod tests {
         let heart = mean_of(Organ::Heart);
         let spine = img.value_at(512, 300).unwrap();
         let air = img.value_at(5, 5).unwrap();
-        assert!(
-            air < lung && lung < heart && heart < spine,
-            "air {air} lung {lung} heart {heart} spine {spine}"
-        );
+        assert!(air < lung && lung < heart && heart < spine, "air {air} lung {lung} heart {heart} spine {spine}");
         // Deterministic.
         assert_eq!(chest_phantom().pixels, img.pixels);
     }

@@ -15,10 +15,7 @@ use std::path::Path;
 pub fn load(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
     // The content decides the format, not the extension: files are often misnamed.
     let format = image::guess_format(bytes).map_err(|_| {
-        LoadError::new(
-            path,
-            "not a recognised image: neither DICOM nor PNG, JPEG or TIFF",
-        )
+        LoadError::new(path, "not a recognised image: neither DICOM nor PNG, JPEG or TIFF")
     })?;
     let container = match format {
         ImageFormat::Png => "PNG",
@@ -35,29 +32,14 @@ pub fn load(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
     // The JPEG decoder runs lenient and would fill a cut-off scan with grey: a
     // half-missing radiograph must be refused, not shown.
     if format == ImageFormat::Jpeg && jpeg_is_truncated(bytes) {
-        return Err(LoadError::new(
-            path,
-            "JPEG is truncated: the image data ends before its end-of-image marker",
-        ));
+        return Err(LoadError::new(path, "JPEG is truncated: the image data ends before its end-of-image marker"));
     }
 
     // The header's size first: a forged one must be refused before the decoder allocates.
-    let dims = std::panic::catch_unwind(|| {
-        image::ImageReader::with_format(Cursor::new(bytes), format).into_dimensions()
-    })
-    .map_err(|_| {
-        LoadError::new(
-            path,
-            format!("{container} decoder crashed on this file (corrupt data?)"),
-        )
-    })?
-    .map_err(|e| LoadError::new(path, format!("cannot decode {container}: {e}")))?;
-    super::check_size(
-        path,
-        dims.0 as u64,
-        dims.1 as u64,
-        &format!("{container} header"),
-    )?;
+    let dims = std::panic::catch_unwind(|| image::ImageReader::with_format(Cursor::new(bytes), format).into_dimensions())
+        .map_err(|_| LoadError::new(path, format!("{container} decoder crashed on this file (corrupt data?)")))?
+        .map_err(|e| LoadError::new(path, format!("cannot decode {container}: {e}")))?;
+    super::check_size(path, dims.0 as u64, dims.1 as u64, &format!("{container} header"))?;
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
     // Beyond the size check, the default limits (512 MiB per allocation) bound what a
     // decoder may allocate for a forged file; keep them explicitly.
@@ -67,20 +49,12 @@ pub fn load(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
     reader.limits(limits);
     // Decoders are third-party code fed user data: a panic must become an error.
     let decoded = std::panic::catch_unwind(move || reader.decode())
-        .map_err(|_| {
-            LoadError::new(
-                path,
-                format!("{container} decoder crashed on this file (corrupt data?)"),
-            )
-        })?
+        .map_err(|_| LoadError::new(path, format!("{container} decoder crashed on this file (corrupt data?)")))?
         .map_err(|e| LoadError::new(path, format!("cannot decode {container}: {e}")))?;
 
     let (width, height) = (decoded.width(), decoded.height());
     if width == 0 || height == 0 {
-        return Err(LoadError::new(
-            path,
-            format!("{container} has no pixels ({width}×{height})"),
-        ));
+        return Err(LoadError::new(path, format!("{container} has no pixels ({width}×{height})")));
     }
     let (pixels, bits_stored) = gray_values(path, decoded)?;
 
@@ -106,56 +80,17 @@ pub fn load(path: &Path, bytes: &[u8]) -> Result<XrayImage, LoadError> {
 fn gray_values(path: &Path, img: DynamicImage) -> Result<(Vec<f32>, u16), LoadError> {
     Ok(match img {
         DynamicImage::ImageLuma8(b) => (b.into_raw().into_iter().map(f32::from).collect(), 8),
-        DynamicImage::ImageLumaA8(b) => (
-            b.into_raw()
-                .chunks_exact(2)
-                .map(|p| f32::from(p[0]))
-                .collect(),
-            8,
-        ),
-        DynamicImage::ImageRgb8(b) => (
-            b.into_raw()
-                .chunks_exact(3)
-                .map(|p| luma(p[0], p[1], p[2]))
-                .collect(),
-            8,
-        ),
-        DynamicImage::ImageRgba8(b) => (
-            b.into_raw()
-                .chunks_exact(4)
-                .map(|p| luma(p[0], p[1], p[2]))
-                .collect(),
-            8,
-        ),
+        DynamicImage::ImageLumaA8(b) => (b.into_raw().chunks_exact(2).map(|p| f32::from(p[0])).collect(), 8),
+        DynamicImage::ImageRgb8(b) => (b.into_raw().chunks_exact(3).map(|p| luma(p[0], p[1], p[2])).collect(), 8),
+        DynamicImage::ImageRgba8(b) => (b.into_raw().chunks_exact(4).map(|p| luma(p[0], p[1], p[2])).collect(), 8),
         DynamicImage::ImageLuma16(b) => (b.into_raw().into_iter().map(f32::from).collect(), 16),
-        DynamicImage::ImageLumaA16(b) => (
-            b.into_raw()
-                .chunks_exact(2)
-                .map(|p| f32::from(p[0]))
-                .collect(),
-            16,
-        ),
-        DynamicImage::ImageRgb16(b) => (
-            b.into_raw()
-                .chunks_exact(3)
-                .map(|p| luma(p[0], p[1], p[2]))
-                .collect(),
-            16,
-        ),
-        DynamicImage::ImageRgba16(b) => (
-            b.into_raw()
-                .chunks_exact(4)
-                .map(|p| luma(p[0], p[1], p[2]))
-                .collect(),
-            16,
-        ),
+        DynamicImage::ImageLumaA16(b) => (b.into_raw().chunks_exact(2).map(|p| f32::from(p[0])).collect(), 16),
+        DynamicImage::ImageRgb16(b) => (b.into_raw().chunks_exact(3).map(|p| luma(p[0], p[1], p[2])).collect(), 16),
+        DynamicImage::ImageRgba16(b) => (b.into_raw().chunks_exact(4).map(|p| luma(p[0], p[1], p[2])).collect(), 16),
         other => {
             return Err(LoadError::new(
                 path,
-                format!(
-                    "unsupported pixel type {:?}: only 8- and 16-bit integer images",
-                    other.color()
-                ),
+                format!("unsupported pixel type {:?}: only 8- and 16-bit integer images", other.color()),
             ));
         }
     })
@@ -172,9 +107,7 @@ fn jpeg_is_truncated(b: &[u8]) -> bool {
         while b.get(pos) == Some(&0xFF) && b.get(pos + 1) == Some(&0xFF) {
             pos += 1;
         }
-        let (Some(&ff), Some(&marker)) = (b.get(pos), b.get(pos + 1)) else {
-            return true;
-        };
+        let (Some(&ff), Some(&marker)) = (b.get(pos), b.get(pos + 1)) else { return true };
         if ff != 0xFF {
             return false;
         }
@@ -182,10 +115,7 @@ fn jpeg_is_truncated(b: &[u8]) -> bool {
             0xD9 => return false,
             0x01 | 0xD0..=0xD7 => pos += 2,
             _ => {
-                let Some(len) = b
-                    .get(pos + 2..pos + 4)
-                    .map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)
-                else {
+                let Some(len) = b.get(pos + 2..pos + 4).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize) else {
                     return true;
                 };
                 pos += 2 + len;
@@ -221,18 +151,13 @@ mod tests {
     #[test]
     fn jpeg_truncation_is_detected_from_markers() {
         // SOI, APP0 (len 4), SOS (len 3) + data with a stuffed FF00 and RST0, EOI.
-        let whole = [
-            0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 1, 2, 0xFF, 0xDA, 0, 3, 9, 0x12, 0xFF, 0x00, 0x34, 0xFF,
-            0xD0, 0x56, 0xFF, 0xD9,
-        ];
+        let whole = [0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 1, 2, 0xFF, 0xDA, 0, 3, 9, 0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, 0xFF, 0xD9];
         assert!(!jpeg_is_truncated(&whole));
         for cut in 2..whole.len() {
             assert!(jpeg_is_truncated(&whole[..cut]), "cut at {cut}");
         }
         // An EOI inside an APP segment (a thumbnail) does not end the file.
-        let thumb = [
-            0xFF, 0xD8, 0xFF, 0xE1, 0, 6, 0xFF, 0xD9, 0, 0, 0xFF, 0xDA, 0, 2, 7, 7,
-        ];
+        let thumb = [0xFF, 0xD8, 0xFF, 0xE1, 0, 6, 0xFF, 0xD9, 0, 0, 0xFF, 0xDA, 0, 2, 7, 7];
         assert!(jpeg_is_truncated(&thumb));
     }
 

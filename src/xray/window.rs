@@ -18,18 +18,12 @@ impl Window {
     /// so an 8-bit image at `[0, 255]` displays as `v / 255`.
     pub fn spanning(lo: f64, hi: f64) -> Self {
         let width = (hi - lo + 1.0).max(1.0);
-        Window {
-            center: lo + width / 2.0,
-            width,
-        }
+        Window { center: lo + width / 2.0, width }
     }
 
     /// Width is at least 1, as DICOM requires.
     pub fn sanitized(self) -> Self {
-        Window {
-            center: self.center,
-            width: self.width.max(1.0),
-        }
+        Window { center: self.center, width: self.width.max(1.0) }
     }
 
     /// Display intensity in `[0, 1]` of raw value `x`, before any inversion.
@@ -70,10 +64,7 @@ mod tests {
     #[test]
     fn linear_function_matches_dicom_definition() {
         // c=550, w=1024: below c-0.5-(w-1)/2 = 38 is black, above 1061 is white.
-        let w = Window {
-            center: 550.0,
-            width: 1024.0,
-        };
+        let w = Window { center: 550.0, width: 1024.0 };
         assert_eq!(w.apply(38.0), 0.0);
         assert_eq!(w.apply(1061.0), 1.0);
         assert!((w.apply(549.5) - 0.5).abs() < 1e-6);

@@ -12,12 +12,7 @@ fn exe() -> &'static str {
 }
 
 fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     o
 }
 
@@ -27,16 +22,12 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::create_dir(&images).unwrap();
     for i in 0..12u32 {
         let (w, h) = (48 + 4 * i, 64 - 2 * i);
-        image::GrayImage::from_fn(w, h, |x, y| {
-            image::Luma([((x * (3 + i) + y * 5) % 256) as u8])
-        })
-        .save(images.join(format!("case{i:02}.png")))
-        .unwrap();
+        image::GrayImage::from_fn(w, h, |x, y| image::Luma([((x * (3 + i) + y * 5) % 256) as u8]))
+            .save(images.join(format!("case{i:02}.png")))
+            .unwrap();
     }
     let weights = dir.join("w.safetensors");
-    HybridGNet::random(&ModelConfig::released(64), 2, &burn::tensor::Device::flex())
-        .save(&weights)
-        .unwrap();
+    HybridGNet::random(&ModelConfig::released(64), 2, &burn::tensor::Device::flex()).save(&weights).unwrap();
     (images, weights)
 }
 
@@ -47,14 +38,7 @@ fn rows_without_seconds(path: &Path) -> Vec<String> {
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let secs = header.iter().position(|h| *h == "seconds").unwrap();
     std::iter::once(header.join(","))
-        .chain(lines.map(|l| {
-            l.split(',')
-                .enumerate()
-                .filter(|(i, _)| *i != secs)
-                .map(|(_, v)| v)
-                .collect::<Vec<_>>()
-                .join(",")
-        }))
+        .chain(lines.map(|l| l.split(',').enumerate().filter(|(i, _)| *i != secs).map(|(_, v)| v).collect::<Vec<_>>().join(",")))
         .collect()
 }
 
@@ -64,16 +48,7 @@ fn four_shards_merged_equal_one_unsharded_run() {
     let (images, weights) = setup(dir.path());
     let whole = dir.path().join("whole");
     ok(Command::new(exe())
-        .args([
-            "infer",
-            "--samples",
-            "3",
-            "--seed",
-            "0",
-            "--device",
-            "cpu",
-            "--weights",
-        ])
+        .args(["infer", "--samples", "3", "--seed", "0", "--device", "cpu", "--weights"])
         .arg(&weights)
         .arg("--out")
         .arg(&whole)
@@ -85,26 +60,11 @@ fn four_shards_merged_equal_one_unsharded_run() {
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     let calls = dir.path().join("sbatch-calls");
-    std::fs::write(
-        bin.join("sbatch"),
-        format!(
-            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > {}\n",
-            calls.display()
-        ),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(bin.join("sbatch"))
-        .status()
-        .unwrap();
+    std::fs::write(bin.join("sbatch"), format!("#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > {}\n", calls.display())).unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(bin.join("sbatch")).status().unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/slurm/infer_array.sh");
     let sharded = dir.path().join("sharded");
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let tasks: Vec<_> = (0..4)
         .map(|k| {
             Command::new("bash")
@@ -133,65 +93,33 @@ fn four_shards_merged_equal_one_unsharded_run() {
         per_shard.push(err);
     }
     // Every image in exactly one shard, and the shards are not all empty but one.
-    let counts: Vec<usize> = (0..4)
-        .map(|k| {
-            std::fs::read_to_string(sharded.join(format!("summary.shard-{k}-of-4.csv")))
-                .unwrap()
-                .lines()
-                .count()
-                - 1
-        })
-        .collect();
+    let counts: Vec<usize> = (0..4).map(|k| std::fs::read_to_string(sharded.join(format!("summary.shard-{k}-of-4.csv"))).unwrap().lines().count() - 1).collect();
     assert_eq!(counts.iter().sum::<usize>(), 12, "{counts:?}");
     assert!(counts.iter().filter(|&&c| c > 0).count() >= 2, "{counts:?}");
 
     // The last task queued the merge after the array; run what it queued.
     let call = std::fs::read_to_string(&calls).unwrap();
     assert!(call.contains("--dependency=afterok:4242"), "{call}");
-    let wrap = call
-        .lines()
-        .find_map(|l| l.strip_prefix("--wrap="))
-        .unwrap();
+    let wrap = call.lines().find_map(|l| l.strip_prefix("--wrap=")).unwrap();
     ok(Command::new("bash").arg("-c").arg(wrap).output().unwrap());
 
-    assert_eq!(
-        rows_without_seconds(&sharded.join("summary.csv")),
-        rows_without_seconds(&whole.join("summary.csv"))
-    );
+    assert_eq!(rows_without_seconds(&sharded.join("summary.csv")), rows_without_seconds(&whole.join("summary.csv")));
     for i in 0..12 {
         let name = format!("case{i:02}.csv");
-        assert_eq!(
-            std::fs::read(sharded.join(&name)).unwrap(),
-            std::fs::read(whole.join(&name)).unwrap(),
-            "{name}"
-        );
+        assert_eq!(std::fs::read(sharded.join(&name)).unwrap(), std::fs::read(whole.join(&name)).unwrap(), "{name}");
     }
 
     // A shard rerun finds its work done and changes nothing (resume is stable).
     let before = std::fs::read(sharded.join("summary.shard-1-of-4.csv")).unwrap();
     ok(Command::new(exe())
-        .args([
-            "infer",
-            "--samples",
-            "3",
-            "--seed",
-            "0",
-            "--device",
-            "cpu",
-            "--shard",
-            "1/4",
-            "--weights",
-        ])
+        .args(["infer", "--samples", "3", "--seed", "0", "--device", "cpu", "--shard", "1/4", "--weights"])
         .arg(&weights)
         .arg("--out")
         .arg(&sharded)
         .arg(&images)
         .output()
         .unwrap());
-    assert_eq!(
-        std::fs::read(sharded.join("summary.shard-1-of-4.csv")).unwrap(),
-        before
-    );
+    assert_eq!(std::fs::read(sharded.join("summary.shard-1-of-4.csv")).unwrap(), before);
 }
 
 #[test]
@@ -201,16 +129,7 @@ fn merge_refuses_missing_shards_doubled_images_and_missing_inputs() {
     let out = dir.path().join("out");
     for k in 0..3 {
         ok(Command::new(exe())
-            .args([
-                "infer",
-                "--samples",
-                "2",
-                "--device",
-                "cpu",
-                "--shard",
-                &format!("{k}/3"),
-                "--weights",
-            ])
+            .args(["infer", "--samples", "2", "--device", "cpu", "--shard", &format!("{k}/3"), "--weights"])
             .arg(&weights)
             .arg("--out")
             .arg(&out)
@@ -218,23 +137,13 @@ fn merge_refuses_missing_shards_doubled_images_and_missing_inputs() {
             .output()
             .unwrap());
     }
-    let merge = |extra: &[&str]| {
-        Command::new(exe())
-            .arg("merge")
-            .arg(&out)
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let merge = |extra: &[&str]| Command::new(exe()).arg("merge").arg(&out).args(extra).output().unwrap();
     ok(merge(&[]));
 
     // An input image that no shard did (added after the run).
     std::fs::copy(images.join("case00.png"), images.join("late.png")).unwrap();
     let o = merge(&["--inputs", images.to_str().unwrap()]);
-    assert!(
-        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("late.png"),
-        "{o:?}"
-    );
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("late.png"), "{o:?}");
     std::fs::remove_file(images.join("late.png")).unwrap();
     ok(merge(&["--inputs", images.to_str().unwrap()]));
 
@@ -242,27 +151,16 @@ fn merge_refuses_missing_shards_doubled_images_and_missing_inputs() {
     let s0 = out.join("summary.shard-0-of-3.csv");
     let s1 = out.join("summary.shard-1-of-3.csv");
     let original = std::fs::read_to_string(&s1).unwrap();
-    let row = std::fs::read_to_string(&s0)
-        .unwrap()
-        .lines()
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let row = std::fs::read_to_string(&s0).unwrap().lines().nth(1).unwrap().to_string();
     std::fs::write(&s1, format!("{original}{row}\n")).unwrap();
     let o = merge(&[]);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(
-        !o.status.success() && (err.contains("done twice") || err.contains("does not own")),
-        "{err}"
-    );
+    assert!(!o.status.success() && (err.contains("done twice") || err.contains("does not own")), "{err}");
     std::fs::write(&s1, original).unwrap();
 
     // A missing shard.
     std::fs::remove_file(out.join("summary.shard-2-of-3.csv")).unwrap();
     let o = merge(&[]);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(
-        !o.status.success() && err.contains("shards missing: 2/3"),
-        "{err}"
-    );
+    assert!(!o.status.success() && err.contains("shards missing: 2/3"), "{err}");
 }

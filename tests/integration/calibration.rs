@@ -18,11 +18,7 @@ fn jsrt() -> std::path::PathBuf {
 }
 
 fn shipped_model() -> HybridGNet {
-    HybridGNet::load(
-        &shipped::default_weights().expect("shipped weights"),
-        &Device::flex(),
-    )
-    .expect("shipped weights load")
+    HybridGNet::load(&shipped::default_weights().expect("shipped weights"), &Device::flex()).expect("shipped weights load")
 }
 
 #[test]
@@ -36,46 +32,19 @@ fn per_node_scale_points_at_error_better_than_raw_std_out_of_fold() {
         .map(|s| {
             let a = load_sample(s).unwrap();
             let g = &a.grey;
-            score_image(
-                &m,
-                &g.name,
-                &g.pixels,
-                g.width,
-                g.height,
-                &a.landmarks,
-                Sampling::Random {
-                    samples: 20,
-                    seed: 0,
-                },
-            )
+            score_image(&m, &g.name, &g.pixels, g.width, g.height, &a.landmarks, Sampling::Random { samples: 20, seed: 0 })
         })
         .collect();
     let images: Vec<&ImageAccuracy> = acc.iter().collect();
     let choice = cxr_review::cli::calibrate::choose_and_fit(&images, None, 7);
     eprint!("{}", choice.table);
-    let of = |m: Method| {
-        choice
-            .agreements
-            .iter()
-            .find(|a| a.0 == m)
-            .map(|a| a.1.clone())
-            .unwrap()
-    };
+    let of = |m: Method| choice.agreements.iter().find(|a| a.0 == m).map(|a| a.1.clone()).unwrap();
     let (raw, node) = (of(Method::Raw), of(Method::NodeScale));
-    assert!(
-        node.pearson_r.unwrap() > raw.pearson_r.unwrap() + 0.05,
-        "{raw:?} vs {node:?}"
-    );
+    assert!(node.pearson_r.unwrap() > raw.pearson_r.unwrap() + 0.05, "{raw:?} vs {node:?}");
     // Raw std is several times too small as an error estimate; the map's mean matches.
     assert!(raw.mean_expected < 0.6 * raw.mean_error, "{raw:?}");
-    assert!(
-        node.calibration_error < 0.3 * raw.calibration_error,
-        "{raw:?} vs {node:?}"
-    );
-    assert!(
-        (node.mean_expected / node.mean_error - 1.0).abs() < 0.15,
-        "{node:?}"
-    );
+    assert!(node.calibration_error < 0.3 * raw.calibration_error, "{raw:?} vs {node:?}");
+    assert!((node.mean_expected / node.mean_error - 1.0).abs() < 0.15, "{node:?}");
     assert_ne!(choice.method, Method::Raw);
 }
 
@@ -117,48 +86,28 @@ fn calibrate_writes_weights_whose_predictions_and_csvs_carry_expected_error() {
     .unwrap();
     let report = cxr_review::cli::calibrate::report(cli.args).unwrap();
     eprint!("{report}");
-    assert!(
-        report.contains("chosen: organ scale (--method)"),
-        "{report}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(&nodes).unwrap().lines().count(),
-        1 + 21 * 120
-    );
+    assert!(report.contains("chosen: organ scale (--method)"), "{report}");
+    assert_eq!(std::fs::read_to_string(&nodes).unwrap().lines().count(), 1 + 21 * 120);
 
     let model = HybridGNet::load(&out, &Device::flex()).unwrap();
-    let c = model
-        .calibration()
-        .expect("the written weights carry the calibration");
+    let c = model.calibration().expect("the written weights carry the calibration");
     assert_eq!(c.method, "organ scale");
-    assert!(
-        c.fitted_on.contains("jsrt 21") && c.fitted_on.contains("3-fold"),
-        "{}",
-        c.fitted_on
-    );
+    assert!(c.fitted_on.contains("jsrt 21") && c.fitted_on.contains("3-fold"), "{}", c.fitted_on);
     assert!(!c.reliability.is_empty() && c.scale_top_1024 > 0.0, "{c:?}");
     // Weights otherwise unchanged: the same prediction as the input file's.
     let s = &dataset::read_split(&jsrt, "val").unwrap()[0];
     let a = load_sample(s).unwrap();
     let g = &a.grey;
-    let sampling = Sampling::Random {
-        samples: 5,
-        seed: 3,
-    };
+    let sampling = Sampling::Random { samples: 5, seed: 3 };
     let p = predict(&model, &g.pixels, g.width, g.height, sampling);
     let q = predict(&shipped_model(), &g.pixels, g.width, g.height, sampling);
     assert_eq!(p.mean, q.mean);
     let cal = p.calibrated.as_ref().expect("calibrated prediction");
     // Organ scale: expected error / std is one ratio per organ, above 1 (raw std is too small).
-    let ratios: Vec<f32> = (0..120)
-        .map(|n| cal.expected_error[n] / p.node_std(n))
-        .collect();
+    let ratios: Vec<f32> = (0..120).map(|n| cal.expected_error[n] / p.node_std(n)).collect();
     for organ in [0..44, 44..94, 94..120] {
         let r = &ratios[organ];
-        assert!(
-            r.iter().all(|&x| (x / r[0] - 1.0).abs() < 1e-3 && x > 1.0),
-            "{r:?}"
-        );
+        assert!(r.iter().all(|&x| (x / r[0] - 1.0).abs() < 1e-3 && x > 1.0), "{r:?}");
     }
 
     let infer_out = dir.path().join("infer");
@@ -179,33 +128,16 @@ fn calibrate_writes_weights_whose_predictions_and_csvs_carry_expected_error() {
     let stem = s.image.file_stem().unwrap().to_str().unwrap();
     let node_csv = infer_out.join(format!("{stem}.csv"));
     let text = std::fs::read_to_string(&node_csv).unwrap();
-    assert!(
-        text.lines().next().unwrap().ends_with(",Expected error"),
-        "{}",
-        text.lines().next().unwrap()
-    );
+    assert!(text.lines().next().unwrap().ends_with(",Expected error"), "{}", text.lines().next().unwrap());
     let table = chexmask_u::NodeTable::read(&node_csv).unwrap();
     let e = table.expected_error.expect("expected error parsed back");
-    assert!(
-        (0..120).all(|n| e[n] > table.node_std(n)),
-        "expected errors exceed raw std"
-    );
+    assert!((0..120).all(|n| e[n] > table.node_std(n)), "expected errors exceed raw std");
     let summary = std::fs::read_to_string(infer_out.join("summary.csv")).unwrap();
-    assert!(
-        summary
-            .lines()
-            .next()
-            .unwrap()
-            .contains(",mean_expected_error,"),
-        "{summary}"
-    );
+    assert!(summary.lines().next().unwrap().contains(",mean_expected_error,"), "{summary}");
     // The shipped model on a real chest: a CTR in the normal adult range with a small spread.
     let row: Vec<&str> = summary.lines().nth(1).unwrap().split(',').collect();
     let (ctr, sd): (f64, f64) = (row[7].parse().unwrap(), row[8].parse().unwrap());
-    assert!(
-        (0.3..0.65).contains(&ctr) && (0.0..0.05).contains(&sd),
-        "{summary}"
-    );
+    assert!((0.3..0.65).contains(&ctr) && (0.0..0.05).contains(&sd), "{summary}");
     assert_eq!(row[9], (ctr > 0.5).to_string());
 }
 
@@ -221,17 +153,8 @@ fn data_sets_merge_and_rows_without_a_split_are_split_by_content() {
     for s in &train[..15] {
         let name = s.image.file_name().unwrap();
         std::os::unix::fs::symlink(&s.image, set_dir.join(name)).unwrap();
-        let flat: Vec<String> = s
-            .landmarks
-            .iter()
-            .flatten()
-            .map(|v| format!("{v}"))
-            .collect();
-        csv.push_str(&format!(
-            "{},\"{}\"\n",
-            name.to_str().unwrap(),
-            flat.join(",")
-        ));
+        let flat: Vec<String> = s.landmarks.iter().flatten().map(|v| format!("{v}")).collect();
+        csv.push_str(&format!("{},\"{}\"\n", name.to_str().unwrap(), flat.join(",")));
     }
     std::fs::write(set_dir.join("landmarks.csv"), csv).unwrap();
 
@@ -245,10 +168,7 @@ fn data_sets_merge_and_rows_without_a_split_are_split_by_content() {
     for s in val.iter().filter(|s| s.set == "second") {
         assert_eq!(dataset::split_by_content(&s.image).unwrap(), "val");
     }
-    assert_eq!(
-        dataset::describe_sets(&val),
-        format!("jsrt 21, second {}", second(&val))
-    );
+    assert_eq!(dataset::describe_sets(&val), format!("jsrt 21, second {}", second(&val)));
 
     // validate reports each set and the pooled figures.
     #[derive(Parser)]
@@ -261,26 +181,10 @@ fn data_sets_merge_and_rows_without_a_split_are_split_by_content() {
         argv.extend(["--data".into(), d.display().to_string()]);
     }
     // Both sets' train split, so the second set surely has images.
-    argv.extend(
-        [
-            "--split",
-            "train",
-            "--limit",
-            "2",
-            "--samples",
-            "3",
-            "--device",
-            "cpu",
-        ]
-        .map(String::from),
-    );
-    let report =
-        cxr_review::cli::validate::report(ValidateCli::try_parse_from(argv).unwrap().args).unwrap();
+    argv.extend(["--split", "train", "--limit", "2", "--samples", "3", "--device", "cpu"].map(String::from));
+    let report = cxr_review::cli::validate::report(ValidateCli::try_parse_from(argv).unwrap().args).unwrap();
     eprint!("{report}");
     assert!(report.contains("4 images of split `train`"), "{report}");
-    assert!(
-        report.contains("set jsrt: 2 images") && report.contains("set second: 2 images"),
-        "{report}"
-    );
+    assert!(report.contains("set jsrt: 2 images") && report.contains("set second: 2 images"), "{report}");
     assert_eq!(report.matches("Dice lungs").count(), 3, "{report}");
 }

@@ -32,16 +32,12 @@ fn dir() -> PathBuf {
 /// `cxr-review eval --pred PRED --ref <annotator 1>`, for the caller's further flags.
 fn eval_against_annotator1(pred: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cxr-review"));
-    cmd.args(["eval", "--pred"])
-        .arg(pred)
-        .arg("--ref")
-        .arg(dir().join("VinDr-CXR_annotator1.csv"));
+    cmd.args(["eval", "--pred"]).arg(pred).arg("--ref").arg(dir().join("VinDr-CXR_annotator1.csv"));
     cmd
 }
 
 fn table(name: &str) -> ChexmaskTable {
-    ChexmaskTable::read(&dir().join(format!("VinDr-CXR_{name}.csv")))
-        .unwrap_or_else(|e| panic!("{e}"))
+    ChexmaskTable::read(&dir().join(format!("VinDr-CXR_{name}.csv"))).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The authors' rows by ImageID: column → value.
@@ -52,11 +48,7 @@ fn authors(name: &str) -> HashMap<String, HashMap<String, String>> {
     r.records()
         .map(|rec| {
             let rec = rec.unwrap();
-            let row: HashMap<String, String> = header
-                .iter()
-                .cloned()
-                .zip(rec.iter().map(String::from))
-                .collect();
+            let row: HashMap<String, String> = header.iter().cloned().zip(rec.iter().map(String::from)).collect();
             (row["ImageID"].clone(), row)
         })
         .collect()
@@ -87,20 +79,8 @@ fn matching_rows(
     masks: MaskChoice,
 ) -> (usize, Vec<String>) {
     let expected = authors(eval_name);
-    let result = evaluate(
-        pred,
-        reference,
-        EvalOptions {
-            masks,
-            spacing: None,
-        },
-    )
-    .unwrap();
-    assert_eq!(
-        result.images.len(),
-        50,
-        "{eval_name}: every image is in both files"
-    );
+    let result = evaluate(pred, reference, EvalOptions { masks, spacing: None }).unwrap();
+    assert_eq!(result.images.len(), 50, "{eval_name}: every image is in both files");
     assert!(result.only_in_pred.is_empty() && result.only_in_ref.is_empty());
     let mut ok = 0;
     let mut problems = Vec::new();
@@ -110,8 +90,7 @@ fn matching_rows(
             .iter()
             .filter_map(|&(col, v)| {
                 let want: f64 = row[col].parse().unwrap();
-                ((v - want).abs() > 1e-4)
-                    .then(|| format!("{} {col}: ours {v}, authors {want}", s.id))
+                ((v - want).abs() > 1e-4).then(|| format!("{} {col}: ours {v}, authors {want}", s.id))
             })
             .collect();
         if bad.is_empty() {
@@ -124,43 +103,24 @@ fn matching_rows(
 
 #[test]
 fn reproduces_the_authors_numbers_from_the_rle_masks() {
-    let tables: HashMap<&str, ChexmaskTable> = ["prediction", "annotator1", "annotator2"]
-        .into_iter()
-        .map(|n| (n, table(n)))
-        .collect();
+    let tables: HashMap<&str, ChexmaskTable> =
+        ["prediction", "annotator1", "annotator2"].into_iter().map(|n| (n, table(n))).collect();
     for (eval_name, pred, reference) in PAIRS {
         let expected = authors(eval_name);
         assert_eq!(expected.len(), 50);
-        let (ok, problems) = matching_rows(
-            eval_name,
-            &tables[pred],
-            &tables[reference],
-            MaskChoice::Rle,
-        );
+        let (ok, problems) = matching_rows(eval_name, &tables[pred], &tables[reference], MaskChoice::Rle);
         assert_eq!(ok, 50, "{eval_name}:\n{}", problems.join("\n"));
         // Symmetric metrics: swapping the files changes nothing.
-        let (ok, problems) = matching_rows(
-            eval_name,
-            &tables[reference],
-            &tables[pred],
-            MaskChoice::Rle,
-        );
+        let (ok, problems) = matching_rows(eval_name, &tables[reference], &tables[pred], MaskChoice::Rle);
         assert_eq!(ok, 50, "{eval_name} swapped:\n{}", problems.join("\n"));
     }
 }
 
 #[test]
 fn the_authors_did_not_score_masks_filled_from_landmarks() {
-    let (p, a1, a2) = (
-        table("prediction"),
-        table("annotator1"),
-        table("annotator2"),
-    );
+    let (p, a1, a2) = (table("prediction"), table("annotator1"), table("annotator2"));
     let (ok, _) = matching_rows("prediction_vs_annotator1", &p, &a1, MaskChoice::Landmarks);
-    assert!(
-        ok < 50,
-        "filled landmarks reproduce every row too: the test cannot tell the two apart"
-    );
+    assert!(ok < 50, "filled landmarks reproduce every row too: the test cannot tell the two apart");
     let (ok, _) = matching_rows("annotator2_vs_annotator1", &a2, &a1, MaskChoice::Landmarks);
     assert!(ok < 50);
 }
@@ -174,26 +134,14 @@ fn dice_gt_and_mse_columns() {
         for s in &result.images {
             let row = &expected[&s.id];
             let dice_gt: f64 = row["Dice GT"].parse().unwrap();
-            assert!(
-                ((s.dice_lungs + s.dice_heart) / 2.0 - dice_gt).abs() < 1e-9,
-                "{} Dice GT",
-                s.id
-            );
-            let (a, b) = (
-                tp.get(&s.id).unwrap().landmarks.unwrap(),
-                tr.get(&s.id).unwrap().landmarks.unwrap(),
-            );
-            let mse = (0..NUM_NODES)
-                .flat_map(|n| [0, 1].map(|k| (a[n][k] as f64 - b[n][k] as f64).powi(2)))
-                .sum::<f64>()
-                / (2 * NUM_NODES) as f64;
+            assert!(((s.dice_lungs + s.dice_heart) / 2.0 - dice_gt).abs() < 1e-9, "{} Dice GT", s.id);
+            let (a, b) = (tp.get(&s.id).unwrap().landmarks.unwrap(), tr.get(&s.id).unwrap().landmarks.unwrap());
+            let mse =
+                (0..NUM_NODES).flat_map(|n| [0, 1].map(|k| (a[n][k] as f64 - b[n][k] as f64).powi(2))).sum::<f64>()
+                    / (2 * NUM_NODES) as f64;
             let want: f64 = row["MSE"].parse().unwrap();
             // The authors stored MSE as float32.
-            assert!(
-                (mse - want).abs() <= 1e-6 * want.max(1.0),
-                "{} MSE: ours {mse}, authors {want}",
-                s.id
-            );
+            assert!((mse - want).abs() <= 1e-6 * want.max(1.0), "{} MSE: ours {mse}, authors {want}", s.id);
         }
     }
 }
@@ -212,20 +160,10 @@ fn eval_command_end_to_end() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
     assert!(stdout.contains("50 images in both"), "{stdout}");
-    assert!(
-        stdout.contains("the files' RLE masks for 50 images, masks filled from landmarks for 0"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("Dice Lungs") && stdout.contains("Node error mm"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("the files' RLE masks for 50 images, masks filled from landmarks for 0"), "{stdout}");
+    assert!(stdout.contains("Dice Lungs") && stdout.contains("Node error mm"), "{stdout}");
     assert!(stdout.contains("skipped uncertainty plots"), "{stdout}");
 
     let mut r = csv::Reader::from_path(&report).unwrap();
@@ -242,26 +180,18 @@ fn eval_command_end_to_end() {
             "Hausdorff 95 Heart"
         ]
     );
-    assert!(
-        header.contains(&"Node error Heart px".to_string())
-            && header.contains(&"Node error mm".to_string())
-    );
+    assert!(header.contains(&"Node error Heart px".to_string()) && header.contains(&"Node error mm".to_string()));
     let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 50);
     let expected = authors("prediction_vs_annotator1");
     for row in &rows {
         let want = &expected[&row[0]];
         for (k, col) in header[1..7].iter().enumerate() {
-            let (ours, theirs): (f64, f64) =
-                (row[k + 1].parse().unwrap(), want[col].parse().unwrap());
+            let (ours, theirs): (f64, f64) = (row[k + 1].parse().unwrap(), want[col].parse().unwrap());
             assert!((ours - theirs).abs() < 1e-4, "{} {col}", &row[0]);
         }
-        let px: f64 = row[header.iter().position(|h| h == "Node error px").unwrap()]
-            .parse()
-            .unwrap();
-        let mm: f64 = row[header.iter().position(|h| h == "Node error mm").unwrap()]
-            .parse()
-            .unwrap();
+        let px: f64 = row[header.iter().position(|h| h == "Node error px").unwrap()].parse().unwrap();
+        let mm: f64 = row[header.iter().position(|h| h == "Node error mm").unwrap()].parse().unwrap();
         assert!((mm - 0.3 * px).abs() < 1e-9);
         assert_eq!(&row[header.len() - 1], "rle");
     }
@@ -290,19 +220,9 @@ fn eval_command_with_uncertainty_tables() {
             let wobble = ((n * 37 + row.id.len()) % 7) as f32 * 0.3;
             [0.5 + 0.2 * e + wobble, 0.5 + 0.1 * e]
         });
-        NodeTable {
-            mean,
-            std,
-            expected_error: None,
-        }
-        .write(&nodes.join(format!("{}.csv", row.id)))
-        .unwrap();
+        NodeTable { mean, std, expected_error: None }.write(&nodes.join(format!("{}.csv", row.id))).unwrap();
     }
-    std::fs::write(
-        nodes.join("summary.csv"),
-        "image,width,height\nx.png,1024,1024\n",
-    )
-    .unwrap();
+    std::fs::write(nodes.join("summary.csv"), "image,width,height\nx.png,1024,1024\n").unwrap();
     let plots = out.path().join("plots");
     let run = eval_against_annotator1(&dir().join("VinDr-CXR_prediction.csv"))
         .arg("--uncertainty")
@@ -313,51 +233,21 @@ fn eval_command_with_uncertainty_tables() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(
-        stdout.contains("node tables for 50 of the scored images"),
-        "{stdout}"
-    );
-    let line = stdout
-        .lines()
-        .find(|l| l.contains("node std vs node error (6000 nodes)"))
-        .expect(&stdout);
-    let r: f64 = line
-        .split("Pearson r = ")
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("node tables for 50 of the scored images"), "{stdout}");
+    let line = stdout.lines().find(|l| l.contains("node std vs node error (6000 nodes)")).expect(&stdout);
+    let r: f64 = line.split("Pearson r = ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
     assert!(r > 0.8, "{line}");
     assert!(!stdout.contains("warning"), "{stdout}");
-    for name in [
-        "error_vs_uncertainty.png",
-        "reliability.png",
-        "score_vs_error.png",
-    ] {
+    for name in ["error_vs_uncertainty.png", "reliability.png", "score_vs_error.png"] {
         assert!(plots.join(name).is_file(), "{name} missing:\n{stdout}");
     }
 
     // The same folder as --pred: landmarks from the tables, masks filled from them.
     let run = eval_against_annotator1(&nodes).output().unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(
-        stdout.contains("50 images in both")
-            && stdout.contains("masks filled from landmarks for 50"),
-        "{stdout}"
-    );
+    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("50 images in both") && stdout.contains("masks filled from landmarks for 50"), "{stdout}");
 }
 
 #[test]
@@ -368,8 +258,5 @@ fn eval_command_reports_bad_input() {
     let run = eval_against_annotator1(&bad).output().unwrap();
     assert!(!run.status.success());
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        stderr.contains("bad.csv, row 1 (line 2, id abc): Landmarks: expected 240 numbers"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("bad.csv, row 1 (line 2, id abc): Landmarks: expected 240 numbers"), "{stderr}");
 }

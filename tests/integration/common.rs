@@ -9,10 +9,7 @@ use std::path::PathBuf;
 pub fn shared_data() -> PathBuf {
     let dir = match std::env::var_os("CXR_SHARED_DATA") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("shared")
-            .join("data"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("shared").join("data"),
     };
     if !dir.is_dir() {
         panic!(
@@ -33,17 +30,11 @@ pub fn patient_dicom(dir: &std::path::Path, name: &str) -> PathBuf {
     use dicom_dictionary_std::{tags, uids};
     use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
     let (rows, cols) = (96u16, 80u16);
-    let pixels: Vec<u8> = (0..rows as u32 * cols as u32)
-        .map(|i| ((i % cols as u32) * 3 + (i / cols as u32)) as u8)
-        .collect();
+    let pixels: Vec<u8> = (0..rows as u32 * cols as u32).map(|i| ((i % cols as u32) * 3 + (i / cols as u32)) as u8).collect();
     let text = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
     let us = |tag, v: u16| DataElement::new(tag, VR::US, PrimitiveValue::from(v));
     let obj = InMemDicomObject::from_element_iter([
-        text(
-            tags::SOP_CLASS_UID,
-            VR::UI,
-            uids::DIGITAL_X_RAY_IMAGE_STORAGE_FOR_PRESENTATION,
-        ),
+        text(tags::SOP_CLASS_UID, VR::UI, uids::DIGITAL_X_RAY_IMAGE_STORAGE_FOR_PRESENTATION),
         text(tags::SOP_INSTANCE_UID, VR::UI, PATIENT_SOP_UID),
         text(tags::ACCESSION_NUMBER, VR::SH, "ACC-99887766"),
         text(tags::MODALITY, VR::CS, "DX"),

@@ -12,8 +12,8 @@ use cxr_review::formats::{coco, dicom_seg};
 use cxr_review::landmarks::{NUM_NODES, Organ, template};
 use cxr_review::masks::organ_masks;
 use cxr_review::model::uncertainty::summarise;
-use cxr_review::review::Status;
 use cxr_review::review::annotation::{self, Annotation, ModelIdentity, file_sha256};
+use cxr_review::review::Status;
 use cxr_review::xray;
 
 fn exe() -> &'static str {
@@ -25,18 +25,10 @@ fn review(image: &Path, landmarks: [[f32; 2]; NUM_NODES], status: Status) -> Ann
     let img = xray::load(image).unwrap();
     let letterbox = cxr_review::model::preprocess::Letterbox::new(img.width, img.height);
     let side = img.width.max(img.height) as f32;
-    let decoded: Vec<f32> = landmarks
-        .iter()
-        .flat_map(|p| [p[0] / side, p[1] / side])
-        .collect();
+    let decoded: Vec<f32> = landmarks.iter().flat_map(|p| [p[0] / side, p[1] / side]).collect();
     let mut p = summarise(&decoded, 1, &[0.0; 4], letterbox, None);
     p.std = [[2.0, 3.0]; NUM_NODES];
-    let model = ModelIdentity {
-        weights: "test".into(),
-        weights_sha256: String::new(),
-        samples: 1,
-        seed: None,
-    };
+    let model = ModelIdentity { weights: "test".into(), weights_sha256: String::new(), samples: 1, seed: None };
     let mut a = Annotation::from_prediction(image, file_sha256(image).unwrap(), &img, &p, model);
     if status == Status::Corrected {
         a.corrected[7] = [a.corrected[7][0] + 6.0, a.corrected[7][1] - 4.0];
@@ -49,10 +41,7 @@ fn review(image: &Path, landmarks: [[f32; 2]; NUM_NODES], status: Status) -> Ann
 
 fn jsrt_landmarks(name: &str) -> [[f32; 2]; NUM_NODES] {
     let csv = std::fs::read_to_string(common::shared_data().join("jsrt/landmarks.csv")).unwrap();
-    let line = csv
-        .lines()
-        .find(|l| l.starts_with(&format!("{name},")))
-        .unwrap();
+    let line = csv.lines().find(|l| l.starts_with(&format!("{name},"))).unwrap();
     parse_landmarks(line.splitn(3, ',').nth(2).unwrap().trim_matches('"')).unwrap()
 }
 
@@ -69,19 +58,9 @@ fn reviewed_folder() -> Folder {
     let images = dir.path().join("images");
     std::fs::create_dir(&images).unwrap();
     let mut reviews = Vec::new();
-    for (name, status) in [
-        ("JPCLN001", Status::Corrected),
-        ("JPCLN015", Status::Accepted),
-        ("JPCLN002", Status::Unreviewed),
-    ] {
+    for (name, status) in [("JPCLN001", Status::Corrected), ("JPCLN015", Status::Accepted), ("JPCLN002", Status::Unreviewed)] {
         let dst = images.join(format!("{name}.png"));
-        std::fs::copy(
-            common::shared_data()
-                .join("jsrt/images")
-                .join(format!("{name}.png")),
-            &dst,
-        )
-        .unwrap();
+        std::fs::copy(common::shared_data().join("jsrt/images").join(format!("{name}.png")), &dst).unwrap();
         let a = review(&dst, jsrt_landmarks(name), status);
         if status != Status::Unreviewed {
             reviews.push((format!("{name}.png"), a));
@@ -89,38 +68,18 @@ fn reviewed_folder() -> Folder {
     }
     let dicom = common::patient_dicom(&images, "patient.dcm");
     let (w, h) = (80.0 / 1024.0, 96.0 / 1024.0);
-    let a = review(
-        &dicom,
-        template().map(|p| [p[0] * w, p[1] * h]),
-        Status::Accepted,
-    );
+    let a = review(&dicom, template().map(|p| [p[0] * w, p[1] * h]), Status::Accepted);
     reviews.push(("patient.dcm".into(), a));
     reviews.sort_by(|a, b| a.0.cmp(&b.0));
     let out = dir.path().join("out");
-    Folder {
-        _dir: dir,
-        images,
-        out,
-        reviews,
-        dicom,
-    }
+    Folder { _dir: dir, images, out, reviews, dicom }
 }
 
 fn export(f: &Folder, extra: &[&str]) {
-    let o = Command::new(exe())
-        .arg("export")
-        .arg(&f.images)
-        .arg("--out")
-        .arg(&f.out)
-        .args(extra)
-        .output()
-        .unwrap();
+    let o = Command::new(exe()).arg("export").arg(&f.images).arg("--out").arg(&f.out).args(extra).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("exported 3 reviewed images (1 without"),
-        "{err}"
-    );
+    assert!(err.contains("exported 3 reviewed images (1 without"), "{err}");
 }
 
 fn close(a: [f32; 2], b: [f32; 2]) -> bool {
@@ -135,26 +94,13 @@ fn exports_read_back_to_the_reviewed_landmarks_and_masks() {
     // CheXmask CSV: the reviewer's landmarks, and RLE masks equal to the filled contours.
     let table = ChexmaskTable::read(&f.out.join("reviewed.chexmask.csv")).unwrap();
     let ids: Vec<&str> = table.rows.iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(
-        ids,
-        f.reviews.iter().map(|r| r.0.as_str()).collect::<Vec<_>>()
-    );
+    assert_eq!(ids, f.reviews.iter().map(|r| r.0.as_str()).collect::<Vec<_>>());
     for (row, (_, a)) in table.rows.iter().zip(&f.reviews) {
         let l = row.landmarks.unwrap();
-        assert!(
-            (0..NUM_NODES).all(|n| close(l[n], a.corrected[n])),
-            "{}",
-            row.id
-        );
+        assert!((0..NUM_NODES).all(|n| close(l[n], a.corrected[n])), "{}", row.id);
         let filled = organ_masks(&a.corrected_array(), a.image.width, a.image.height);
         for o in Organ::ALL {
-            assert_eq!(
-                row.mask(o).unwrap(),
-                *filled.get(o),
-                "{} {}",
-                row.id,
-                o.name()
-            );
+            assert_eq!(row.mask(o).unwrap(), *filled.get(o), "{} {}", row.id, o.name());
         }
         assert_eq!(row.extra("Status"), Some(a.status.label()));
         assert!(row.extra("CTR").unwrap().parse::<f64>().unwrap() > 0.2);
@@ -163,27 +109,15 @@ fn exports_read_back_to_the_reviewed_landmarks_and_masks() {
     // CheXmask-U: 120 rows per image, the model's spread and the reviewer's position.
     let u = std::fs::read_to_string(f.out.join("reviewed.chexmask-u.csv")).unwrap();
     let lines: Vec<&str> = u.lines().collect();
-    assert_eq!(
-        lines[0],
-        "image,Node,Mean x,Mean y,Std x,Std y,Expected error,Reviewed x,Reviewed y,Edited"
-    );
+    assert_eq!(lines[0], "image,Node,Mean x,Mean y,Std x,Std y,Expected error,Reviewed x,Reviewed y,Edited");
     assert_eq!(lines.len(), 1 + 3 * NUM_NODES);
-    let moved = lines
-        .iter()
-        .find(|l| l.starts_with("JPCLN001.png,7,"))
-        .unwrap();
-    assert!(
-        moved.ends_with(",true") && moved.contains(",2,3,"),
-        "{moved}"
-    );
+    let moved = lines.iter().find(|l| l.starts_with("JPCLN001.png,7,")).unwrap();
+    assert!(moved.ends_with(",true") && moved.contains(",2,3,"), "{moved}");
 
     // COCO keypoints.
     let c = coco::read(&f.out.join("reviewed.coco.json")).unwrap();
     for (name, a) in &f.reviews {
-        assert!(
-            (0..NUM_NODES).all(|n| close(c[name][n], a.corrected[n])),
-            "{name}"
-        );
+        assert!((0..NUM_NODES).all(|n| close(c[name][n], a.corrected[n])), "{name}");
     }
 
     // DICOM SEG, read back by our reader: masks, and the source it references.
@@ -195,13 +129,8 @@ fn exports_read_back_to_the_reviewed_landmarks_and_masks() {
         assert_eq!(seg.referenced_sop_instance, expected, "{name}");
     }
     // Our image loader refuses it with a clear message (it is not a radiograph).
-    let err = xray::load(&f.out.join("seg/patient.dcm.seg.dcm"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("multi-frame") || err.contains("not a greyscale"),
-        "{err}"
-    );
+    let err = xray::load(&f.out.join("seg/patient.dcm.seg.dcm")).unwrap_err().to_string();
+    assert!(err.contains("multi-frame") || err.contains("not a greyscale"), "{err}");
 
     // No patient attribute in any export.
     for entry in walk(&f.out) {
@@ -216,40 +145,16 @@ fn exports_read_back_to_the_reviewed_landmarks_and_masks() {
     let a = &f.reviews.iter().find(|r| r.0 == "patient.dcm").unwrap().1;
     let filled = organ_masks(&a.corrected_array(), a.image.width, a.image.height);
     let counts: Vec<usize> = filled.0.iter().map(|m| m.count()).collect();
-    assert!(
-        report.contains(&format!(
-            "\"frame_pixels\": [{}, {}, {}]",
-            counts[0], counts[1], counts[2]
-        )),
-        "{report}"
-    );
-    assert!(
-        report.contains("\"sop_class\": \"1.2.840.10008.5.1.4.1.1.66.4\""),
-        "{report}"
-    );
-    assert!(
-        report.contains(&format!(
-            "\"source_instances\": [\"{}\"]",
-            common::PATIENT_SOP_UID
-        )),
-        "{report}"
-    );
+    assert!(report.contains(&format!("\"frame_pixels\": [{}, {}, {}]", counts[0], counts[1], counts[2])), "{report}");
+    assert!(report.contains("\"sop_class\": \"1.2.840.10008.5.1.4.1.1.66.4\""), "{report}");
+    assert!(report.contains(&format!("\"source_instances\": [\"{}\"]", common::PATIENT_SOP_UID)), "{report}");
     assert!(report.contains("\"patient_name\": \"\""), "{report}");
     for (k, o) in Organ::ALL.iter().enumerate() {
-        assert!(
-            report.contains(&format!("\"label\": \"{}\"", o.name())),
-            "{report}"
-        );
-        assert!(
-            report.contains(&format!("\"pixels\": {}", counts[k])),
-            "{report}"
-        );
+        assert!(report.contains(&format!("\"label\": \"{}\"", o.name())), "{report}");
+        assert!(report.contains(&format!("\"pixels\": {}", counts[k])), "{report}");
     }
     let src = xray::load(&f.dicom).unwrap();
-    assert!(
-        report.contains(&src.uids.unwrap().study_instance),
-        "the SEG belongs to the source's study: {report}"
-    );
+    assert!(report.contains(&src.uids.unwrap().study_instance), "the SEG belongs to the source's study: {report}");
 }
 
 #[test]
@@ -257,21 +162,14 @@ fn patient_data_goes_into_the_seg_only_when_asked() {
     let f = reviewed_folder();
     export(&f, &["--include-patient-data"]);
     let report = python_check(&f.out.join("seg/patient.dcm.seg.dcm"));
-    assert!(
-        report.contains("\"patient_name\": \"DOE^JANE\"") && report.contains("PID-4711-XYZ"),
-        "{report}"
-    );
+    assert!(report.contains("\"patient_name\": \"DOE^JANE\"") && report.contains("PID-4711-XYZ"), "{report}");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p))
-        } else {
-            out.push(p)
-        }
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
     }
     out
 }

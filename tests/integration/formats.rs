@@ -16,9 +16,7 @@ use cxr_review::masks::fill_contour;
 use cxr_review::metrics::dice;
 
 fn chexmask(name: &str) -> PathBuf {
-    common::shared_data()
-        .join("chexmask")
-        .join(format!("VinDr-CXR_{name}.csv"))
+    common::shared_data().join("chexmask").join(format!("VinDr-CXR_{name}.csv"))
 }
 
 fn read(path: &Path) -> ChexmaskTable {
@@ -32,38 +30,22 @@ fn real_files_read_with_their_quirks() {
     let p = read(&chexmask("prediction"));
     assert_eq!((p.id_column.as_str(), p.rows.len()), ("image_id", 50));
     assert!(p.has_masks() && p.has_landmarks());
-    assert!(
-        p.rows
-            .iter()
-            .all(|r| (r.width, r.height, r.size_given) == (1024, 1024, true))
-    );
-    assert_eq!(
-        p.rows[0].extra("Dice RCA (Mean)"),
-        Some("0.8476747254247645")
-    );
+    assert!(p.rows.iter().all(|r| (r.width, r.height, r.size_given) == (1024, 1024, true)));
+    assert_eq!(p.rows[0].extra("Dice RCA (Mean)"), Some("0.8476747254247645"));
     // The prediction file lists Left Lung before Right Lung; columns are found by name:
     // the right lung (patient's right) is on the image's left.
     let r0 = &p.rows[0];
     let centre_x = |o: Organ| {
         let m = r0.mask(o).unwrap();
         let w = m.width() as usize;
-        m.as_slice()
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| **v)
-            .map(|(i, _)| (i % w) as f64)
-            .sum::<f64>()
+        m.as_slice().iter().enumerate().filter(|(_, v)| **v).map(|(i, _)| (i % w) as f64).sum::<f64>()
             / m.count() as f64
     };
     assert!(centre_x(Organ::RightLung) < 512.0 && centre_x(Organ::LeftLung) > 512.0);
 
     let a = read(&chexmask("annotator1"));
     assert_eq!((a.id_column.as_str(), a.rows.len()), ("ImageID", 50));
-    assert!(
-        a.rows
-            .iter()
-            .all(|r| (r.width, r.height, r.size_given) == (1024, 1024, false))
-    );
+    assert!(a.rows.iter().all(|r| (r.width, r.height, r.size_given) == (1024, 1024, false)));
     assert_eq!(a.rows[0].extra("Dataset"), Some("VinDr-CXR"));
     // Rows come in another order than the prediction's; the same images are there.
     assert_ne!(a.rows[0].id, p.rows[0].id);
@@ -72,10 +54,7 @@ fn real_files_read_with_their_quirks() {
     let j = read(&common::shared_data().join("jsrt").join("landmarks.csv"));
     assert_eq!((j.id_column.as_str(), j.rows.len()), ("image", 195));
     let first = &j.rows[0];
-    assert_eq!(
-        (first.id.as_str(), first.extra("split")),
-        ("JPCLN001", Some("val"))
-    );
+    assert_eq!((first.id.as_str(), first.extra("split")), ("JPCLN001", Some("val")));
     assert_eq!(first.landmarks.unwrap()[1], [357.62, 64.38]);
     assert!(first.masks.iter().all(Option::is_none));
 }
@@ -114,10 +93,7 @@ fn written_files_read_back_identical() {
     }
     // The prediction file has nothing our writer normalises: byte for byte the same.
     let original = std::fs::read(chexmask("prediction")).unwrap();
-    assert_eq!(
-        std::fs::read(dir.path().join("prediction.csv")).unwrap(),
-        original
-    );
+    assert_eq!(std::fs::read(dir.path().join("prediction.csv")).unwrap(), original);
 }
 
 /// The rasterisation convention of `masks::fill_contour`, against the released masks.
@@ -150,18 +126,13 @@ fn masks_from_landmarks_match_the_released_masks() {
 }
 
 fn malformed(text: &str) -> String {
-    ChexmaskTable::from_reader(text.as_bytes(), Path::new("broken.csv"))
-        .unwrap_err()
-        .to_string()
+    ChexmaskTable::from_reader(text.as_bytes(), Path::new("broken.csv")).unwrap_err().to_string()
 }
 
 /// A real prediction row, re-serialised with one cell changed.
 fn with_cell(column: &str, value: &str) -> String {
     let t = read(&chexmask("prediction"));
-    let small = ChexmaskTable {
-        rows: t.rows[..3].to_vec(),
-        ..t
-    };
+    let small = ChexmaskTable { rows: t.rows[..3].to_vec(), ..t };
     let bytes = small.to_csv().unwrap();
     let mut r = csv::Reader::from_reader(&bytes[..]);
     let header = r.headers().unwrap().clone();
@@ -184,75 +155,37 @@ fn malformed_rows_name_the_row_and_the_problem() {
     let at = format!("broken.csv, row 2 (line 3, id {id}): ");
     let cases = [
         ("Heart", "1 2 3", "Heart: odd number of values (3)"),
-        (
-            "Heart",
-            "5 10 12 3",
-            "Heart: run 2 (start 12) overlaps or precedes the previous run, which ends at 14",
-        ),
+        ("Heart", "5 10 12 3", "Heart: run 2 (start 12) overlaps or precedes the previous run, which ends at 14"),
         (
             "Right Lung",
             "1048570 10",
             "Right Lung: run 1 (start 1048570, length 10) goes past the end of the 1024×1024 mask",
         ),
-        (
-            "Left Lung",
-            "100 2 x 3",
-            "Left Lung: value 3 (\"x\") is not a whole non-negative number",
-        ),
+        ("Left Lung", "100 2 x 3", "Left Lung: value 3 (\"x\") is not a whole non-negative number"),
         ("Left Lung", "0 4", "Left Lung: run 1 starts at 0"),
-        (
-            "Landmarks",
-            "1,2,3",
-            "Landmarks: expected 240 numbers (120 points), found 3",
-        ),
+        ("Landmarks", "1,2,3", "Landmarks: expected 240 numbers (120 points), found 3"),
         ("Height", "abc", "Height \"abc\" is not a number"),
-        (
-            "Width",
-            "",
-            "Height and Width must both be given or both be empty",
-        ),
+        ("Width", "", "Height and Width must both be given or both be empty"),
     ];
     for (column, value, want) in cases {
         let err = malformed(&with_cell(column, value));
-        assert!(
-            err.starts_with(&at) && err.contains(&want),
-            "{column}={value:?}:\n{err}\nwanted {at}{want}"
-        );
+        assert!(err.starts_with(&at) && err.contains(&want), "{column}={value:?}:\n{err}\nwanted {at}{want}");
     }
     let mut bad_landmark = vec!["10"; 240];
     bad_landmark[7] = "1e";
     let err = malformed(&with_cell("Landmarks", &bad_landmark.join(",")));
-    assert!(
-        err.contains("Landmarks: value 8 (\"1e\", y of node 3) is not a number"),
-        "{err}"
-    );
+    assert!(err.contains("Landmarks: value 8 (\"1e\", y of node 3) is not a number"), "{err}");
 
     // Whole-file problems.
-    assert!(
-        malformed("name,Landmarks\na,1\n")
-            .contains("no identifier column: expected one of image_id, ImageID")
-    );
-    assert!(
-        malformed("ImageID,Dataset\na,x\n").contains("no Landmarks column and no mask columns")
-    );
-    assert!(
-        malformed("ImageID,Heart,Height\na,1 2,3\n")
-            .contains("has a Height column but no Width column")
-    );
+    assert!(malformed("name,Landmarks\na,1\n").contains("no identifier column: expected one of image_id, ImageID"));
+    assert!(malformed("ImageID,Dataset\na,x\n").contains("no Landmarks column and no mask columns"));
+    assert!(malformed("ImageID,Heart,Height\na,1 2,3\n").contains("has a Height column but no Width column"));
     let err = malformed("ImageID,Heart\na,1 2\nb,1 2,7\n");
-    assert!(
-        err.contains("broken.csv, row 2 (line 3): has 3 fields but the header has 2"),
-        "{err}"
-    );
+    assert!(err.contains("broken.csv, row 2 (line 3): has 3 fields but the header has 2"), "{err}");
     let err = malformed("ImageID,Heart\na,1 2\na,3 4\n");
-    assert!(
-        err.contains("row 2 (line 3, id a): identifier also on row 1"),
-        "{err}"
-    );
+    assert!(err.contains("row 2 (line 3, id a): identifier also on row 1"), "{err}");
     assert!(malformed("ImageID,Heart\n ,1 2\n").contains("row 1 (line 2): empty identifier"));
-    let err = ChexmaskTable::read(Path::new("/nonexistent/x.csv"))
-        .unwrap_err()
-        .to_string();
+    let err = ChexmaskTable::read(Path::new("/nonexistent/x.csv")).unwrap_err().to_string();
     assert!(err.starts_with("/nonexistent/x.csv: cannot open"), "{err}");
 }
 
@@ -260,24 +193,15 @@ fn malformed_rows_name_the_row_and_the_problem() {
 fn rows_find_their_images_and_exports_read_back() {
     let jsrt = common::shared_data().join("jsrt");
     let table = read(&jsrt.join("landmarks.csv"));
-    let mut images: Vec<PathBuf> = std::fs::read_dir(jsrt.join("images"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut images: Vec<PathBuf> = std::fs::read_dir(jsrt.join("images")).unwrap().map(|e| e.unwrap().path()).collect();
     images.sort();
     images.push(PathBuf::from("/elsewhere/not_in_the_table.png"));
     let m = match_rows_to_images(&table, &images);
     assert_eq!(m.matched.len(), 195);
     assert!(m.unmatched_rows.is_empty() && m.ambiguous_rows.is_empty());
-    assert_eq!(
-        m.unmatched_images,
-        vec![PathBuf::from("/elsewhere/not_in_the_table.png")]
-    );
+    assert_eq!(m.unmatched_images, vec![PathBuf::from("/elsewhere/not_in_the_table.png")]);
     for (row, path) in &m.matched {
-        assert_eq!(
-            path.file_stem().unwrap().to_str().unwrap(),
-            table.rows[*row].id
-        );
+        assert_eq!(path.file_stem().unwrap().to_str().unwrap(), table.rows[*row].id);
     }
 
     // JSRT images are 1024² like the rows: landmarks carry over unchanged. On the 2048²
@@ -286,44 +210,25 @@ fn rows_find_their_images_and_exports_read_back() {
     let (same, pl) = landmarks_on_image(row, 1024, 1024).unwrap();
     assert_eq!((same, pl), (row.landmarks.unwrap(), Placement::Same));
     let (double, _) = landmarks_on_image(row, 2048, 2048).unwrap();
-    assert_eq!(
-        double[5],
-        [
-            row.landmarks.unwrap()[5][0] * 2.0,
-            row.landmarks.unwrap()[5][1] * 2.0
-        ]
-    );
+    assert_eq!(double[5], [row.landmarks.unwrap()[5][0] * 2.0, row.landmarks.unwrap()[5][1] * 2.0]);
 
     // Export → read: same landmarks, masks rasterised from them, sizes written.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("export.csv");
     let items: Vec<ExportItem> = table.rows[..5]
         .iter()
-        .map(|r| ExportItem {
-            id: format!("{}.png", r.id),
-            landmarks: r.landmarks.unwrap(),
-            width: 1024,
-            height: 1024,
-        })
+        .map(|r| ExportItem { id: format!("{}.png", r.id), landmarks: r.landmarks.unwrap(), width: 1024, height: 1024 })
         .collect();
     export_chexmask(&out, "Path", &items).unwrap();
     let back = read(&out);
     assert_eq!(back.id_column, "Path");
     for (item, r) in items.iter().zip(&back.rows) {
-        assert_eq!(
-            (&r.id, r.landmarks.unwrap(), r.width, r.size_given),
-            (&item.id, item.landmarks, 1024, true)
-        );
+        assert_eq!((&r.id, r.landmarks.unwrap(), r.width, r.size_given), (&item.id, item.landmarks, 1024, true));
         let heart = fill_contour(&item.landmarks[Organ::Heart.nodes()], 1024, 1024);
         assert_eq!(r.mask(Organ::Heart).unwrap(), heart);
     }
     let twice = [items[0].clone(), items[0].clone()];
-    assert!(
-        export_chexmask(&out, "Path", &twice)
-            .unwrap_err()
-            .to_string()
-            .contains("exported twice")
-    );
+    assert!(export_chexmask(&out, "Path", &twice).unwrap_err().to_string().contains("exported twice"));
 }
 
 #[test]
@@ -333,17 +238,13 @@ fn mask_pngs_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let written = mask_png::write_organ_pngs(dir.path(), "img", &masks).unwrap();
     assert_eq!(written.len(), 4);
-    assert_eq!(
-        mask_png::read_mask_png(&dir.path().join("img_heart.png")).unwrap(),
-        *masks.get(Organ::Heart)
-    );
+    assert_eq!(mask_png::read_mask_png(&dir.path().join("img_heart.png")).unwrap(), *masks.get(Organ::Heart));
     let labels = mask_png::read_label_png(&dir.path().join("img_labels.png")).unwrap();
     assert_eq!(labels, masks);
     // The heart overlaps the left lung in this row, which the bit-set labels keep.
     let both = (0..1024i64 * 1024)
         .filter(|i| {
-            masks.get(Organ::Heart).get(i % 1024, i / 1024)
-                && masks.get(Organ::LeftLung).get(i % 1024, i / 1024)
+            masks.get(Organ::Heart).get(i % 1024, i / 1024) && masks.get(Organ::LeftLung).get(i % 1024, i / 1024)
         })
         .count();
     assert!(both > 0);
@@ -359,42 +260,22 @@ fn chexmask_u_folder() {
     let dir = tempfile::tempdir().unwrap();
     let t = read(&chexmask("prediction"));
     for row in &t.rows[..3] {
-        let table = NodeTable {
-            mean: row.landmarks.unwrap(),
-            std: [[1.5, 0.5]; 120],
-            expected_error: None,
-        };
-        table
-            .write(&dir.path().join(format!("{}.csv", row.id)))
-            .unwrap();
+        let table = NodeTable { mean: row.landmarks.unwrap(), std: [[1.5, 0.5]; 120], expected_error: None };
+        table.write(&dir.path().join(format!("{}.csv", row.id))).unwrap();
     }
-    std::fs::write(
-        dir.path().join("summary.csv"),
-        "image,width,height\nwhatever.png,10,10\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("summary.csv"), "image,width,height\nwhatever.png,10,10\n").unwrap();
     let tables = chexmask_u::read_folder(dir.path()).unwrap();
     assert_eq!(tables.len(), 3);
     let first = &tables[&t.rows[0].id];
-    assert_eq!(
-        (first.mean, first.score()),
-        (t.rows[0].landmarks.unwrap(), 1.0)
-    );
+    assert_eq!((first.mean, first.score()), (t.rows[0].landmarks.unwrap(), 1.0));
 
     let (pred, _) = chexmask_u::read_prediction_folder(dir.path()).unwrap();
     assert_eq!(pred.rows.len(), 3);
-    assert!(
-        pred.rows
-            .iter()
-            .all(|r| r.width == 1024 && !r.size_given && r.landmarks.is_some())
-    );
+    assert!(pred.rows.iter().all(|r| r.width == 1024 && !r.size_given && r.landmarks.is_some()));
 
     std::fs::write(dir.path().join("stray.csv"), "a,b\n1,2\n").unwrap();
     let err = chexmask_u::read_folder(dir.path()).unwrap_err().to_string();
-    assert!(
-        err.contains("stray.csv") && err.contains("no \"Node\" column"),
-        "{err}"
-    );
+    assert!(err.contains("stray.csv") && err.contains("no \"Node\" column"), "{err}");
 }
 
 #[test]
@@ -404,9 +285,6 @@ fn export_of_a_row_made_here_is_a_valid_chexmask_row() {
     let made = ChexmaskRow::from_landmarks(row.id.clone(), row.landmarks.unwrap(), 1024, 1024);
     // Same landmarks, same convention: the very RLE strings HybridGNet's file holds.
     for o in Organ::ALL {
-        assert_eq!(
-            made.rle(o).unwrap().to_string(),
-            row.rle(o).unwrap().to_string()
-        );
+        assert_eq!(made.rle(o).unwrap().to_string(), row.rle(o).unwrap().to_string());
     }
 }

@@ -27,10 +27,7 @@ fn jsrt_copies(dir: &Path, names: &[&str]) -> Vec<(PathBuf, [[f32; 2]; 120])> {
         .map(|name| {
             let dst = dir.join(format!("{name}.png"));
             std::fs::copy(jsrt.join("images").join(format!("{name}.png")), &dst).unwrap();
-            let line = csv
-                .lines()
-                .find(|l| l.starts_with(&format!("{name},")))
-                .unwrap();
+            let line = csv.lines().find(|l| l.starts_with(&format!("{name},"))).unwrap();
             let text = line.splitn(3, ',').nth(2).unwrap().trim_matches('"');
             (dst, parse_landmarks(text).unwrap())
         })
@@ -43,19 +40,11 @@ fn seed_annotation(image: &Path, landmarks: [[f32; 2]; 120], std: f32) {
     let img = xray::load(image).unwrap();
     let sha = file_sha256(image).unwrap();
     let letterbox = cxr_review::model::preprocess::Letterbox::new(img.width, img.height);
-    let decoded: Vec<f32> = landmarks
-        .iter()
-        .flat_map(|p| [p[0] / 1024.0, p[1] / 1024.0])
-        .collect();
+    let decoded: Vec<f32> = landmarks.iter().flat_map(|p| [p[0] / 1024.0, p[1] / 1024.0]).collect();
     let mut p = cxr_review::model::uncertainty::summarise(&decoded, 1, &[0.0; 4], letterbox, None);
     p.std = [[std, std]; 120];
     p.score = std;
-    let model = ModelIdentity {
-        weights: "reference".into(),
-        weights_sha256: String::new(),
-        samples: 1,
-        seed: None,
-    };
+    let model = ModelIdentity { weights: "reference".into(), weights_sha256: String::new(), samples: 1, seed: None };
     let mut a = Annotation::from_prediction(image, sha, &img, &p, model);
     a.save(&annotation::path_for(image, None)).unwrap();
 }
@@ -79,52 +68,26 @@ fn harness(paths: Vec<PathBuf>, weights: Option<PathBuf>) -> Harness<'static, Cx
 fn drag(h: &mut Harness<'static, CxrApp>, from: Pos2, to: Pos2) {
     h.event(Event::PointerMoved(from));
     h.run_steps(1);
-    h.event(Event::PointerButton {
-        pos: from,
-        button: PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::NONE,
-    });
+    h.event(Event::PointerButton { pos: from, button: PointerButton::Primary, pressed: true, modifiers: Modifiers::NONE });
     h.run_steps(1);
     for k in 1..=6 {
         let p = from + (to - from) * (k as f32 / 6.0);
         h.event(Event::PointerMoved(p));
         h.run_steps(1);
     }
-    h.event(Event::PointerButton {
-        pos: to,
-        button: PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::NONE,
-    });
+    h.event(Event::PointerButton { pos: to, button: PointerButton::Primary, pressed: false, modifiers: Modifiers::NONE });
     h.run_steps(2);
 }
 
 fn node_screen(h: &Harness<'static, CxrApp>, node: usize) -> Pos2 {
     let r = h.state().review().unwrap();
     let p = r.edit.positions[node];
-    h.state()
-        .shown()
-        .unwrap()
-        .screen_pos_of(p[0], p[1])
-        .unwrap()
+    h.state().shown().unwrap().screen_pos_of(p[0], p[1]).unwrap()
 }
 
 fn key(h: &mut Harness<'static, CxrApp>, key: Key, modifiers: Modifiers) {
-    h.event(Event::Key {
-        key,
-        physical_key: None,
-        pressed: true,
-        repeat: false,
-        modifiers,
-    });
-    h.event(Event::Key {
-        key,
-        physical_key: None,
-        pressed: false,
-        repeat: false,
-        modifiers,
-    });
+    h.event(Event::Key { key, physical_key: None, pressed: true, repeat: false, modifiers });
+    h.event(Event::Key { key, physical_key: None, pressed: false, repeat: false, modifiers });
     h.run_steps(2);
 }
 
@@ -145,10 +108,7 @@ fn dragging_a_node_saves_undo_restores_and_reopening_brings_it_back() {
 
     let moved = h.state().review().unwrap().edit.positions[node];
     let expect = [before[0] + 30.0 / zoom, before[1] - 20.0 / zoom];
-    assert!(
-        (moved[0] - expect[0]).abs() < 1.0 && (moved[1] - expect[1]).abs() < 1.0,
-        "{moved:?} vs {expect:?}"
-    );
+    assert!((moved[0] - expect[0]).abs() < 1.0 && (moved[1] - expect[1]).abs() < 1.0, "{moved:?} vs {expect:?}");
     // Only that node moved, and the file on disk says so.
     let saved = Annotation::read(&file).unwrap();
     assert_eq!(saved.edited.iter().filter(|&&e| e).count(), 1);
@@ -156,20 +116,12 @@ fn dragging_a_node_saves_undo_restores_and_reopening_brings_it_back() {
     assert_eq!(saved.corrected[node], moved);
     assert_eq!(saved.status, Status::Corrected);
     let heart_dice = h.state().review().unwrap().correction().organs[2].dice;
-    assert!(
-        heart_dice < 1.0 && heart_dice > 0.9,
-        "heart Dice {heart_dice}"
-    );
+    assert!(heart_dice < 1.0 && heart_dice > 0.9, "heart Dice {heart_dice}");
 
     // Dragging empty image space pans instead of moving nodes.
     let positions = h.state().review().unwrap().edit.positions;
     let offset = h.state().shown().unwrap().view.unwrap().offset;
-    let empty = h
-        .state()
-        .shown()
-        .unwrap()
-        .screen_pos_of(512.0, 40.0)
-        .unwrap();
+    let empty = h.state().shown().unwrap().screen_pos_of(512.0, 40.0).unwrap();
     drag(&mut h, empty, empty + egui::vec2(40.0, 0.0));
     assert_eq!(h.state().review().unwrap().edit.positions, positions);
     assert_ne!(h.state().shown().unwrap().view.unwrap().offset, offset);
@@ -177,10 +129,7 @@ fn dragging_a_node_saves_undo_restores_and_reopening_brings_it_back() {
     key(&mut h, Key::Z, Modifiers::COMMAND);
     assert_eq!(h.state().review().unwrap().edit.positions[node], before);
     let saved = Annotation::read(&file).unwrap();
-    assert!(
-        !saved.edited[node] && saved.status == Status::Unreviewed,
-        "undo is saved too"
-    );
+    assert!(!saved.edited[node] && saved.status == Status::Unreviewed, "undo is saved too");
     key(&mut h, Key::Y, Modifiers::COMMAND);
     assert_eq!(h.state().review().unwrap().edit.positions[node], moved);
 
@@ -205,27 +154,14 @@ fn reject_and_accept_keys_set_the_status_and_move_on_least_certain_first() {
     }
     let mut h = harness(vec![dir.path().to_path_buf()], None);
     h.state_mut().worklist_mut().sort_by_uncertainty();
-    let order: Vec<String> = h
-        .state()
-        .worklist()
-        .files
-        .iter()
-        .map(|f| f.file_stem().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let order: Vec<String> =
+        h.state().worklist().files.iter().map(|f| f.file_stem().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(order, ["JPCLN015", "JPCLN017", "JPCLN001"]);
     let current = h.state().worklist().current_path().unwrap().to_path_buf();
-    assert!(
-        current.ends_with("JPCLN001.png"),
-        "the open image stays current: {current:?}"
-    );
+    assert!(current.ends_with("JPCLN001.png"), "the open image stays current: {current:?}");
 
     key(&mut h, Key::X, Modifiers::NONE);
-    assert_eq!(
-        Annotation::read(&annotation::path_for(&current, None))
-            .unwrap()
-            .status,
-        Status::Rejected
-    );
+    assert_eq!(Annotation::read(&annotation::path_for(&current, None)).unwrap().status, Status::Rejected);
     // First in the sorted list: open it and accept it untouched.
     h.state_mut().worklist_mut().current = Some(0);
     key(&mut h, Key::P, Modifiers::NONE);
@@ -236,12 +172,7 @@ fn reject_and_accept_keys_set_the_status_and_move_on_least_certain_first() {
     };
     let mut h = h;
     key(&mut h, Key::A, Modifiers::NONE);
-    assert_eq!(
-        Annotation::read(&annotation::path_for(&first, None))
-            .unwrap()
-            .status,
-        Status::Accepted
-    );
+    assert_eq!(Annotation::read(&annotation::path_for(&first, None)).unwrap().status, Status::Accepted);
 }
 
 #[test]
@@ -257,14 +188,8 @@ fn an_annotation_of_another_image_is_refused_and_left_alone() {
     let weights = random_weights(dir.path());
     let mut h = harness(vec![images[1].0.clone()], Some(weights));
     let err = h.state().error().unwrap().to_string();
-    assert!(
-        err.contains("belongs to another image") && err.contains("JPCLN015.png"),
-        "{err}"
-    );
-    assert!(
-        err.contains("kept untouched") && err.contains("JPCLN015.png.cxr-2.json"),
-        "{err}"
-    );
+    assert!(err.contains("belongs to another image") && err.contains("JPCLN015.png"), "{err}");
+    assert!(err.contains("kept untouched") && err.contains("JPCLN015.png.cxr-2.json"), "{err}");
     // The model's prediction is shown; editing it saves beside the foreign file, never over it.
     // (Random weights may put nodes off screen, so edit through the review state.)
     let r = h.state_mut().review_mut().unwrap();
@@ -281,9 +206,7 @@ fn an_annotation_of_another_image_is_refused_and_left_alone() {
 /// Random weights for a harness that must predict (small, fast).
 fn random_weights(dir: &Path) -> PathBuf {
     let weights = dir.join("w.safetensors");
-    HybridGNet::random(&ModelConfig::released(64), 1, &burn::tensor::Device::flex())
-        .save(&weights)
-        .unwrap();
+    HybridGNet::random(&ModelConfig::released(64), 1, &burn::tensor::Device::flex()).save(&weights).unwrap();
     weights
 }
 
@@ -301,27 +224,17 @@ fn a_corrupt_annotation_is_kept_and_the_new_review_saved_beside_it() {
     let weights = random_weights(dir.path());
     let mut h = harness(vec![images[0].0.clone()], Some(weights.clone()));
     let err = h.state().error().unwrap().to_string();
-    assert!(
-        err.contains("JPCLN001.png.cxr.json") && err.contains("corrupt"),
-        "{err}"
-    );
+    assert!(err.contains("JPCLN001.png.cxr.json") && err.contains("corrupt"), "{err}");
     assert!(err.contains("JPCLN001.png.cxr-2.json"), "{err}");
     key(&mut h, Key::X, Modifiers::NONE);
-    assert_eq!(
-        std::fs::read(&file).unwrap(),
-        truncated,
-        "the corrupt file is never overwritten"
-    );
+    assert_eq!(std::fs::read(&file).unwrap(), truncated, "the corrupt file is never overwritten");
     let beside = images[0].0.with_file_name("JPCLN001.png.cxr-2.json");
     assert_eq!(Annotation::read(&beside).unwrap().status, Status::Rejected);
     drop(h);
 
     // Reopened: the readable review beside it is the one restored.
     let h = harness(vec![images[0].0.clone()], Some(weights));
-    assert_eq!(
-        h.state().review().unwrap().annotation.status,
-        Status::Rejected
-    );
+    assert_eq!(h.state().review().unwrap().annotation.status, Status::Rejected);
     assert_eq!(h.state().review().unwrap().file().unwrap(), beside);
 }
 
@@ -342,10 +255,7 @@ fn a_second_instance_does_not_clobber_the_first_ones_saves() {
     key(&mut second, Key::X, Modifiers::NONE);
     assert_eq!(std::fs::read(&file).unwrap(), first_save);
     let msg = format!("{:?}", second.state().review().unwrap().save_message);
-    assert!(
-        msg.contains("changed by another program") && msg.contains("JPCLN001.png.cxr-2.json"),
-        "{msg}"
-    );
+    assert!(msg.contains("changed by another program") && msg.contains("JPCLN001.png.cxr-2.json"), "{msg}");
     let beside = images[0].0.with_file_name("JPCLN001.png.cxr-2.json");
     assert_eq!(Annotation::read(&beside).unwrap().status, Status::Rejected);
     second.run_steps(2);
@@ -368,10 +278,7 @@ fn a_failed_save_is_shown_and_the_review_can_be_saved_elsewhere() {
         seed_annotation(image, *landmarks, 3.0);
     }
     let mut h = harness(vec![sub.clone()], None);
-    assert_eq!(
-        h.state().shown().unwrap().image.source.label,
-        "JPCLN001.png"
-    );
+    assert_eq!(h.state().shown().unwrap().image.source.label, "JPCLN001.png");
     // The folder goes away under the reviewer (an unmounted share; a read-only or full disk
     // fails the same way, but root ignores permissions, so it cannot be made read-only here).
     std::fs::remove_dir_all(&sub).unwrap();
@@ -380,10 +287,7 @@ fn a_failed_save_is_shown_and_the_review_can_be_saved_elsewhere() {
     let r = h.state().review().unwrap();
     assert!(r.unsaved, "the save must fail");
     let msg = format!("{:?}", r.save_message);
-    assert!(
-        msg.contains("cannot save") && msg.contains("kept in memory"),
-        "{msg}"
-    );
+    assert!(msg.contains("cannot save") && msg.contains("kept in memory"), "{msg}");
     let moved = r.edit.positions[30];
     h.run_steps(2);
     h.get_by_label_contains("NOT SAVED");
@@ -391,16 +295,10 @@ fn a_failed_save_is_shown_and_the_review_can_be_saved_elsewhere() {
     // Moving on would drop the review: the app stays and says why.
     key(&mut h, Key::N, Modifiers::NONE);
     h.run_steps(3);
-    assert_eq!(
-        h.state().shown().unwrap().image.source.label,
-        "JPCLN001.png"
-    );
+    assert_eq!(h.state().shown().unwrap().image.source.label, "JPCLN001.png");
     assert!(h.state().review().unwrap().unsaved);
     let err = h.state().error().unwrap().to_string();
-    assert!(
-        err.contains("could not be saved") && err.contains("Save review as"),
-        "{err}"
-    );
+    assert!(err.contains("could not be saved") && err.contains("Save review as"), "{err}");
 
     // Saved elsewhere, it is all there, and later saves go there too.
     let elsewhere = dir.path().join("rescued.cxr.json");
@@ -412,10 +310,7 @@ fn a_failed_save_is_shown_and_the_review_can_be_saved_elsewhere() {
     assert!(a.edited[30]);
     let r = h.state_mut().review_mut().unwrap();
     r.accept();
-    assert_eq!(
-        Annotation::read(&elsewhere).unwrap().status,
-        Status::Corrected
-    );
+    assert_eq!(Annotation::read(&elsewhere).unwrap().status, Status::Corrected);
 }
 
 #[test]
@@ -426,31 +321,17 @@ fn patient_names_stay_out_of_annotations_and_reach_the_title_only_when_allowed()
     let mut h = harness(vec![dcm.clone()], Some(weights));
     h.run_steps(2);
     let title = h.state().title().to_string();
-    assert!(
-        title.contains("patient.dcm") && !title.contains("DOE"),
-        "{title}"
-    );
+    assert!(title.contains("patient.dcm") && !title.contains("DOE"), "{title}");
     h.state_mut().set_show_patient_name(true);
     h.run_steps(2);
-    assert!(
-        h.state().title().contains("DOE JANE"),
-        "{}",
-        h.state().title()
-    );
+    assert!(h.state().title().contains("DOE JANE"), "{}", h.state().title());
 
     key(&mut h, Key::A, Modifiers::NONE);
     let file = annotation::path_for(&dcm, None);
     let text = std::fs::read_to_string(&file).unwrap();
-    assert!(
-        text.contains(common::PATIENT_SOP_UID),
-        "the annotation names the image by its SOP Instance UID"
-    );
+    assert!(text.contains(common::PATIENT_SOP_UID), "the annotation names the image by its SOP Instance UID");
     for secret in common::PATIENT_SECRETS {
-        assert!(
-            !text.contains(secret),
-            "{secret} leaked into {}",
-            file.display()
-        );
+        assert!(!text.contains(secret), "{secret} leaked into {}", file.display());
     }
 }
 
@@ -462,8 +343,7 @@ fn a_save_killed_midway_leaves_the_previous_file_intact() {
         let tmp = atomic::temp_path(&path);
         let mut f = std::fs::File::create(tmp).unwrap();
         use std::io::Write;
-        f.write_all(b"{\"format\": \"cxr-review-annotation/1\", \"image\": ")
-            .unwrap();
+        f.write_all(b"{\"format\": \"cxr-review-annotation/1\", \"image\": ").unwrap();
         f.flush().unwrap();
         std::process::abort();
     }
@@ -473,11 +353,7 @@ fn a_save_killed_midway_leaves_the_previous_file_intact() {
     let file = annotation::path_for(&images[0].0, None);
     let before = std::fs::read(&file).unwrap();
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "gui_review::a_save_killed_midway_leaves_the_previous_file_intact",
-            "--exact",
-            "--nocapture",
-        ])
+        .args(["gui_review::a_save_killed_midway_leaves_the_previous_file_intact", "--exact", "--nocapture"])
         .env("CXR_KILL_CHILD", &file)
         .status()
         .unwrap();
@@ -507,11 +383,7 @@ fn folder_metrics_score_reviewed_images_prediction_against_correction() {
     key(&mut h, Key::A, Modifiers::NONE);
     for _ in 0..300 {
         h.run_steps(1);
-        if h.state()
-            .review()
-            .is_some_and(|r| r.annotation.status == Status::Unreviewed)
-            && !h.state().is_loading()
-        {
+        if h.state().review().is_some_and(|r| r.annotation.status == Status::Unreviewed) && !h.state().is_loading() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -526,38 +398,16 @@ fn folder_metrics_score_reviewed_images_prediction_against_correction() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let e = h.state().folder_metrics().result().expect("scored").clone();
-    assert_eq!(
-        (e.images.len(), e.unreviewed, e.rejected, e.missing),
-        (2, 1, 0, 0),
-        "{e:?}"
-    );
-    let corrected = e
-        .images
-        .iter()
-        .find(|i| i.status == Status::Corrected)
-        .expect("the corrected image");
-    let accepted = e
-        .images
-        .iter()
-        .find(|i| i.status == Status::Accepted)
-        .expect("the accepted image");
-    assert_eq!(
-        (accepted.scores.dice_lungs, accepted.scores.dice_heart),
-        (1.0, 1.0)
-    );
+    assert_eq!((e.images.len(), e.unreviewed, e.rejected, e.missing), (2, 1, 0, 0), "{e:?}");
+    let corrected = e.images.iter().find(|i| i.status == Status::Corrected).expect("the corrected image");
+    let accepted = e.images.iter().find(|i| i.status == Status::Accepted).expect("the accepted image");
+    assert_eq!((accepted.scores.dice_lungs, accepted.scores.dice_heart), (1.0, 1.0));
     assert!((corrected.mean_node_error_px() - moved_px / 120.0).abs() < 1e-6);
     assert!(corrected.scores.dice_heart < 1.0 && corrected.scores.dice_lungs == 1.0);
     assert!(corrected.scores.heart.hausdorff > 0.0 && corrected.review_seconds > 0.0);
     // The window is on screen with its summary.
-    for text in [
-        "2 reviewed (accepted or corrected) · 1 unreviewed",
-        "Dice Heart",
-        "Pearson r =",
-    ] {
-        assert!(
-            h.query_all_by_label_contains(text).next().is_some(),
-            "no `{text}` on screen"
-        );
+    for text in ["2 reviewed (accepted or corrected) · 1 unreviewed", "Dice Heart", "Pearson r ="] {
+        assert!(h.query_all_by_label_contains(text).next().is_some(), "no `{text}` on screen");
     }
 }
 
@@ -571,9 +421,7 @@ fn the_panel_shows_the_ctr_and_it_follows_a_dragged_heart_border() {
     let before = ctr(&images[0].1).unwrap();
     h.get_by_label(&format!("CTR {:.3}", before.ratio));
     // Drag the heart's rightmost node further right: the ratio grows, live.
-    let right = (94..120)
-        .max_by(|&a, &b| images[0].1[a][0].total_cmp(&images[0].1[b][0]))
-        .unwrap();
+    let right = (94..120).max_by(|&a, &b| images[0].1[a][0].total_cmp(&images[0].1[b][0])).unwrap();
     let p = node_screen(&h, right);
     drag(&mut h, p, p + egui::vec2(40.0, 0.0));
     let after = ctr(&h.state().review().unwrap().edit.positions).unwrap();
@@ -624,8 +472,5 @@ fn the_stress_view_responds_to_noise_and_a_square_and_leaves_the_review_alone() 
 
     // Nothing of it reached the review or its file.
     assert_eq!(std::fs::read(&file).unwrap(), before);
-    assert_eq!(
-        h.state().review().unwrap().annotation.status,
-        Status::Unreviewed
-    );
+    assert_eq!(h.state().review().unwrap().annotation.status, Status::Unreviewed);
 }

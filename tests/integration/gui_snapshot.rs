@@ -26,17 +26,8 @@ fn phantom_with_annotation(dir: &Path, calibration: Option<&Calibration>) -> Pat
     img.to_gray8(img.default_window()).save(&path).unwrap();
     let loaded = xray::load(&path).unwrap();
     let template = landmarks::template();
-    let decoded: Vec<f32> = template
-        .iter()
-        .flat_map(|p| [p[0] / 1024.0, p[1] / 1024.0])
-        .collect();
-    let mut p = summarise(
-        &decoded,
-        1,
-        &[0.0; 4],
-        Letterbox::new(loaded.width, loaded.height),
-        None,
-    );
+    let decoded: Vec<f32> = template.iter().flat_map(|p| [p[0] / 1024.0, p[1] / 1024.0]).collect();
+    let mut p = summarise(&decoded, 1, &[0.0; 4], Letterbox::new(loaded.width, loaded.height), None);
     for n in 0..NUM_NODES {
         let s = 0.5 + 23.5 * ((n * 37) % NUM_NODES) as f32 / NUM_NODES as f32;
         p.std[n] = [s, s * 0.7];
@@ -46,12 +37,7 @@ fn phantom_with_annotation(dir: &Path, calibration: Option<&Calibration>) -> Pat
         let stds: [f32; NUM_NODES] = std::array::from_fn(|n| p.node_std(n));
         p.calibrated = Some(c.apply(&stds, loaded.width.max(loaded.height)));
     }
-    let model = ModelIdentity {
-        weights: "fixed contour".into(),
-        weights_sha256: String::new(),
-        samples: 50,
-        seed: Some(0),
-    };
+    let model = ModelIdentity { weights: "fixed contour".into(), weights_sha256: String::new(), samples: 50, seed: Some(0) };
     let mut a = Annotation::from_prediction(&path, file_sha256(&path).unwrap(), &loaded, &p, model);
     a.reviewer = "snapshot".into();
     a.save(&annotation::path_for(&path, None)).unwrap();
@@ -78,20 +64,8 @@ fn harness(image: PathBuf) -> Harness<'static, CxrApp> {
 }
 
 fn key(h: &mut Harness<'static, CxrApp>, key: Key) {
-    h.event(Event::Key {
-        key,
-        physical_key: None,
-        pressed: true,
-        repeat: false,
-        modifiers: Modifiers::NONE,
-    });
-    h.event(Event::Key {
-        key,
-        physical_key: None,
-        pressed: false,
-        repeat: false,
-        modifiers: Modifiers::NONE,
-    });
+    h.event(Event::Key { key, physical_key: None, pressed: true, repeat: false, modifiers: Modifiers::NONE });
+    h.event(Event::Key { key, physical_key: None, pressed: false, repeat: false, modifiers: Modifiers::NONE });
     h.run_steps(2);
 }
 
@@ -118,28 +92,15 @@ fn overlay_snapshots() {
 /// A calibration as `calibrate` writes one: errors about twice the std (more for the heart),
 /// a 40 px scale and four legend rows, one of them empty (it is not drawn).
 fn fixed_calibration() -> Calibration {
-    let line = |slope: f64| MonotoneMap {
-        knots: vec![[0.0, 2.0], [30.0, 2.0 + 30.0 * slope]],
-    };
-    let row = |lo: f64, hi: f64, nodes: usize, e: f64, r: f64| ReliabilityRow {
-        lo,
-        hi,
-        nodes,
-        mean_expected: e,
-        mean_error: r,
-    };
+    let line = |slope: f64| MonotoneMap { knots: vec![[0.0, 2.0], [30.0, 2.0 + 30.0 * slope]] };
+    let row = |lo: f64, hi: f64, nodes: usize, e: f64, r: f64| ReliabilityRow { lo, hi, nodes, mean_expected: e, mean_error: r };
     Calibration {
         method: "organ scale".into(),
         fitted_on: "snapshot".into(),
         organ_maps: vec![line(1.6), line(1.6), line(2.2)],
         node_factors: vec![1.0; NUM_NODES],
         scale_top_1024: 40.0,
-        reliability: vec![
-            row(0.0, 10.0, 400, 6.2, 7.0),
-            row(10.0, 20.0, 900, 14.8, 15.5),
-            row(20.0, 30.0, 0, 0.0, 0.0),
-            row(30.0, 40.0, 120, 34.0, 31.2),
-        ],
+        reliability: vec![row(0.0, 10.0, 400, 6.2, 7.0), row(10.0, 20.0, 900, 14.8, 15.5), row(20.0, 30.0, 0, 0.0, 0.0), row(30.0, 40.0, 120, 34.0, 31.2)],
     }
 }
 
@@ -147,9 +108,6 @@ fn fixed_calibration() -> Calibration {
 fn calibrated_legend_snapshot() {
     // Colours mean expected error here, and the legend says what each band was off on val.
     let dir = tempfile::tempdir().unwrap();
-    let mut h = harness(phantom_with_annotation(
-        dir.path(),
-        Some(&fixed_calibration()),
-    ));
+    let mut h = harness(phantom_with_annotation(dir.path(), Some(&fixed_calibration())));
     h.snapshot("overlay_calibrated_legend");
 }

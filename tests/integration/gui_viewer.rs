@@ -27,10 +27,7 @@ fn wait_loaded(h: &mut Harness<'static, CxrApp>) {
         if !h.state().is_loading() {
             break;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "image did not load"
-        );
+        assert!(start.elapsed() < Duration::from_secs(60), "image did not load");
         std::thread::sleep(Duration::from_millis(5));
     }
     h.run_steps(2);
@@ -42,23 +39,13 @@ fn dicom(name: &str) -> PathBuf {
 
 /// Grey level rendered at the centre of image pixel (x, y).
 fn rendered_grey(h: &mut Harness<'static, CxrApp>, x: f32, y: f32) -> u8 {
-    let pos = h
-        .state()
-        .shown()
-        .unwrap()
-        .screen_pos_of(x, y)
-        .expect("laid out");
+    let pos = h.state().shown().unwrap().screen_pos_of(x, y).expect("laid out");
     let frame = h.render().expect("render");
     frame.get_pixel(pos.x as u32, pos.y as u32).0[0]
 }
 
 fn pointer(h: &Harness<'static, CxrApp>, pos: Pos2, button: PointerButton, pressed: bool) {
-    h.event(Event::PointerButton {
-        pos,
-        button,
-        pressed,
-        modifiers: Modifiers::NONE,
-    });
+    h.event(Event::PointerButton { pos, button, pressed, modifiers: Modifiers::NONE });
 }
 
 #[test]
@@ -80,32 +67,17 @@ fn dicom_renders_as_its_default_window_and_monochrome1_inverts() {
     let img = xray::load(&dicom("cr_siim_jpeg_baseline.dcm")).unwrap();
     let reference = img.to_gray8(img.default_window());
     let mut checked = 0;
-    for (x, y) in [
-        (512.0, 512.0),
-        (300.0, 600.0),
-        (700.0, 400.0),
-        (512.0, 900.0),
-    ] {
+    for (x, y) in [(512.0, 512.0), (300.0, 600.0), (700.0, 400.0), (512.0, 900.0)] {
         let g2 = rendered_grey(&mut h2, x, y) as i32;
         let g1 = rendered_grey(&mut h1, x, y) as i32;
         // Zoomed out the shader averages a pixel's neighbourhood: compare with a local mean.
         let local: i32 = (-1..=1)
             .flat_map(|dy| (-1..=1).map(move |dx| (dx, dy)))
-            .map(|(dx, dy)| {
-                reference
-                    .get_pixel((x as i32 + dx) as u32, (y as i32 + dy) as u32)
-                    .0[0] as i32
-            })
+            .map(|(dx, dy)| reference.get_pixel((x as i32 + dx) as u32, (y as i32 + dy) as u32).0[0] as i32)
             .sum::<i32>()
             / 9;
-        assert!(
-            (g2 - local).abs() <= 12,
-            "MONOCHROME2 at ({x},{y}): screen {g2}, file {local}"
-        );
-        assert!(
-            (g1 + g2 - 255).abs() <= 2,
-            "MONOCHROME1 at ({x},{y}) is not the inverse: {g1} vs {g2}"
-        );
+        assert!((g2 - local).abs() <= 12, "MONOCHROME2 at ({x},{y}): screen {g2}, file {local}");
+        assert!((g1 + g2 - 255).abs() <= 2, "MONOCHROME1 at ({x},{y}) is not the inverse: {g1} vs {g2}");
         checked += 1;
     }
     assert_eq!(checked, 4);
@@ -128,19 +100,11 @@ fn wheel_zooms_at_the_cursor() {
     h.run_steps(2);
     let shown = h.state().shown().unwrap();
     let after = shown.view.unwrap();
-    assert!(
-        after.zoom > before.zoom * 1.2,
-        "zoom {} -> {}",
-        before.zoom,
-        after.zoom
-    );
+    assert!(after.zoom > before.zoom * 1.2, "zoom {} -> {}", before.zoom, after.zoom);
     // The pixel under the cursor stays under the cursor.
     let rel = cursor - shown.rect.unwrap().min;
     let under = after.to_image(rel);
-    assert!(
-        (under - Vec2::new(150.5, 200.5)).length() < 1.0,
-        "{under:?}"
-    );
+    assert!((under - Vec2::new(150.5, 200.5)).length() < 1.0, "{under:?}");
 }
 
 #[test]
@@ -155,33 +119,19 @@ fn right_drag_changes_window_level_on_screen_and_r_resets() {
     h.step();
     for i in 1..=10 {
         // Up and to the left: narrower window, lower level => brighter, more contrast.
-        h.event(Event::PointerMoved(
-            start + Vec2::new(-8.0 * i as f32, -8.0 * i as f32),
-        ));
+        h.event(Event::PointerMoved(start + Vec2::new(-8.0 * i as f32, -8.0 * i as f32)));
         h.step();
     }
-    pointer(
-        &h,
-        start + Vec2::new(-80.0, -80.0),
-        PointerButton::Secondary,
-        false,
-    );
+    pointer(&h, start + Vec2::new(-80.0, -80.0), PointerButton::Secondary, false);
     h.run_steps(2);
     let w1 = h.state().shown().unwrap().window;
-    assert!(
-        w1.width < w0.width && w1.center < w0.center,
-        "{w0:?} -> {w1:?}"
-    );
+    assert!(w1.width < w0.width && w1.center < w0.center, "{w0:?} -> {w1:?}");
     let after = rendered_grey(&mut h, x, y);
     assert_ne!(before, after, "window change not visible on screen");
     // The on-screen value follows the same VOI function as the CPU path.
     let img = xray::load(&dicom("dx_nih_8bit_1024.dcm")).unwrap();
-    let expected =
-        xray::window::to_u8(w1.display(img.value_at(x as i64, y as i64).unwrap(), false)) as i32;
-    assert!(
-        (after as i32 - expected).abs() <= 25,
-        "screen {after}, expected about {expected}"
-    );
+    let expected = xray::window::to_u8(w1.display(img.value_at(x as i64, y as i64).unwrap(), false)) as i32;
+    assert!((after as i32 - expected).abs() <= 25, "screen {after}, expected about {expected}");
     h.key_press(egui::Key::R);
     h.run_steps(2);
     assert_eq!(h.state().shown().unwrap().window, w0);
@@ -201,11 +151,7 @@ fn invert_key_inverts_the_display() {
 fn folder_opens_as_a_list_with_next_previous_and_broken_files_named() {
     let dir = tempfile::tempdir().unwrap();
     let examples = common::shared_data().join("examples");
-    std::fs::copy(
-        examples.join("nih_00000001_000.png"),
-        dir.path().join("a.png"),
-    )
-    .unwrap();
+    std::fs::copy(examples.join("nih_00000001_000.png"), dir.path().join("a.png")).unwrap();
     std::fs::write(dir.path().join("b.dcm"), b"not a dicom file at all").unwrap();
     std::fs::copy(examples.join("pa_example2.jpg"), dir.path().join("c.jpg")).unwrap();
     let mut h = harness(vec![dir.path().to_path_buf()]);

@@ -32,11 +32,7 @@ fn png_claiming(width: u32, height: u32) -> Vec<u8> {
     ihdr.extend(height.to_be_bytes());
     ihdr.extend([8, 0, 0, 0, 0]);
     chunk(&mut out, b"IHDR", &ihdr);
-    chunk(
-        &mut out,
-        b"IDAT",
-        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
-    );
+    chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
     chunk(&mut out, b"IEND", &[]);
     out
 }
@@ -47,16 +43,8 @@ fn dicom_claiming(dir: &Path, side: u16) -> PathBuf {
     let mut obj = dicom_object::open_file(&src).unwrap();
     use dicom_core::{DataElement, PrimitiveValue, VR};
     use dicom_dictionary_std::tags;
-    obj.put(DataElement::new(
-        tags::ROWS,
-        VR::US,
-        PrimitiveValue::from(side),
-    ));
-    obj.put(DataElement::new(
-        tags::COLUMNS,
-        VR::US,
-        PrimitiveValue::from(side),
-    ));
+    obj.put(DataElement::new(tags::ROWS, VR::US, PrimitiveValue::from(side)));
+    obj.put(DataElement::new(tags::COLUMNS, VR::US, PrimitiveValue::from(side)));
     let path = dir.join("huge.dcm");
     obj.write_to_file(&path).unwrap();
     path
@@ -68,41 +56,27 @@ fn headers_claiming_huge_images_are_refused_before_decoding() {
     let png = dir.path().join("huge.png");
     std::fs::write(&png, png_claiming(60_000, 60_000)).unwrap();
     let err = xray::load(&png).unwrap_err().to_string();
-    assert!(
-        err.contains("huge.png") && err.contains("60000×60000") && err.contains("larger than"),
-        "{err}"
-    );
+    assert!(err.contains("huge.png") && err.contains("60000×60000") && err.contains("larger than"), "{err}");
 
     let dcm = dicom_claiming(dir.path(), 60_000);
     let err = xray::load(&dcm).unwrap_err().to_string();
-    assert!(
-        err.contains("huge.dcm") && err.contains("60000×60000") && err.contains("larger than"),
-        "{err}"
-    );
+    assert!(err.contains("huge.dcm") && err.contains("60000×60000") && err.contains("larger than"), "{err}");
 
     // Through the command line as well: a refusal, never a crash.
     let out = Command::new(exe()).arg("info").arg(&dcm).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("huge.dcm"),
-        "{out:?}"
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("huge.dcm"), "{out:?}");
 }
 
 #[test]
 fn a_4k_16bit_radiograph_still_opens() {
     let dir = tempfile::tempdir().unwrap();
     let side = 4096u32;
-    let img = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(side, side, |x, y| {
-        image::Luma([((x * 7 + y * 3) % 4096) as u16])
-    });
+    let img = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(side, side, |x, y| image::Luma([((x * 7 + y * 3) % 4096) as u16]));
     let path = dir.path().join("detector.png");
     img.save(&path).unwrap();
     let loaded = xray::load(&path).unwrap();
-    assert_eq!(
-        (loaded.width, loaded.height, loaded.source.bits_stored),
-        (side, side, 16)
-    );
+    assert_eq!((loaded.width, loaded.height, loaded.source.bits_stored), (side, side, 16));
     assert_eq!(loaded.pixels[side as usize + 1], ((7 + 3) % 4096) as f32);
     assert!(u64::from(side) * u64::from(side) <= xray::MAX_PIXELS);
 }
@@ -117,17 +91,12 @@ fn weights_claiming_huge_tensors_are_refused() {
     bytes.extend([0u8; 16]);
     let path = dir.path().join("forged.safetensors");
     std::fs::write(&path, bytes).unwrap();
-    let err = HybridGNet::load(&path, &burn::tensor::Device::flex())
-        .err()
-        .expect("refused")
-        .to_string();
+    let err = HybridGNet::load(&path, &burn::tensor::Device::flex()).err().expect("refused").to_string();
     assert!(err.contains("forged.safetensors"), "{err}");
 
     // Real weights with one tensor's shape inflated in the header (the data stays small).
     let good = dir.path().join("good.safetensors");
-    HybridGNet::random(&ModelConfig::released(64), 1, &burn::tensor::Device::flex())
-        .save(&good)
-        .unwrap();
+    HybridGNet::random(&ModelConfig::released(64), 1, &burn::tensor::Device::flex()).save(&good).unwrap();
     let mut bytes = std::fs::read(&good).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let text = String::from_utf8(bytes[8..8 + n].to_vec()).unwrap();
@@ -136,10 +105,7 @@ fn weights_claiming_huge_tensors_are_refused() {
     bytes.splice(0..8, (inflated.len() as u64).to_le_bytes());
     let path = dir.path().join("inflated.safetensors");
     std::fs::write(&path, bytes).unwrap();
-    let err = HybridGNet::load(&path, &burn::tensor::Device::flex())
-        .err()
-        .expect("refused")
-        .to_string();
+    let err = HybridGNet::load(&path, &burn::tensor::Device::flex()).err().expect("refused").to_string();
     assert!(err.contains("inflated.safetensors"), "{err}");
 }
 
@@ -184,9 +150,7 @@ fn kept_fuzz_findings_stay_fixed() {
     let mut checked = 0;
     for target in Target::ALL {
         let dir = root.join(target.name());
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for e in entries {
             let path = e.unwrap().path();
             if path.extension().is_some_and(|x| x == "bin") {
@@ -195,9 +159,7 @@ fn kept_fuzz_findings_stay_fixed() {
                 // A `.expect` beside the input: the refusal must say this.
                 if let Ok(expected) = std::fs::read_to_string(path.with_extension("expect")) {
                     match &outcome {
-                        Outcome::Refused(msg) => {
-                            assert!(msg.contains(expected.trim()), "{}: {msg}", path.display())
-                        }
+                        Outcome::Refused(msg) => assert!(msg.contains(expected.trim()), "{}: {msg}", path.display()),
                         other => panic!("{}: expected a refusal, got {other:?}", path.display()),
                     }
                 }
@@ -216,9 +178,7 @@ fn a_refusal_without_the_file_name_counts_as_a_finding() {
         Outcome::Refused(msg) => assert!(msg.contains("fuzz-input.dcm"), "{msg}"),
         other => panic!("{other:?}"),
     }
-    assert!(
-        Outcome::Unnamed("x".into()).is_finding() && Outcome::Panicked("x".into()).is_finding()
-    );
+    assert!(Outcome::Unnamed("x".into()).is_finding() && Outcome::Panicked("x".into()).is_finding());
 }
 
 /// Every file under `dir`, recursively.
@@ -252,17 +212,9 @@ fn patient_identity_never_reaches_outputs_or_logs_unless_asked() {
     assert_eq!(loaded.patient.as_ref().unwrap().name, "DOE^JANE");
     assert_no_patient_data("Debug of the image", &format!("{loaded:?}"));
     let weights = dir.path().join("w.safetensors");
-    HybridGNet::random(&ModelConfig::released(64), 1, &burn::tensor::Device::flex())
-        .save(&weights)
-        .unwrap();
+    HybridGNet::random(&ModelConfig::released(64), 1, &burn::tensor::Device::flex()).save(&weights).unwrap();
 
-    let info = Command::new(exe())
-        .arg("info")
-        .arg(&dcm)
-        .arg("--png")
-        .arg(dir.path().join("shown.png"))
-        .output()
-        .unwrap();
+    let info = Command::new(exe()).arg("info").arg(&dcm).arg("--png").arg(dir.path().join("shown.png")).output().unwrap();
     assert!(info.status.success(), "{info:?}");
     assert_no_patient_data("info's stdout", &String::from_utf8_lossy(&info.stdout));
     assert_no_patient_data("info's stderr", &String::from_utf8_lossy(&info.stderr));
@@ -287,26 +239,13 @@ fn patient_identity_never_reaches_outputs_or_logs_unless_asked() {
     let files = files_under(&out);
     assert!(files.len() >= 2, "{files:?}");
     for f in &files {
-        assert_no_patient_data(
-            &f.display().to_string(),
-            &String::from_utf8_lossy(&std::fs::read(f).unwrap()),
-        );
+        assert_no_patient_data(&f.display().to_string(), &String::from_utf8_lossy(&std::fs::read(f).unwrap()));
     }
 
     // Asked for: the summary carries them.
     let asked = dir.path().join("asked");
     run(&["--include-patient-data"], &asked);
     let summary = std::fs::read_to_string(asked.join("summary.csv")).unwrap();
-    assert!(
-        summary
-            .lines()
-            .next()
-            .unwrap()
-            .ends_with("patient_name,patient_id,patient_birth_date,accession_number"),
-        "{summary}"
-    );
-    assert!(
-        summary.contains("DOE^JANE,PID-4711-XYZ,19450317,ACC-99887766"),
-        "{summary}"
-    );
+    assert!(summary.lines().next().unwrap().ends_with("patient_name,patient_id,patient_birth_date,accession_number"), "{summary}");
+    assert!(summary.contains("DOE^JANE,PID-4711-XYZ,19450317,ACC-99887766"), "{summary}");
 }

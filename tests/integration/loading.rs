@@ -141,12 +141,7 @@ fn every_real_dicom_opens_with_its_metadata() {
     names.sort();
     let mut expected: Vec<&str> = REAL_DICOMS.iter().map(|e| e.file).collect();
     expected.sort();
-    assert_eq!(
-        names,
-        expected,
-        "the table below must cover every file in {}",
-        dir.display()
-    );
+    assert_eq!(names, expected, "the table below must cover every file in {}", dir.display());
 
     for e in &REAL_DICOMS {
         let img = load(&dir.join(e.file));
@@ -157,26 +152,12 @@ fn every_real_dicom_opens_with_its_metadata() {
         assert_eq!(img.photometric, e.photometric, "{}", e.file);
         assert_eq!(img.source.modality, e.modality, "{}", e.file);
         assert_eq!(img.source.transfer_syntax, e.ts, "{}", e.file);
-        assert_eq!(
-            img.spacing.map(|s| (s.row_mm, s.col_mm)),
-            e.spacing,
-            "{}",
-            e.file
-        );
-        assert_eq!(
-            img.file_window.map(|w| (w.center, w.width)),
-            e.window,
-            "{}",
-            e.file
-        );
+        assert_eq!(img.spacing.map(|s| (s.row_mm, s.col_mm)), e.spacing, "{}", e.file);
+        assert_eq!(img.file_window.map(|w| (w.center, w.width)), e.window, "{}", e.file);
         assert_eq!(img.source.label, e.file);
         // Unsigned data without rescale: integers within the stored bits.
         let (lo, hi) = img.value_range();
-        assert!(
-            lo >= 0.0 && hi < (1u32 << e.bits) as f32,
-            "{}: {lo}..{hi}",
-            e.file
-        );
+        assert!(lo >= 0.0 && hi < (1u32 << e.bits) as f32, "{}: {lo}..{hi}", e.file);
         assert!(img.pixels.iter().all(|v| v.fract() == 0.0), "{}", e.file);
     }
 }
@@ -186,27 +167,9 @@ fn uncompressed_dicom_pixels_match_pydicom() {
     let dir = dicom_dir();
     // (file, first six values of row 0, min, max, sum), from pydicom's pixel_array.
     let cases: [(&str, [f32; 6], f32, f32, f64); 3] = [
-        (
-            "cr_mono1_10bit_chest.dcm",
-            [0., 209., 782., 946., 954., 956.],
-            0.,
-            979.,
-            97_159_572.,
-        ),
-        (
-            "cr_mono1_10bit_chest_nometa.dcm",
-            [0., 209., 782., 946., 954., 956.],
-            0.,
-            979.,
-            97_159_572.,
-        ),
-        (
-            "dx_nih_8bit_1024.dcm",
-            [199., 175., 152., 133., 124., 118.],
-            0.,
-            252.,
-            188_805_187.,
-        ),
+        ("cr_mono1_10bit_chest.dcm", [0., 209., 782., 946., 954., 956.], 0., 979., 97_159_572.),
+        ("cr_mono1_10bit_chest_nometa.dcm", [0., 209., 782., 946., 954., 956.], 0., 979., 97_159_572.),
+        ("dx_nih_8bit_1024.dcm", [199., 175., 152., 133., 124., 118.], 0., 252., 188_805_187.),
     ];
     for (file, first, lo, hi, total) in cases {
         let img = load(&dir.join(file));
@@ -239,10 +202,7 @@ fn monochrome1_copy_displays_as_exact_inverse() {
     let dir = dicom_dir();
     let m2 = load(&dir.join("cr_siim_jpeg_baseline.dcm"));
     let m1 = load(&dir.join("cr_siim_jpeg_baseline_monochrome1.dcm"));
-    assert_eq!(
-        m1.pixels, m2.pixels,
-        "same stored pixels, only the label differs"
-    );
+    assert_eq!(m1.pixels, m2.pixels, "same stored pixels, only the label differs");
     assert!(m1.inverted() && !m2.inverted());
     // 8-bit without a window: shown over the full 0..255 range, unchanged.
     assert_eq!(m2.default_window(), Window::spanning(0.0, 255.0));
@@ -257,10 +217,7 @@ fn monochrome1_copy_displays_as_exact_inverse() {
     // pydicom (libjpeg-turbo) gives 0..254, sum 168 189 534; another IDCT may differ
     // by a grey level here and there, so compare the mean, not the exact sum.
     let mean = sum(&m2) / m2.pixels.len() as f64;
-    assert!(
-        (mean - 168_189_534.0 / 1_048_576.0).abs() < 0.05,
-        "mean {mean}"
-    );
+    assert!((mean - 168_189_534.0 / 1_048_576.0).abs() < 0.05, "mean {mean}");
     assert_eq!(m2.value_range().0, 0.0);
     assert!((253.0..=255.0).contains(&m2.value_range().1));
 }
@@ -274,15 +231,9 @@ fn jpeg2000_15bit_decodes_to_its_range() {
     // pydicom with OpenJPEG: min 803, max 26512, sum 26 602 973 060, row 0 starting
     // 18876, 18518, 18810. Same codec family, so expect the same lossy reconstruction
     // to within a level.
-    assert!(
-        (lo - 803.0).abs() <= 1.0 && (hi - 26512.0).abs() <= 1.0,
-        "{lo}..{hi}"
-    );
+    assert!((lo - 803.0).abs() <= 1.0 && (hi - 26512.0).abs() <= 1.0, "{lo}..{hi}");
     let mean = sum(&img) / img.pixels.len() as f64;
-    assert!(
-        (mean - 26_602_973_060.0 / (1841.0 * 1955.0)).abs() < 0.5,
-        "mean {mean}"
-    );
+    assert!((mean - 26_602_973_060.0 / (1841.0 * 1955.0)).abs() < 0.5, "mean {mean}");
     for (got, want) in img.pixels[..3].iter().zip([18876.0f32, 18518.0, 18810.0]) {
         assert!((got - want).abs() <= 1.0, "{got} vs {want}");
     }
@@ -301,19 +252,12 @@ fn every_example_raster_opens_and_displays_unchanged() {
         ("pa_example4_rgb.jpg", 1098, 899, "JPEG", false),
     ];
     let dir = examples_dir();
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     let mut listed: Vec<&str> = cases.iter().map(|c| c.0).collect();
     listed.sort();
-    assert_eq!(
-        names,
-        listed,
-        "the table must cover every file in {}",
-        dir.display()
-    );
+    assert_eq!(names, listed, "the table must cover every file in {}", dir.display());
 
     for (file, w, h, container, grey) in cases {
         let path = dir.join(file);
@@ -329,11 +273,7 @@ fn every_example_raster_opens_and_displays_unchanged() {
         let shown = img.to_gray8(img.default_window());
         let reference = image::open(&path).unwrap();
         if grey {
-            assert_eq!(
-                shown.as_raw(),
-                reference.to_luma8().as_raw(),
-                "{file} must display as stored"
-            );
+            assert_eq!(shown.as_raw(), reference.to_luma8().as_raw(), "{file} must display as stored");
         } else {
             // Rec.601 luma of the stored RGB, recomputed here independently.
             let rgb = reference.to_rgb8();
@@ -345,15 +285,8 @@ fn every_example_raster_opens_and_displays_unchanged() {
     }
     // The pacemaker PNG is grey stored as RGB: luma must give the grey back exactly.
     let img = load(&dir.join("pa_pacemaker_rgb.png"));
-    let rgb = image::open(dir.join("pa_pacemaker_rgb.png"))
-        .unwrap()
-        .to_rgb8();
-    assert!(
-        img.pixels
-            .iter()
-            .zip(rgb.pixels())
-            .all(|(v, p)| *v == p.0[0] as f32)
-    );
+    let rgb = image::open(dir.join("pa_pacemaker_rgb.png")).unwrap().to_rgb8();
+    assert!(img.pixels.iter().zip(rgb.pixels()).all(|(v, p)| *v == p.0[0] as f32));
 }
 
 // ---------------------------------------------------------------- rasters written here
@@ -363,17 +296,11 @@ fn sixteen_bit_png_keeps_values_and_spans_its_data() {
     let tmp = tempfile::tempdir().unwrap();
     let values: Vec<u16> = (0..64u16).map(|i| 100 + i * 61).collect(); // 100..=3943, 12-bit data
     let path = tmp.path().join("deep.png");
-    image::ImageBuffer::<image::Luma<u16>, _>::from_raw(8, 8, values.clone())
-        .unwrap()
-        .save(&path)
-        .unwrap();
+    image::ImageBuffer::<image::Luma<u16>, _>::from_raw(8, 8, values.clone()).unwrap().save(&path).unwrap();
     let img = load(&path);
     assert_eq!(img.source.bits_stored, 16);
     assert_eq!(img.source.transfer_syntax, "PNG");
-    assert_eq!(
-        img.pixels,
-        values.iter().map(|&v| v as f32).collect::<Vec<_>>()
-    );
+    assert_eq!(img.pixels, values.iter().map(|&v| v as f32).collect::<Vec<_>>());
     assert_eq!(img.default_window(), Window::spanning(100.0, 3943.0));
     let g = img.to_gray8(img.default_window());
     assert_eq!((g.as_raw()[0], g.as_raw()[63]), (0, 255));
@@ -381,10 +308,7 @@ fn sixteen_bit_png_keeps_values_and_spans_its_data() {
     // 16-bit RGB: luma at 16-bit precision, not through 8 bits.
     let rgb: Vec<u16> = vec![1000, 2000, 3000, 65535, 65535, 65535];
     let path = tmp.path().join("deep_rgb.png");
-    image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(2, 1, rgb)
-        .unwrap()
-        .save(&path)
-        .unwrap();
+    image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(2, 1, rgb).unwrap().save(&path).unwrap();
     let img = load(&path);
     assert_eq!(img.source.bits_stored, 16);
     assert_eq!(img.pixels, vec![1815.0, 65535.0]); // 299 + 1174 + 342
@@ -395,56 +319,34 @@ fn tiff_gray_alpha_and_palette_rasters() {
     let tmp = tempfile::tempdir().unwrap();
     let v16: Vec<u16> = (0..12u16).map(|i| i * 5000).collect();
     let path = tmp.path().join("scan.tif");
-    image::ImageBuffer::<image::Luma<u16>, _>::from_raw(4, 3, v16.clone())
-        .unwrap()
-        .save(&path)
-        .unwrap();
+    image::ImageBuffer::<image::Luma<u16>, _>::from_raw(4, 3, v16.clone()).unwrap().save(&path).unwrap();
     let img = load(&path);
     assert_eq!((img.width, img.height, img.source.bits_stored), (4, 3, 16));
     assert_eq!(img.source.transfer_syntax, "TIFF");
-    assert_eq!(
-        img.pixels,
-        v16.iter().map(|&v| v as f32).collect::<Vec<_>>()
-    );
+    assert_eq!(img.pixels, v16.iter().map(|&v| v as f32).collect::<Vec<_>>());
 
     let v8: Vec<u8> = (0..12u8).map(|i| i * 20).collect();
     let path = tmp.path().join("scan8.tiff");
-    image::GrayImage::from_raw(4, 3, v8.clone())
-        .unwrap()
-        .save(&path)
-        .unwrap();
+    image::GrayImage::from_raw(4, 3, v8.clone()).unwrap().save(&path).unwrap();
     let img = load(&path);
-    assert_eq!(
-        (img.source.bits_stored, img.source.transfer_syntax.as_str()),
-        (8, "TIFF")
-    );
+    assert_eq!((img.source.bits_stored, img.source.transfer_syntax.as_str()), (8, "TIFF"));
     assert_eq!(img.pixels, v8.iter().map(|&v| v as f32).collect::<Vec<_>>());
 
     // Alpha is ignored, not composited.
     let path = tmp.path().join("alpha.png");
-    image::ImageBuffer::<image::LumaA<u8>, _>::from_raw(2, 1, vec![10, 0, 200, 128])
-        .unwrap()
-        .save(&path)
-        .unwrap();
+    image::ImageBuffer::<image::LumaA<u8>, _>::from_raw(2, 1, vec![10, 0, 200, 128]).unwrap().save(&path).unwrap();
     assert_eq!(load(&path).pixels, vec![10.0, 200.0]);
 
     // A misnamed file is read by its content.
     let path = tmp.path().join("really_a_png.jpg");
-    image::GrayImage::from_raw(4, 3, v8.clone())
-        .unwrap()
-        .save_with_format(&path, image::ImageFormat::Png)
-        .unwrap();
+    image::GrayImage::from_raw(4, 3, v8.clone()).unwrap().save_with_format(&path, image::ImageFormat::Png).unwrap();
     let img = load(&path);
     assert_eq!(img.source.transfer_syntax, "PNG");
     assert_eq!(img.pixels, v8.iter().map(|&v| v as f32).collect::<Vec<_>>());
 
     // Palette PNG (colour type 3), built by hand: entries grey 0, red, grey 200.
     let path = tmp.path().join("palette.png");
-    std::fs::write(
-        &path,
-        palette_png(3, 1, &[[0, 0, 0], [255, 0, 0], [200, 200, 200]], &[2, 1, 0]),
-    )
-    .unwrap();
+    std::fs::write(&path, palette_png(3, 1, &[[0, 0, 0], [255, 0, 0], [200, 200, 200]], &[2, 1, 0])).unwrap();
     let img = load(&path);
     assert_eq!((img.width, img.height, img.source.bits_stored), (3, 1, 8));
     assert_eq!(img.pixels, vec![200.0, 76.0, 0.0]); // red: 0.299 * 255 = 76.2
@@ -534,23 +436,11 @@ impl Spec {
     fn object(&self) -> InMemDicomObject {
         let us = |v: u16| PrimitiveValue::from(v);
         let mut obj = InMemDicomObject::from_element_iter([
-            DataElement::new(
-                tags::SOP_CLASS_UID,
-                VR::UI,
-                PrimitiveValue::from(uids::DIGITAL_X_RAY_IMAGE_STORAGE_FOR_PRESENTATION),
-            ),
-            DataElement::new(
-                tags::SOP_INSTANCE_UID,
-                VR::UI,
-                PrimitiveValue::from("2.25.1234567890"),
-            ),
+            DataElement::new(tags::SOP_CLASS_UID, VR::UI, PrimitiveValue::from(uids::DIGITAL_X_RAY_IMAGE_STORAGE_FOR_PRESENTATION)),
+            DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from("2.25.1234567890")),
             DataElement::new(tags::MODALITY, VR::CS, PrimitiveValue::from("DX")),
             DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, us(self.samples)),
-            DataElement::new(
-                tags::PHOTOMETRIC_INTERPRETATION,
-                VR::CS,
-                PrimitiveValue::from(self.photometric),
-            ),
+            DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, PrimitiveValue::from(self.photometric)),
             DataElement::new(tags::ROWS, VR::US, us(self.rows)),
             DataElement::new(tags::COLUMNS, VR::US, us(self.cols)),
             DataElement::new(tags::BITS_ALLOCATED, VR::US, us(self.bits_allocated)),
@@ -559,66 +449,30 @@ impl Spec {
             DataElement::new(tags::PIXEL_REPRESENTATION, VR::US, us(self.signed as u16)),
         ]);
         if let Some(f) = self.frames {
-            obj.put(DataElement::new(
-                tags::NUMBER_OF_FRAMES,
-                VR::IS,
-                PrimitiveValue::from(f.to_string()),
-            ));
+            obj.put(DataElement::new(tags::NUMBER_OF_FRAMES, VR::IS, PrimitiveValue::from(f.to_string())));
         }
         if let Some(p) = self.planar {
             obj.put(DataElement::new(tags::PLANAR_CONFIGURATION, VR::US, us(p)));
         }
         if let Some((slope, intercept)) = self.rescale {
-            obj.put(DataElement::new(
-                tags::RESCALE_SLOPE,
-                VR::DS,
-                PrimitiveValue::from(slope),
-            ));
-            obj.put(DataElement::new(
-                tags::RESCALE_INTERCEPT,
-                VR::DS,
-                PrimitiveValue::from(intercept),
-            ));
+            obj.put(DataElement::new(tags::RESCALE_SLOPE, VR::DS, PrimitiveValue::from(slope)));
+            obj.put(DataElement::new(tags::RESCALE_INTERCEPT, VR::DS, PrimitiveValue::from(intercept)));
         }
         if let Some((c, w)) = self.window {
-            obj.put(DataElement::new(
-                tags::WINDOW_CENTER,
-                VR::DS,
-                PrimitiveValue::from(c),
-            ));
-            obj.put(DataElement::new(
-                tags::WINDOW_WIDTH,
-                VR::DS,
-                PrimitiveValue::from(w),
-            ));
+            obj.put(DataElement::new(tags::WINDOW_CENTER, VR::DS, PrimitiveValue::from(c)));
+            obj.put(DataElement::new(tags::WINDOW_WIDTH, VR::DS, PrimitiveValue::from(w)));
         }
         if let Some(s) = self.pixel_spacing {
-            obj.put(DataElement::new(
-                tags::PIXEL_SPACING,
-                VR::DS,
-                PrimitiveValue::from(s),
-            ));
+            obj.put(DataElement::new(tags::PIXEL_SPACING, VR::DS, PrimitiveValue::from(s)));
         }
         if let Some(s) = self.imager_spacing {
-            obj.put(DataElement::new(
-                tags::IMAGER_PIXEL_SPACING,
-                VR::DS,
-                PrimitiveValue::from(s),
-            ));
+            obj.put(DataElement::new(tags::IMAGER_PIXEL_SPACING, VR::DS, PrimitiveValue::from(s)));
         }
         if self.pixel_data {
             let value = if self.bits_allocated == 8 {
-                DataElement::new(
-                    tags::PIXEL_DATA,
-                    VR::OB,
-                    PrimitiveValue::U8(self.bytes.clone().into()),
-                )
+                DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::U8(self.bytes.clone().into()))
             } else {
-                DataElement::new(
-                    tags::PIXEL_DATA,
-                    VR::OW,
-                    PrimitiveValue::U16(self.words.clone().into()),
-                )
+                DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(self.words.clone().into()))
             };
             obj.put(value);
         }
@@ -651,15 +505,8 @@ impl Spec {
 fn written_16bit_unsigned_and_signed_read_back_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let words = vec![0, 1, 4095, 32768, 65534, 65535];
-    let img = load(&Spec::gray16(2, 3, words.clone()).write(
-        tmp.path(),
-        "u16.dcm",
-        uids::EXPLICIT_VR_LITTLE_ENDIAN,
-    ));
-    assert_eq!(
-        img.pixels,
-        vec![0.0, 1.0, 4095.0, 32768.0, 65534.0, 65535.0]
-    );
+    let img = load(&Spec::gray16(2, 3, words.clone()).write(tmp.path(), "u16.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN));
+    assert_eq!(img.pixels, vec![0.0, 1.0, 4095.0, 32768.0, 65534.0, 65535.0]);
     assert_eq!((img.width, img.height, img.source.bits_stored), (3, 2, 16));
     assert_eq!(img.source.modality, "DX");
     assert_eq!(img.photometric, Photometric::Monochrome2);
@@ -668,20 +515,10 @@ fn written_16bit_unsigned_and_signed_read_back_exactly() {
     assert_eq!(img.default_window(), Window::spanning(0.0, 65535.0));
 
     let signed: Vec<i16> = vec![-32768, -1000, -1, 0, 1, 32767];
-    let spec = Spec {
-        signed: true,
-        ..Spec::gray16(2, 3, signed.iter().map(|&v| v as u16).collect())
-    };
-    for ts in [
-        uids::EXPLICIT_VR_LITTLE_ENDIAN,
-        uids::IMPLICIT_VR_LITTLE_ENDIAN,
-    ] {
+    let spec = Spec { signed: true, ..Spec::gray16(2, 3, signed.iter().map(|&v| v as u16).collect()) };
+    for ts in [uids::EXPLICIT_VR_LITTLE_ENDIAN, uids::IMPLICIT_VR_LITTLE_ENDIAN] {
         let img = load(&spec.write(tmp.path(), "i16.dcm", ts));
-        assert_eq!(
-            img.pixels,
-            signed.iter().map(|&v| v as f32).collect::<Vec<_>>(),
-            "{ts}"
-        );
+        assert_eq!(img.pixels, signed.iter().map(|&v| v as f32).collect::<Vec<_>>(), "{ts}");
         assert_eq!(img.source.transfer_syntax, ts);
     }
 }
@@ -699,83 +536,40 @@ fn written_rescale_window_and_spacing_are_applied() {
     };
     let img = load(&spec.write(tmp.path(), "ct_like.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN));
     assert_eq!(img.pixels, vec![-1024.0, -1021.5, 1476.0, 9213.5]);
-    assert_eq!(
-        img.file_window,
-        Some(Window {
-            center: 40.0,
-            width: 400.0
-        })
-    );
-    assert_eq!(
-        img.default_window(),
-        Window {
-            center: 40.0,
-            width: 400.0
-        }
-    );
-    assert_eq!(
-        img.spacing,
-        Some(PixelSpacing {
-            row_mm: 0.2,
-            col_mm: 0.3
-        })
-    );
+    assert_eq!(img.file_window, Some(Window { center: 40.0, width: 400.0 }));
+    assert_eq!(img.default_window(), Window { center: 40.0, width: 400.0 });
+    assert_eq!(img.spacing, Some(PixelSpacing { row_mm: 0.2, col_mm: 0.3 }));
 
     // Without PixelSpacing, the detector's ImagerPixelSpacing is used.
-    let spec = Spec {
-        pixel_spacing: None,
-        imager_spacing: Some("0.139\\0.14"),
-        ..Spec::gray16(1, 1, vec![7])
-    };
+    let spec = Spec { pixel_spacing: None, imager_spacing: Some("0.139\\0.14"), ..Spec::gray16(1, 1, vec![7]) };
     let img = load(&spec.write(tmp.path(), "dx.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN));
-    assert_eq!(
-        img.spacing,
-        Some(PixelSpacing {
-            row_mm: 0.139,
-            col_mm: 0.14
-        })
-    );
+    assert_eq!(img.spacing, Some(PixelSpacing { row_mm: 0.139, col_mm: 0.14 }));
     assert_eq!(img.file_window, None);
 
     // A zero width is not a window (DICOM requires width >= 1).
-    let spec = Spec {
-        window: Some(("100", "0")),
-        ..Spec::gray16(1, 1, vec![7])
-    };
-    assert_eq!(
-        load(&spec.write(tmp.path(), "w0.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN)).file_window,
-        None
-    );
+    let spec = Spec { window: Some(("100", "0")), ..Spec::gray16(1, 1, vec![7]) };
+    assert_eq!(load(&spec.write(tmp.path(), "w0.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN)).file_window, None);
 }
 
 #[test]
 fn written_monochrome1_displays_inverted() {
     let tmp = tempfile::tempdir().unwrap();
     let words = vec![0, 1023, 512, 100];
-    let m2 = load(
-        &Spec {
-            window: Some(("512", "1024")),
-            ..Spec::gray16(2, 2, words.clone())
-        }
-        .write(tmp.path(), "m2.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN),
-    );
+    let m2 = load(&Spec { window: Some(("512", "1024")), ..Spec::gray16(2, 2, words.clone()) }.write(
+        tmp.path(),
+        "m2.dcm",
+        uids::EXPLICIT_VR_LITTLE_ENDIAN,
+    ));
     let m1 = load(
-        &Spec {
-            photometric: "MONOCHROME1",
-            window: Some(("512", "1024")),
-            ..Spec::gray16(2, 2, words)
-        }
-        .write(tmp.path(), "m1.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN),
+        &Spec { photometric: "MONOCHROME1", window: Some(("512", "1024")), ..Spec::gray16(2, 2, words) }.write(
+            tmp.path(),
+            "m1.dcm",
+            uids::EXPLICIT_VR_LITTLE_ENDIAN,
+        ),
     );
     assert_eq!(m1.photometric, Photometric::Monochrome1);
-    assert_eq!(
-        m1.pixels, m2.pixels,
-        "inversion is a display matter, not a load one"
-    );
-    let (g1, g2) = (
-        m1.to_gray8(m1.default_window()),
-        m2.to_gray8(m2.default_window()),
-    );
+    assert_eq!(m1.pixels, m2.pixels, "inversion is a display matter, not a load one");
+    let (g1, g2) = (m1.to_gray8(m1.default_window()), m2.to_gray8(m2.default_window()));
     assert_eq!(g2.as_raw(), &vec![0, 255, 128, 25]);
     assert_eq!(g1.as_raw(), &vec![255, 0, 127, 230]);
 }
@@ -785,19 +579,12 @@ fn written_12_of_16_bits_ignore_garbage_high_bits() {
     let tmp = tempfile::tempdir().unwrap();
     // Stored values 0, 1, 2048, 4095 with overlay/garbage bits set above bit 11.
     let words = vec![0xF000, 0x5001, 0xA800, 0x3FFF];
-    let spec = Spec {
-        bits_stored: 12,
-        ..Spec::gray16(2, 2, words.clone())
-    };
+    let spec = Spec { bits_stored: 12, ..Spec::gray16(2, 2, words.clone()) };
     let img = load(&spec.write(tmp.path(), "u12.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN));
     assert_eq!(img.pixels, vec![0.0, 1.0, 2048.0, 4095.0]);
     assert_eq!(img.source.bits_stored, 12);
     // Signed 12-bit: sign bit is bit 11, not bit 15.
-    let spec = Spec {
-        bits_stored: 12,
-        signed: true,
-        ..Spec::gray16(2, 2, words)
-    };
+    let spec = Spec { bits_stored: 12, signed: true, ..Spec::gray16(2, 2, words) };
     let img = load(&spec.write(tmp.path(), "s12.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN));
     assert_eq!(img.pixels, vec![0.0, 1.0, -2048.0, -1.0]);
 }
@@ -805,12 +592,7 @@ fn written_12_of_16_bits_ignore_garbage_high_bits() {
 #[test]
 fn written_8bit_and_rgb_dicoms() {
     let tmp = tempfile::tempdir().unwrap();
-    let gray = Spec {
-        bits_allocated: 8,
-        bits_stored: 8,
-        bytes: vec![0, 7, 128, 255],
-        ..Spec::gray16(2, 2, vec![])
-    };
+    let gray = Spec { bits_allocated: 8, bits_stored: 8, bytes: vec![0, 7, 128, 255], ..Spec::gray16(2, 2, vec![]) };
     let img = load(&gray.write(tmp.path(), "g8.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN));
     assert_eq!(img.pixels, vec![0.0, 7.0, 128.0, 255.0]);
     assert_eq!(img.default_window(), Window::spanning(0.0, 255.0));
@@ -829,11 +611,7 @@ fn written_8bit_and_rgb_dicoms() {
             ..Spec::gray16(2, 2, vec![])
         };
         let img = load(&spec.write(tmp.path(), "rgb.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN));
-        assert_eq!(
-            img.pixels,
-            vec![76.0, 150.0, 10.0, 29.0],
-            "planar configuration {pc}"
-        );
+        assert_eq!(img.pixels, vec![76.0, 150.0, 10.0, 29.0], "planar configuration {pc}");
     }
 }
 
@@ -846,10 +624,7 @@ fn written_bare_datasets_load_in_both_vr_encodings() {
         pixel_spacing: Some("0.1\\0.1"),
         ..Spec::gray16(2, 2, vec![0xF000, 1, 2, 4095])
     };
-    for (ts, name) in [
-        (uids::IMPLICIT_VR_LITTLE_ENDIAN, "bare_implicit"),
-        (uids::EXPLICIT_VR_LITTLE_ENDIAN, "bare_explicit"),
-    ] {
+    for (ts, name) in [(uids::IMPLICIT_VR_LITTLE_ENDIAN, "bare_implicit"), (uids::EXPLICIT_VR_LITTLE_ENDIAN, "bare_explicit")] {
         for file in [format!("{name}.dcm"), name.to_string()] {
             let path = spec.write_bare(tmp.path(), &file, ts);
             let bytes = std::fs::read(&path).unwrap();
@@ -858,20 +633,8 @@ fn written_bare_datasets_load_in_both_vr_encodings() {
             let img = load(&path);
             assert_eq!(img.pixels, vec![0.0, 1.0, 2.0, 4095.0], "{file}");
             assert_eq!(img.source.transfer_syntax, ts, "{file}");
-            assert_eq!(
-                img.file_window,
-                Some(Window {
-                    center: 2000.0,
-                    width: 4000.0
-                })
-            );
-            assert_eq!(
-                img.spacing,
-                Some(PixelSpacing {
-                    row_mm: 0.1,
-                    col_mm: 0.1
-                })
-            );
+            assert_eq!(img.file_window, Some(Window { center: 2000.0, width: 4000.0 }));
+            assert_eq!(img.spacing, Some(PixelSpacing { row_mm: 0.1, col_mm: 0.1 }));
         }
     }
     // A Part 10 file stripped of its preamble only ("DICM" first) also loads.
@@ -887,97 +650,36 @@ fn written_bare_datasets_load_in_both_vr_encodings() {
 
 fn expect_err(path: &Path, needle: &str) -> String {
     let msg = match xray::load(path) {
-        Ok(img) => panic!(
-            "{} loaded ({}x{}) but must be refused",
-            path.display(),
-            img.width,
-            img.height
-        ),
+        Ok(img) => panic!("{} loaded ({}x{}) but must be refused", path.display(), img.width, img.height),
         Err(e) => e.to_string(),
     };
     let name = path.file_name().unwrap().to_string_lossy();
     assert!(msg.contains(&*name), "error must name the file: {msg}");
-    assert!(
-        msg.to_lowercase().contains(needle),
-        "error must say {needle:?}: {msg}"
-    );
+    assert!(msg.to_lowercase().contains(needle), "error must say {needle:?}: {msg}");
     msg
 }
 
 #[test]
 fn written_unsupported_dicoms_are_refused_clearly() {
     let tmp = tempfile::tempdir().unwrap();
-    let two_frames = Spec {
-        frames: Some(2),
-        ..Spec::gray16(2, 2, vec![1; 8])
-    };
-    println!(
-        "{}",
-        expect_err(
-            &two_frames.write(tmp.path(), "cine.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN),
-            "multi-frame"
-        )
-    );
+    let two_frames = Spec { frames: Some(2), ..Spec::gray16(2, 2, vec![1; 8]) };
+    println!("{}", expect_err(&two_frames.write(tmp.path(), "cine.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN), "multi-frame"));
 
-    let no_pixels = Spec {
-        pixel_data: false,
-        ..Spec::gray16(2, 2, vec![])
-    };
-    println!(
-        "{}",
-        expect_err(
-            &no_pixels.write(tmp.path(), "report.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN),
-            "no image"
-        )
-    );
+    let no_pixels = Spec { pixel_data: false, ..Spec::gray16(2, 2, vec![]) };
+    println!("{}", expect_err(&no_pixels.write(tmp.path(), "report.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN), "no image"));
 
-    let two_samples = Spec {
-        samples: 2,
-        ..Spec::gray16(1, 1, vec![1, 2])
-    };
-    println!(
-        "{}",
-        expect_err(
-            &two_samples.write(tmp.path(), "dual.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN),
-            "not a greyscale"
-        )
-    );
+    let two_samples = Spec { samples: 2, ..Spec::gray16(1, 1, vec![1, 2]) };
+    println!("{}", expect_err(&two_samples.write(tmp.path(), "dual.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN), "not a greyscale"));
 
-    let palette = Spec {
-        photometric: "PALETTE COLOR",
-        ..Spec::gray16(1, 1, vec![1])
-    };
-    println!(
-        "{}",
-        expect_err(
-            &palette.write(tmp.path(), "palette.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN),
-            "palette"
-        )
-    );
+    let palette = Spec { photometric: "PALETTE COLOR", ..Spec::gray16(1, 1, vec![1]) };
+    println!("{}", expect_err(&palette.write(tmp.path(), "palette.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN), "palette"));
 
     // Header says 4x4, data holds 2 pixels.
-    let short = Spec {
-        ..Spec::gray16(4, 4, vec![1, 2])
-    };
-    println!(
-        "{}",
-        expect_err(
-            &short.write(tmp.path(), "short.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN),
-            "truncated"
-        )
-    );
+    let short = Spec { ..Spec::gray16(4, 4, vec![1, 2]) };
+    println!("{}", expect_err(&short.write(tmp.path(), "short.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN), "truncated"));
 
-    let bad_bits = Spec {
-        bits_stored: 17,
-        ..Spec::gray16(1, 1, vec![1])
-    };
-    println!(
-        "{}",
-        expect_err(
-            &bad_bits.write(tmp.path(), "bits.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN),
-            "bit"
-        )
-    );
+    let bad_bits = Spec { bits_stored: 17, ..Spec::gray16(1, 1, vec![1]) };
+    println!("{}", expect_err(&bad_bits.write(tmp.path(), "bits.dcm", uids::EXPLICIT_VR_LITTLE_ENDIAN), "bit"));
 }
 
 // ---------------------------------------------------------------- broken input
@@ -999,38 +701,16 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 /// an error naming the file (and must not panic).
 fn assert_prefixes_fail(original: &[u8], name: &str, dir: &Path) {
     let n = original.len();
-    let mut cuts = vec![
-        1,
-        4,
-        8,
-        33,
-        64,
-        127,
-        131,
-        132,
-        140,
-        300,
-        1000,
-        n / 4,
-        n / 2,
-        3 * n / 4,
-        9 * n / 10,
-    ];
+    let mut cuts = vec![1, 4, 8, 33, 64, 127, 131, 132, 140, 300, 1000, n / 4, n / 2, 3 * n / 4, 9 * n / 10];
     cuts.retain(|&c| c > 0 && c < n);
     for cut in cuts {
         let path = dir.join(format!("cut{cut}_{name}"));
         std::fs::write(&path, &original[..cut]).unwrap();
         let msg = match xray::load(&path) {
-            Ok(img) => panic!(
-                "{name} cut to {cut} of {n} bytes loaded as {}x{}",
-                img.width, img.height
-            ),
+            Ok(img) => panic!("{name} cut to {cut} of {n} bytes loaded as {}x{}", img.width, img.height),
             Err(e) => e.to_string(),
         };
-        assert!(
-            msg.contains(&format!("cut{cut}_{name}")),
-            "error must name the file: {msg}"
-        );
+        assert!(msg.contains(&format!("cut{cut}_{name}")), "error must name the file: {msg}");
     }
 }
 
@@ -1040,10 +720,10 @@ fn truncated_files_fail_cleanly() {
     let dicom = dicom_dir();
     let examples = examples_dir();
     for (dir, name) in [
-        (&dicom, "cr_mono1_10bit_chest.dcm"), // preamble, explicit VR
-        (&dicom, "cr_mono1_10bit_chest_nometa.dcm"), // bare data set
-        (&dicom, "dx_nih_8bit_1024.dcm"),     // implicit VR with meta
-        (&dicom, "cr_siim_jpeg_baseline.dcm"), // encapsulated JPEG
+        (&dicom, "cr_mono1_10bit_chest.dcm"),            // preamble, explicit VR
+        (&dicom, "cr_mono1_10bit_chest_nometa.dcm"),     // bare data set
+        (&dicom, "dx_nih_8bit_1024.dcm"),                // implicit VR with meta
+        (&dicom, "cr_siim_jpeg_baseline.dcm"),           // encapsulated JPEG
         (&dicom, "cr_wg04_15bit_j2k_lossy_monochrome1.dcm"), // encapsulated J2K
         (&examples, "nih_00000001_000.png"),
         (&examples, "pa_pacemaker_rgb.png"),
@@ -1058,10 +738,7 @@ fn truncated_files_fail_cleanly() {
     // TIFF, written here (no TIFF among the shared examples).
     let tif = tmp.path().join("src.tif");
     let v: Vec<u16> = (0..64 * 64).map(|i| (i * 13 % 65536) as u16).collect();
-    image::ImageBuffer::<image::Luma<u16>, _>::from_raw(64, 64, v)
-        .unwrap()
-        .save(&tif)
-        .unwrap();
+    image::ImageBuffer::<image::Luma<u16>, _>::from_raw(64, 64, v).unwrap().save(&tif).unwrap();
     assert_prefixes_fail(&std::fs::read(&tif).unwrap(), "scan.tif", tmp.path());
     // An empty file.
     let empty = tmp.path().join("empty.dcm");
@@ -1082,13 +759,7 @@ fn garbage_fails_cleanly_for_every_loader() {
         ("preamble_noext", preamble_dicom),
         ("dicm_only", b"DICM".to_vec()),
         // (0008,0005) implicit VR, a sane first element, then noise.
-        (
-            "bare",
-            vec![
-                0x08, 0, 0x05, 0, 0x0A, 0, 0, 0, b'I', b'S', b'O', b'_', b'I', b'R', b' ', b'1',
-                b'0', b'0',
-            ],
-        ),
+        ("bare", vec![0x08, 0, 0x05, 0, 0x0A, 0, 0, 0, b'I', b'S', b'O', b'_', b'I', b'R', b' ', b'1', b'0', b'0']),
         ("noise.png", b"\x89PNG\r\n\x1a\n".to_vec()),
         ("noise.jpg", b"\xFF\xD8\xFF\xE0".to_vec()),
         ("noise.tif", b"II*\0\x08\0\0\0".to_vec()),
@@ -1100,16 +771,10 @@ fn garbage_fails_cleanly_for_every_loader() {
             let path = tmp.path().join(format!("{seed}_{name}"));
             std::fs::write(&path, &bytes).unwrap();
             let msg = match xray::load(&path) {
-                Ok(img) => panic!(
-                    "{name} + {len} noise bytes loaded as {}x{}",
-                    img.width, img.height
-                ),
+                Ok(img) => panic!("{name} + {len} noise bytes loaded as {}x{}", img.width, img.height),
                 Err(e) => e.to_string(),
             };
-            assert!(
-                msg.contains(&format!("{seed}_{name}")),
-                "error must name the file: {msg}"
-            );
+            assert!(msg.contains(&format!("{seed}_{name}")), "error must name the file: {msg}");
         }
     }
     // A missing file names itself too.
@@ -1130,17 +795,9 @@ fn info_prints_json_and_writes_the_displayed_png() {
         .arg(&png)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(
-        stdout.trim().lines().count(),
-        1,
-        "one JSON object on one line: {stdout}"
-    );
+    assert_eq!(stdout.trim().lines().count(), 1, "one JSON object on one line: {stdout}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
         json,
@@ -1153,10 +810,7 @@ fn info_prints_json_and_writes_the_displayed_png() {
     let written = image::open(&png).unwrap();
     assert_eq!(written.color(), image::ColorType::L8);
     let img = load(&file);
-    assert_eq!(
-        written.to_luma8().as_raw(),
-        img.to_gray8(img.default_window()).as_raw()
-    );
+    assert_eq!(written.to_luma8().as_raw(), img.to_gray8(img.default_window()).as_raw());
     // MONOCHROME1: the lowest raw value (0) shows white.
     assert_eq!(written.to_luma8().as_raw()[0], 255);
 
@@ -1178,11 +832,7 @@ fn info_on_garbage_fails_naming_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let bad = tmp.path().join("not_an_xray.dcm");
     std::fs::write(&bad, noise(3000, 9)).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxr-review"))
-        .arg("info")
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxr-review")).arg("info").arg(&bad).output().unwrap();
     assert!(!out.status.success());
     assert!(out.stdout.is_empty(), "no JSON on failure");
     let stderr = String::from_utf8_lossy(&out.stderr);

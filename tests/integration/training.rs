@@ -14,16 +14,7 @@ use cxr_review::train::{RunFiles, TrainOptions, Trainer, run};
 use cxr_review::xray::phantom::chest_phantom;
 
 fn options(epochs: usize) -> TrainOptions {
-    TrainOptions {
-        size: 64,
-        epochs,
-        batch: 2,
-        lr: 1e-3,
-        kl_warmup: 10,
-        seed: 7,
-        val_samples: 3,
-        ..TrainOptions::default()
-    }
+    TrainOptions { size: 64, epochs, batch: 2, lr: 1e-3, kl_warmup: 10, seed: 7, val_samples: 3, ..TrainOptions::default() }
 }
 
 /// Five phantom images, each shifted, with the template landmarks shifted alike: four for
@@ -38,19 +29,12 @@ fn synthetic(dir: &Path) {
     for (i, (dx, dy)) in shifts.into_iter().enumerate() {
         let shifted = image::ImageBuffer::from_fn(w as u32, h as u32, |x, y| {
             let (sx, sy) = (x as i64 - dx, y as i64 - dy);
-            if (0..w).contains(&sx) && (0..h).contains(&sy) {
-                *gray.get_pixel(sx as u32, sy as u32)
-            } else {
-                image::Luma([0u8])
-            }
+            if (0..w).contains(&sx) && (0..h).contains(&sy) { *gray.get_pixel(sx as u32, sy as u32) } else { image::Luma([0u8]) }
         });
         // Smaller than the phantom: training reads any size (and letterboxes it).
-        let small =
-            image::imageops::resize(&shifted, 256, 256, image::imageops::FilterType::Triangle);
+        let small = image::imageops::resize(&shifted, 256, 256, image::imageops::FilterType::Triangle);
         let scale = 256.0 / w as f32;
-        small
-            .save(dir.join("images").join(format!("p{i}.png")))
-            .unwrap();
+        small.save(dir.join("images").join(format!("p{i}.png"))).unwrap();
         let l = template().map(|p| [(p[0] + dx as f32) * scale, (p[1] + dy as f32) * scale]);
         let split = if i < 4 { "train" } else { "val" };
         // Identifiers without extension, as the JSRT CSV writes them.
@@ -70,21 +54,9 @@ fn cpu() -> burn::tensor::Device {
 }
 
 /// Train `trainer` to its epoch limit; (loss, val error) per epoch.
-fn train(
-    trainer: &mut Trainer,
-    data: &(Vec<Prepared>, Vec<Prepared>),
-    files: &RunFiles,
-) -> Vec<(f64, f64)> {
+fn train(trainer: &mut Trainer, data: &(Vec<Prepared>, Vec<Prepared>), files: &RunFiles) -> Vec<(f64, f64)> {
     let mut out = Vec::new();
-    run(
-        trainer,
-        &data.0,
-        &data.1,
-        files,
-        |_, _| {},
-        |r| out.push((r.loss.total, r.val.error_px)),
-    )
-    .unwrap();
+    run(trainer, &data.0, &data.1, files, |_, _| {}, |r| out.push((r.loss.total, r.val.error_px))).unwrap();
     out
 }
 
@@ -106,15 +78,10 @@ fn the_loss_drops_and_the_run_leaves_its_files() {
 
     // Best model (loadable by the app), log, checkpoint.
     let best = HybridGNet::load(&files.best, &cpu()).unwrap();
-    assert_eq!(
-        (best.config().input_size, best.config().skip_blocks),
-        (64, true)
-    );
+    assert_eq!((best.config().input_size, best.config().skip_blocks), (64, true));
     let log = std::fs::read_to_string(&files.log).unwrap();
     assert_eq!(log.lines().count(), 13, "{log}");
-    assert!(log.starts_with(
-        "epoch,loss,mse_output,mse_pos2,mse_pos1,kl,beta,lr,val_error_px,dice_lungs,dice_heart"
-    ));
+    assert!(log.starts_with("epoch,loss,mse_output,mse_pos2,mse_pos1,kl,beta,lr,val_error_px,dice_lungs,dice_heart"));
     let state = cxr_review::train::checkpoint::read_state(&files.ckpt).unwrap();
     assert_eq!(state.epoch, 12);
     let best_epoch = state.best_epoch.unwrap();
@@ -122,20 +89,10 @@ fn the_loss_drops_and_the_run_leaves_its_files() {
     assert!(losses.iter().all(|l| l.1 >= state.best_error_px.unwrap()));
     HybridGNet::load(&files.ckpt.join("last.safetensors"), &cpu()).unwrap();
     // Only the latest epoch's weights and optimizer state are kept.
-    let mut kept: Vec<String> = std::fs::read_dir(&files.ckpt)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut kept: Vec<String> =
+        std::fs::read_dir(&files.ckpt).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     kept.sort();
-    assert_eq!(
-        kept,
-        [
-            "last.safetensors",
-            "model-00012.bpk",
-            "optimizer-00012.bpk",
-            "state.json"
-        ]
-    );
+    assert_eq!(kept, ["last.safetensors", "model-00012.bpk", "optimizer-00012.bpk", "state.json"]);
 }
 
 #[test]
@@ -160,25 +117,10 @@ fn a_resumed_run_continues_exactly_where_it_stopped() {
     // Same weights, same Adam moments, same draws: the same numbers (up to f32 summation
     // order, which is fixed on one machine).
     for (e, (a, b)) in uninterrupted.iter().zip(&resumed).enumerate() {
-        assert!(
-            (a.0 - b.0).abs() <= 1e-6 * a.0.abs(),
-            "epoch {}: loss {} vs {}",
-            e + 1,
-            a.0,
-            b.0
-        );
-        assert!(
-            (a.1 - b.1).abs() < 1e-3,
-            "epoch {}: val error {} vs {}",
-            e + 1,
-            a.1,
-            b.1
-        );
+        assert!((a.0 - b.0).abs() <= 1e-6 * a.0.abs(), "epoch {}: loss {} vs {}", e + 1, a.0, b.0);
+        assert!((a.1 - b.1).abs() < 1e-3, "epoch {}: val error {} vs {}", e + 1, a.1, b.1);
     }
-    assert_eq!(
-        std::fs::read_to_string(&split.log).unwrap().lines().count(),
-        5
-    );
+    assert_eq!(std::fs::read_to_string(&split.log).unwrap().lines().count(), 5);
 }
 
 #[test]
@@ -194,30 +136,15 @@ fn bad_rows_and_unreadable_images_are_named() {
     let cut = lines[2][..cut].rfind(',').unwrap();
     lines[2] = format!("{}\"", &lines[2][..cut]);
     std::fs::write(&csv_path, lines.join("\n")).unwrap();
-    let err = format!(
-        "{:#}",
-        dataset::read_split(dir.path(), "train").unwrap_err()
-    );
-    assert!(
-        err.contains("row 3") && err.contains("landmarks.csv") && err.contains("238"),
-        "{err}"
-    );
+    let err = format!("{:#}", dataset::read_split(dir.path(), "train").unwrap_err());
+    assert!(err.contains("row 3") && err.contains("landmarks.csv") && err.contains("238"), "{err}");
 
     std::fs::write(&csv_path, "name,Landmarks\nx,1\n").unwrap();
-    let err = format!(
-        "{:#}",
-        dataset::read_split(dir.path(), "train").unwrap_err()
-    );
-    assert!(
-        err.contains("`image`") && err.contains("name, Landmarks"),
-        "{err}"
-    );
+    let err = format!("{:#}", dataset::read_split(dir.path(), "train").unwrap_err());
+    assert!(err.contains("`image`") && err.contains("name, Landmarks"), "{err}");
 
     std::fs::write(&csv_path, good.replace("p2,", "missing,")).unwrap();
-    let err = format!(
-        "{:#}",
-        dataset::read_split(dir.path(), "train").unwrap_err()
-    );
+    let err = format!("{:#}", dataset::read_split(dir.path(), "train").unwrap_err());
     assert!(err.contains("row 4") && err.contains("missing"), "{err}");
 
     std::fs::write(&csv_path, &good).unwrap();
@@ -245,48 +172,21 @@ fn the_command_line_trains_and_resumes() {
     let data = dir.path().to_str().unwrap();
     let out = dir.path().join("run").join("m.safetensors");
     let out_s = out.to_str().unwrap();
-    let base = [
-        "--data", data, "--out", out_s, "--size", "64", "--device", "cpu", "--seed", "3",
-        "--limit", "3",
-    ];
+    let base = ["--data", data, "--out", out_s, "--size", "64", "--device", "cpu", "--seed", "3", "--limit", "3"];
     cli(&[&base[..], &["--epochs", "1", "--no-skip"]].concat()).unwrap();
     let m = HybridGNet::load(&out, &cpu()).unwrap();
     assert_eq!((m.config().input_size, m.config().skip_blocks), (64, false));
 
     // The recipe is the checkpoint's: changing it on resume is refused, repeating it is fine.
     let ckpt = format!("{out_s}.ckpt");
-    let err = cli(&["--resume", &ckpt, "--lr", "1e-2"])
-        .unwrap_err()
-        .to_string();
+    let err = cli(&["--resume", &ckpt, "--lr", "1e-2"]).unwrap_err().to_string();
     assert!(err.contains("--lr") && !err.contains("--size"), "{err}");
-    cli(&[
-        "--resume",
-        &ckpt,
-        "--epochs",
-        "2",
-        "--size",
-        "64",
-        "--no-skip",
-    ])
-    .unwrap();
+    cli(&["--resume", &ckpt, "--epochs", "2", "--size", "64", "--no-skip"]).unwrap();
     // `--resume` with no path continues the run of --out.
     cli(&["--out", out_s, "--resume", "--epochs", "3"]).unwrap();
     let state = cxr_review::train::checkpoint::read_state(Path::new(&ckpt)).unwrap();
-    assert_eq!(
-        (
-            state.epoch,
-            state.options.skip_blocks,
-            state.data.unwrap().limit
-        ),
-        (3, false, Some(3))
-    );
-    assert_eq!(
-        std::fs::read_to_string(format!("{out_s}.log.csv"))
-            .unwrap()
-            .lines()
-            .count(),
-        4
-    );
+    assert_eq!((state.epoch, state.options.skip_blocks, state.data.unwrap().limit), (3, false, Some(3)));
+    assert_eq!(std::fs::read_to_string(format!("{out_s}.log.csv")).unwrap().lines().count(), 4);
 
     // A resume argument that is no checkpoint.
     let err = cli(&["--resume", data]).unwrap_err().to_string();
@@ -299,28 +199,10 @@ fn fine_tuning_keeps_the_initial_models_architecture_unless_asked() {
     synthetic(dir.path());
     let data = dir.path().to_str().unwrap();
     let init = dir.path().join("init.safetensors");
-    let config = cxr_review::model::ModelConfig {
-        skip_maps: [5, 4],
-        ..cxr_review::model::ModelConfig::released(64)
-    };
+    let config = cxr_review::model::ModelConfig { skip_maps: [5, 4], ..cxr_review::model::ModelConfig::released(64) };
     HybridGNet::random(&config, 2, &cpu()).save(&init).unwrap();
-    let base = [
-        "--data",
-        data,
-        "--init",
-        init.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--device",
-        "cpu",
-        "--limit",
-        "2",
-    ];
-    let config_of = |name: &str| {
-        *HybridGNet::load(&dir.path().join(name), &cpu())
-            .unwrap()
-            .config()
-    };
+    let base = ["--data", data, "--init", init.to_str().unwrap(), "--epochs", "1", "--device", "cpu", "--limit", "2"];
+    let config_of = |name: &str| *HybridGNet::load(&dir.path().join(name), &cpu()).unwrap().config();
 
     // No --size or --skip-maps: the initial model's 64 and 5,4, not the defaults (256, 6,5).
     let out = dir.path().join("same.safetensors");
@@ -329,35 +211,10 @@ fn fine_tuning_keeps_the_initial_models_architecture_unless_asked() {
 
     // Asked for: a larger input (progressive resizing) and finer maps.
     let out = dir.path().join("moved.safetensors");
-    cli(&[
-        &base[..],
-        &[
-            "--out",
-            out.to_str().unwrap(),
-            "--size",
-            "96",
-            "--skip-maps",
-            "4,3",
-        ],
-    ]
-    .concat())
-    .unwrap();
-    assert_eq!(
-        config_of("moved.safetensors"),
-        cxr_review::model::ModelConfig {
-            input_size: 96,
-            skip_maps: [4, 3],
-            ..config
-        }
-    );
+    cli(&[&base[..], &["--out", out.to_str().unwrap(), "--size", "96", "--skip-maps", "4,3"]].concat()).unwrap();
+    assert_eq!(config_of("moved.safetensors"), cxr_review::model::ModelConfig { input_size: 96, skip_maps: [4, 3], ..config });
 
-    let err = cli(&[
-        &base[..],
-        &["--out", out.to_str().unwrap(), "--skip-maps", "7,3"],
-    ]
-    .concat())
-    .unwrap_err()
-    .to_string();
+    let err = cli(&[&base[..], &["--out", out.to_str().unwrap(), "--skip-maps", "7,3"]].concat()).unwrap_err().to_string();
     assert!(err.contains("7,3"), "{err}");
 }
 
@@ -368,36 +225,15 @@ fn a_run_of_the_first_trainer_version_resumes() {
     synthetic(dir.path());
     let out = dir.path().join("old.safetensors");
     let model = HybridGNet::random(&cxr_review::model::ModelConfig::released(64), 1, &cpu());
-    model
-        .save(&dir.path().join("old.safetensors.last.safetensors"))
-        .unwrap();
+    model.save(&dir.path().join("old.safetensors.last.safetensors")).unwrap();
     let state = r#"{"options":{"size":64,"skip_blocks":true,"epochs":60,"batch":4,"lr":0.001,"lr_step":15,"lr_factor":0.7,
         "weight_decay":0.00001,"kl_start":0.00001,"kl_end":0.01,"kl_warmup":40,"seed":0},"epoch":14,"best_error_px":56.0}"#;
     std::fs::write(dir.path().join("old.safetensors.state.json"), state).unwrap();
-    std::fs::write(
-        dir.path().join("old.safetensors.log.csv"),
-        "epoch,loss,mse\n14,0.1,0.1\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("old.safetensors.log.csv"), "epoch,loss,mse\n14,0.1,0.1\n").unwrap();
     let out_s = out.to_str().unwrap();
-    cli(&[
-        "--data",
-        dir.path().to_str().unwrap(),
-        "--out",
-        out_s,
-        "--resume",
-        "--epochs",
-        "15",
-        "--device",
-        "cpu",
-    ])
-    .unwrap();
-    let state =
-        cxr_review::train::checkpoint::read_state(Path::new(&format!("{out_s}.ckpt"))).unwrap();
-    assert_eq!(
-        (state.epoch, state.options.lr, state.options.kl_warmup),
-        (15, 1e-3, 40)
-    );
+    cli(&["--data", dir.path().to_str().unwrap(), "--out", out_s, "--resume", "--epochs", "15", "--device", "cpu"]).unwrap();
+    let state = cxr_review::train::checkpoint::read_state(Path::new(&format!("{out_s}.ckpt"))).unwrap();
+    assert_eq!((state.epoch, state.options.lr, state.options.kl_warmup), (15, 1e-3, 40));
     let log = std::fs::read_to_string(format!("{out_s}.log.csv")).unwrap();
     assert!(log.lines().nth(1).unwrap().starts_with("15,"), "{log}");
     assert!(dir.path().join("old.safetensors.log.old.csv").is_file());
@@ -412,17 +248,8 @@ fn the_jsrt_split_has_174_training_and_21_validation_images() {
     // Every landmark lies inside its 1024² image, so inside [0, 1] after pre-processing.
     let prepared = dataset::prepare(&[&train[..], &val[..]].concat(), 32, || {}).unwrap();
     for p in &prepared {
-        assert_eq!(
-            (p.letterbox.width, p.letterbox.height, p.pixels.len()),
-            (1024, 1024, 32 * 32)
-        );
-        assert!(
-            p.target
-                .iter()
-                .all(|q| q.iter().all(|v| (0.0..=1.0).contains(v))),
-            "{}",
-            p.name
-        );
+        assert_eq!((p.letterbox.width, p.letterbox.height, p.pixels.len()), (1024, 1024, 32 * 32));
+        assert!(p.target.iter().all(|q| q.iter().all(|v| (0.0..=1.0).contains(v))), "{}", p.name);
         assert!(p.pixels.iter().all(|v| (0.0..=1.0).contains(v)));
     }
 }
@@ -441,38 +268,17 @@ fn reviewed_annotations_are_a_training_set() {
     let reviewed = dir.path().join("reviewed");
     std::fs::create_dir(&reviewed).unwrap();
     let mut corrected_landmarks = Vec::new();
-    for (i, status) in [
-        Status::Corrected,
-        Status::Accepted,
-        Status::Unreviewed,
-        Status::Corrected,
-        Status::Rejected,
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, status) in [Status::Corrected, Status::Accepted, Status::Unreviewed, Status::Corrected, Status::Rejected]
+        .into_iter()
+        .enumerate()
     {
         let image = reviewed.join(format!("p{i}.png"));
         std::fs::copy(dir.path().join("images").join(format!("p{i}.png")), &image).unwrap();
         let img = cxr_review::xray::load(&image).unwrap();
-        let decoded: Vec<f32> = template()
-            .iter()
-            .flat_map(|p| [p[0] / 1024.0, p[1] / 1024.0])
-            .collect();
-        let p = summarise(
-            &decoded,
-            1,
-            &[0.0; 4],
-            Letterbox::new(img.width, img.height),
-            None,
-        );
-        let model = ModelIdentity {
-            weights: "test".into(),
-            weights_sha256: String::new(),
-            samples: 1,
-            seed: None,
-        };
-        let mut a =
-            Annotation::from_prediction(&image, file_sha256(&image).unwrap(), &img, &p, model);
+        let decoded: Vec<f32> = template().iter().flat_map(|p| [p[0] / 1024.0, p[1] / 1024.0]).collect();
+        let p = summarise(&decoded, 1, &[0.0; 4], Letterbox::new(img.width, img.height), None);
+        let model = ModelIdentity { weights: "test".into(), weights_sha256: String::new(), samples: 1, seed: None };
+        let mut a = Annotation::from_prediction(&image, file_sha256(&image).unwrap(), &img, &p, model);
         a.corrected[5] = [a.corrected[5][0] + 7.0 + i as f32, a.corrected[5][1]];
         a.status = status;
         a.save(&annotation::path_for(&image, None)).unwrap();
@@ -481,21 +287,11 @@ fn reviewed_annotations_are_a_training_set() {
         }
     }
     let all = dataset::read_annotations(&reviewed).unwrap();
-    assert_eq!(
-        all.len(),
-        3,
-        "unreviewed and rejected are not gold standard"
-    );
+    assert_eq!(all.len(), 3, "unreviewed and rejected are not gold standard");
     assert_eq!(all.iter().filter(|(s, _)| s == "val").count(), 1);
     for (_, s) in &all {
-        let want = corrected_landmarks
-            .iter()
-            .find(|(p, _)| *p == s.image)
-            .expect("a reviewed image");
-        assert_eq!(
-            s.landmarks, want.1,
-            "the reviewer's positions, not the prediction"
-        );
+        let want = corrected_landmarks.iter().find(|(p, _)| *p == s.image).expect("a reviewed image");
+        assert_eq!(s.landmarks, want.1, "the reviewer's positions, not the prediction");
     }
     // read_split uses them when the folder has no CSV; they load like any sample.
     let train = dataset::read_split(&reviewed, "train").unwrap();
@@ -506,22 +302,12 @@ fn reviewed_annotations_are_a_training_set() {
     let changed = &corrected_landmarks[0].0;
     std::fs::copy(dir.path().join("images").join("p2.png"), changed).unwrap();
     let err = format!("{:#}", dataset::read_annotations(&reviewed).unwrap_err());
-    assert!(
-        err.contains("has changed")
-            && err.contains(&changed.file_name().unwrap().to_string_lossy().to_string()),
-        "{err}"
-    );
+    assert!(err.contains("has changed") && err.contains(&changed.file_name().unwrap().to_string_lossy().to_string()), "{err}");
 
     // An empty folder names both things it looked for.
     let empty = tempfile::tempdir().unwrap();
-    let err = format!(
-        "{:#}",
-        dataset::read_split(empty.path(), "train").unwrap_err()
-    );
-    assert!(
-        err.contains("landmarks.csv") && err.contains("cxr.json"),
-        "{err}"
-    );
+    let err = format!("{:#}", dataset::read_split(empty.path(), "train").unwrap_err());
+    assert!(err.contains("landmarks.csv") && err.contains("cxr.json"), "{err}");
 }
 
 /// `bench --train` times both convolution paths on real training images and prints the ratio.

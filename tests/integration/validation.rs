@@ -9,19 +9,11 @@ use burn::tensor::Device;
 use cxr_review::model::{HybridGNet, Sampling, predict, shipped};
 use cxr_review::train::dataset;
 use cxr_review::validation::accuracy::{AccuracySummary, score_image, summarise};
-use cxr_review::validation::probes::{
-    noise_response, non_chest_images, occlusion_response, score_1024,
-};
+use cxr_review::validation::probes::{non_chest_images, noise_response, occlusion_response, score_1024};
 use cxr_review::validation::{Annotated, OCCLUSION_NODE, OCCLUSION_SIDE, load_sample};
 
-const SAMPLING: Sampling = Sampling::Random {
-    samples: 20,
-    seed: 0,
-};
-const N50: Sampling = Sampling::Random {
-    samples: 50,
-    seed: 0,
-};
+const SAMPLING: Sampling = Sampling::Random { samples: 20, seed: 0 };
+const N50: Sampling = Sampling::Random { samples: 50, seed: 0 };
 
 fn model() -> HybridGNet {
     let w = shipped::default_weights().expect("the shipped model is in assets/");
@@ -31,11 +23,7 @@ fn model() -> HybridGNet {
 fn val(n: usize) -> Vec<Annotated> {
     let jsrt = common::shared_data().join("jsrt");
     let samples = dataset::read_split(&jsrt, "val").unwrap();
-    samples
-        .iter()
-        .take(n)
-        .map(|s| load_sample(s).unwrap())
-        .collect()
+    samples.iter().take(n).map(|s| load_sample(s).unwrap()).collect()
 }
 
 /// Dice, node error and the std–error correlation over all 21 val images, with N = 50 as
@@ -44,17 +32,7 @@ fn val_summary() -> AccuracySummary {
     let m = model();
     let acc: Vec<_> = val(21)
         .iter()
-        .map(|a| {
-            score_image(
-                &m,
-                &a.grey.name,
-                &a.grey.pixels,
-                a.grey.width,
-                a.grey.height,
-                &a.landmarks,
-                N50,
-            )
-        })
+        .map(|a| score_image(&m, &a.grey.name, &a.grey.pixels, a.grey.width, a.grey.height, &a.landmarks, N50))
         .collect();
     let s = summarise(&acc);
     eprintln!("{s:?}");
@@ -74,10 +52,7 @@ fn shipped_model_segments_val_images() {
 fn node_std_tracks_node_error() {
     // Positive, and clearly so: `validate` measured r = 0.224 over these 2520 nodes at N = 50.
     let s = val_summary();
-    assert!(
-        s.pearson_r.unwrap() > 0.15,
-        "node std must track node error: {s:?}"
-    );
+    assert!(s.pearson_r.unwrap() > 0.15, "node std must track node error: {s:?}");
 }
 
 #[test]
@@ -85,18 +60,10 @@ fn uncertainty_rises_as_noise_is_added() {
     // The image score averaged over 6 val images at noise σ 0, 0.1 and 0.3 of the grey range.
     let m = model();
     let sigmas = [0.0, 0.1, 0.3];
-    let per_image: Vec<Vec<f64>> = val(6)
-        .iter()
-        .map(|a| noise_response(&m, &a.grey, &sigmas, SAMPLING).score)
-        .collect();
-    let mean: Vec<f64> = (0..sigmas.len())
-        .map(|k| per_image.iter().map(|s| s[k]).sum::<f64>() / per_image.len() as f64)
-        .collect();
+    let per_image: Vec<Vec<f64>> = val(6).iter().map(|a| noise_response(&m, &a.grey, &sigmas, SAMPLING).score).collect();
+    let mean: Vec<f64> = (0..sigmas.len()).map(|k| per_image.iter().map(|s| s[k]).sum::<f64>() / per_image.len() as f64).collect();
     eprintln!("mean score by noise σ {sigmas:?}: {mean:.2?}; per image {per_image:.2?}");
-    assert!(
-        mean[1] > mean[0] && mean[2] > 1.1 * mean[0],
-        "mean scores {mean:.2?}"
-    );
+    assert!(mean[1] > mean[0] && mean[2] > 1.1 * mean[0], "mean scores {mean:.2?}");
 }
 
 #[test]
@@ -104,12 +71,7 @@ fn nodes_under_a_black_square_become_less_certain() {
     let m = model();
     for a in val(3) {
         let o = occlusion_response(&m, &a.grey, OCCLUSION_NODE, OCCLUSION_SIDE, SAMPLING);
-        assert!(
-            o.covered.len() >= 3,
-            "{}: the square covers {:?}",
-            a.grey.name,
-            o.covered
-        );
+        assert!(o.covered.len() >= 3, "{}: the square covers {:?}", a.grey.name, o.covered);
         assert!(
             o.covered_std_after > 1.2 * o.covered_std_before,
             "{}: covered nodes' std {:.2} -> {:.2}",
@@ -125,30 +87,12 @@ fn non_chest_images_score_above_every_val_image() {
     let m = model();
     let highest_val = val(21)
         .iter()
-        .map(|a| {
-            score_1024(
-                &predict(&m, &a.grey.pixels, a.grey.width, a.grey.height, SAMPLING),
-                a.grey.width,
-                a.grey.height,
-            )
-        })
+        .map(|a| score_1024(&predict(&m, &a.grey.pixels, a.grey.width, a.grey.height, SAMPLING), a.grey.width, a.grey.height))
         .fold(f64::NEG_INFINITY, f64::max);
     for g in non_chest_images() {
-        let s = score_1024(
-            &predict(&m, &g.pixels, g.width, g.height, SAMPLING),
-            g.width,
-            g.height,
-        );
-        eprintln!(
-            "{}: score {s:.2}, highest val image {highest_val:.2} ({:.2}×)",
-            g.name,
-            s / highest_val
-        );
-        assert!(
-            s > NON_CHEST_MARGIN * highest_val,
-            "{}: score {s:.2}, highest val image {highest_val:.2}",
-            g.name
-        );
+        let s = score_1024(&predict(&m, &g.pixels, g.width, g.height, SAMPLING), g.width, g.height);
+        eprintln!("{}: score {s:.2}, highest val image {highest_val:.2} ({:.2}×)", g.name, s / highest_val);
+        assert!(s > NON_CHEST_MARGIN * highest_val, "{}: score {s:.2}, highest val image {highest_val:.2}", g.name);
     }
 }
 
@@ -188,14 +132,8 @@ fn validate_command_writes_its_table_and_figures() {
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(
-        lines[0].starts_with("image,set,Dice Lungs,Dice Heart,"),
-        "{}",
-        lines[0]
-    );
-    assert!(
-        lines[1].starts_with("JPC") && lines[1].split(',').count() == lines[0].split(',').count()
-    );
+    assert!(lines[0].starts_with("image,set,Dice Lungs,Dice Heart,"), "{}", lines[0]);
+    assert!(lines[1].starts_with("JPC") && lines[1].split(',').count() == lines[0].split(',').count());
     for f in ["error_vs_uncertainty.png", "noise_probe.png", "probes.png"] {
         let img = image::open(plots.join(f)).unwrap();
         assert!(img.width() > 500 && img.height() > 500, "{f}");
@@ -203,14 +141,8 @@ fn validate_command_writes_its_table_and_figures() {
     // A folder with no annotated images is a clear error, not an empty report.
     let empty = tempfile::tempdir().unwrap();
     let cli = Cli::try_parse_from(["validate", "--data", empty.path().to_str().unwrap()]).unwrap();
-    let err = format!(
-        "{:#}",
-        cxr_review::cli::validate::run(cli.args).unwrap_err()
-    );
-    assert!(
-        err.contains("no landmarks.csv") && err.contains(".cxr.json"),
-        "{err}"
-    );
+    let err = format!("{:#}", cxr_review::cli::validate::run(cli.args).unwrap_err());
+    assert!(err.contains("no landmarks.csv") && err.contains(".cxr.json"), "{err}");
 }
 
 #[test]
@@ -224,23 +156,11 @@ fn cardiothoracic_ratio_agrees_with_the_reference_landmarks() {
         let p = predict(&m, &a.grey.pixels, a.grey.width, a.grey.height, SAMPLING);
         let truth = ctr(&a.landmarks).expect("reference CTR").ratio;
         let spread = p.ctr.expect("CTR over the samples");
-        assert!(
-            (0.3..0.7).contains(&truth),
-            "{}: reference CTR {truth}",
-            a.grey.name
-        );
-        assert!(
-            spread.sd < 0.05 && spread.samples == 20,
-            "{}: {spread:?}",
-            a.grey.name
-        );
+        assert!((0.3..0.7).contains(&truth), "{}: reference CTR {truth}", a.grey.name);
+        assert!(spread.sd < 0.05 && spread.samples == 20, "{}: {spread:?}", a.grey.name);
         // The CTR of the mean landmarks and the mean of the sampled CTRs agree closely.
         let of_mean = ctr(&p.mean).unwrap().ratio;
-        assert!(
-            (of_mean - spread.mean).abs() < 0.02,
-            "{}: {of_mean} vs {spread:?}",
-            a.grey.name
-        );
+        assert!((of_mean - spread.mean).abs() < 0.02, "{}: {of_mean} vs {spread:?}", a.grey.name);
         diffs.push((spread.mean - truth).abs());
     }
     let mad = diffs.iter().sum::<f64>() / diffs.len() as f64;

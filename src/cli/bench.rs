@@ -148,10 +148,7 @@ fn train_steps(args: &Args) -> anyhow::Result<()> {
         let options = TrainOptions { size, batch: args.batch, ..TrainOptions::default() };
         ModelConfig::released(size).validate().map_err(anyhow::Error::msg)?;
         let prepared = dataset::prepare(samples, size, || {})?;
-        let paths = [
-            (ConvPath::Direct, "conv2d as is"),
-            (ConvPath::Training, "training path"),
-        ];
+        let paths = [(ConvPath::Direct, "conv2d as is"), (ConvPath::Training, "training path")];
         let mut trainers = Vec::new();
         for (path, _) in paths {
             let mut t = Trainer::new(options.clone(), None, &selected.device)?;

@@ -250,20 +250,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let spec = trainer.state.data.clone().context("the checkpoint records no data folder: pass --data")?;
     let size = trainer.config().input_size;
-    let mut train_samples =
-        dataset::read_split_sets_holding_out(&spec.dirs, &spec.train_split, spec.hold_out_test)?;
+    let mut train_samples = dataset::read_split_sets_holding_out(&spec.dirs, &spec.train_split, spec.hold_out_test)?;
     if let Some(n) = spec.limit {
         train_samples.truncate(n);
     }
     let val_samples = dataset::read_split_sets(&spec.dirs, &spec.val_split)?;
     if spec.hold_out_test {
-        let test = dataset::read_split_sets(&spec.dirs, dataset::TEST_SPLIT)
-            .map(|t| t.len())
-            .unwrap_or(0);
-        eprintln!(
-            "held out for `validate --split {}`: {test} images of the train split",
-            dataset::TEST_SPLIT
-        );
+        let test = dataset::read_split_sets(&spec.dirs, dataset::TEST_SPLIT).map(|t| t.len()).unwrap_or(0);
+        eprintln!("held out for `validate --split {}`: {test} images of the train split", dataset::TEST_SPLIT);
     }
     if spec.dirs.len() > 1 {
         eprintln!(

@@ -88,6 +88,16 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         writeln!(out, "calibration: {} (fitted on {})", c.method, c.fitted_on)?;
     }
     writeln!(out, "{} images of split `{}`, N={} samples, seed {}", s.images, args.split, args.samples, args.seed)?;
+    if args.split == dataset::TEST_SPLIT {
+        if model.held_out_test {
+            writeln!(out, "held out: the weights say they were trained with --hold-out-test, never on these images")?;
+        } else {
+            writeln!(
+                out,
+                "WARNING: these weights were not trained with --hold-out-test: the `test` images are part of `train` and may have been trained on"
+            )?;
+        }
+    }
     accuracy_lines(&mut out, &acc, model.calibration())?;
     let sets: Vec<&str> = samples.iter().fold(Vec::new(), |mut v, x| {
         if !v.contains(&x.set.as_str()) {

@@ -109,10 +109,7 @@ impl Conv {
     pub fn forward_pointwise(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let [co, ci, k, _] = self.weight.dims();
-        debug_assert!(
-            k == 1 && c == ci,
-            "a 1×1 convolution of the input's channels"
-        );
+        debug_assert!(k == 1 && c == ci, "a 1×1 convolution of the input's channels");
         let cols = x.swap_dims(0, 1).reshape([c, b * h * w]);
         let mut y = self.weight.val().reshape([co, ci]).matmul(cols);
         if let Some(bias) = &self.bias {
@@ -206,19 +203,11 @@ mod tests {
 
     /// Deterministic values in [-1, 1) without a random number generator.
     fn ramp(n: usize, seed: u32) -> Vec<f32> {
-        (0..n as u32)
-            .map(|i| {
-                ((i.wrapping_mul(2654435761).wrapping_add(seed * 97) % 2000) as f32 / 1000.0) - 1.0
-            })
-            .collect()
+        (0..n as u32).map(|i| ((i.wrapping_mul(2654435761).wrapping_add(seed * 97) % 2000) as f32 / 1000.0) - 1.0).collect()
     }
 
     fn max_diff<const D: usize>(a: &Tensor<D>, b: &Tensor<D>) -> f32 {
-        values(a)
-            .iter()
-            .zip(values(b))
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
+        values(a).iter().zip(values(b)).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
     }
 
     #[test]
@@ -226,13 +215,7 @@ mod tests {
         let d = cpu().autodiff();
         // (batch, out channels, kernel): the padded batch, the pointwise product, and a
         // batch or width that conv2d takes as it is.
-        for (b, co, k, bias) in [
-            (3, 7, 3, true),
-            (4, 16, 3, false),
-            (2, 7, 1, true),
-            (6, 7, 3, true),
-            (3, 20, 3, true),
-        ] {
+        for (b, co, k, bias) in [(3, 7, 3, true), (4, 16, 3, false), (2, 7, 1, true), (6, 7, 3, true), (3, 20, 3, true)] {
             let (ci, h, w) = (5, 6, 9);
             let conv = Conv::new(
                 tensor::<4>(ramp(co * ci * k * k, 1), [co, ci, k, k], &d).require_grad(),
@@ -243,34 +226,17 @@ mod tests {
             let direct = conv.forward(x.clone());
             let training = conv.forward_by(x.clone(), ConvPath::Training);
             assert_eq!(direct.dims(), training.dims());
-            assert!(
-                max_diff(&direct, &training) < 1e-4,
-                "{b}×{co}×{k}: outputs differ"
-            );
+            assert!(max_diff(&direct, &training) < 1e-4, "{b}×{co}×{k}: outputs differ");
             // The same scalar through each path: every gradient must agree.
             let gd = (direct * probe.clone()).sum().backward();
             let gt = (training * probe).sum().backward();
             let wd = conv.weight.val().grad(&gd).unwrap();
             let wt = conv.weight.val().grad(&gt).unwrap();
-            assert!(
-                max_diff(&wd, &wt) < 1e-3,
-                "{b}×{co}×{k}: weight gradients differ"
-            );
-            assert!(
-                values(&wd).iter().any(|v| v.abs() > 0.1),
-                "weight gradient is not trivial"
-            );
-            assert!(
-                max_diff(&x.grad(&gd).unwrap(), &x.grad(&gt).unwrap()) < 1e-3,
-                "{b}×{co}×{k}: input gradients differ"
-            );
+            assert!(max_diff(&wd, &wt) < 1e-3, "{b}×{co}×{k}: weight gradients differ");
+            assert!(values(&wd).iter().any(|v| v.abs() > 0.1), "weight gradient is not trivial");
+            assert!(max_diff(&x.grad(&gd).unwrap(), &x.grad(&gt).unwrap()) < 1e-3, "{b}×{co}×{k}: input gradients differ");
             if let Some(bias) = &conv.bias {
-                assert!(
-                    max_diff(
-                        &bias.val().grad(&gd).unwrap(),
-                        &bias.val().grad(&gt).unwrap()
-                    ) < 1e-3
-                );
+                assert!(max_diff(&bias.val().grad(&gd).unwrap(), &bias.val().grad(&gt).unwrap()) < 1e-3);
             }
         }
     }

@@ -55,7 +55,13 @@ pub struct HybridGNet {
     device: Device,
     /// Node std → expected error, when the weights file carries one (see [`calibration`]).
     calibration: Option<Calibration>,
+    /// Trained with `train --hold-out-test`: the `test` split's images were never trained
+    /// or tuned on (metadata `held_out_test`).
+    pub held_out_test: bool,
 }
+
+/// Metadata key of [`HybridGNet::held_out_test`].
+pub const HELD_OUT_TEST_KEY: &str = "held_out_test";
 
 impl HybridGNet {
     /// Load weights (`.pt`/`.pth` PyTorch state dict or `.safetensors`); the architecture
@@ -74,7 +80,16 @@ impl HybridGNet {
             ),
             None => None,
         };
-        Ok(HybridGNet { config, encoder, decoder, graphs: Graphs::new(device), device: device.clone(), calibration })
+        let held_out_test = sd.metadata.get(HELD_OUT_TEST_KEY).is_some_and(|v| v == "true");
+        Ok(HybridGNet {
+            config,
+            encoder,
+            decoder,
+            graphs: Graphs::new(device),
+            device: device.clone(),
+            calibration,
+            held_out_test,
+        })
     }
 
     /// Random weights, initialised as PyTorch initialises a fresh model (for benchmarks and
@@ -86,7 +101,15 @@ impl HybridGNet {
 
     /// Assemble a model from trained parts (the trainer owns encoder and decoder separately).
     pub fn from_parts(config: ModelConfig, encoder: Encoder, decoder: Decoder, device: &Device) -> Self {
-        HybridGNet { config, encoder, decoder, graphs: Graphs::new(device), device: device.clone(), calibration: None }
+        HybridGNet {
+            config,
+            encoder,
+            decoder,
+            graphs: Graphs::new(device),
+            device: device.clone(),
+            calibration: None,
+            held_out_test: false,
+        }
     }
 
     pub fn into_parts(self) -> (ModelConfig, Encoder, Decoder) {
@@ -98,6 +121,9 @@ impl HybridGNet {
     pub fn state_dict(&self) -> StateDict {
         let mut sd = weights::state_dict(&self.encoder, &self.decoder);
         sd.metadata.insert(weights::SKIP_MAPS_KEY.into(), self.config.skip_maps_tag());
+        if self.held_out_test {
+            sd.metadata.insert(HELD_OUT_TEST_KEY.into(), "true".into());
+        }
         if let Some(c) = &self.calibration {
             sd.metadata.insert(calibration::CALIBRATION_KEY.into(), c.to_json());
         }

@@ -115,11 +115,7 @@ pub fn read_split(dir: &Path, split: &str) -> anyhow::Result<Vec<Sample>> {
 
 /// [`read_split`], with the rows [`held_out_for_test`] moved from `train` to `test` when
 /// `hold_out` is set (`train --hold-out-test`).
-pub fn read_split_holding_out(
-    dir: &Path,
-    split: &str,
-    hold_out: bool,
-) -> anyhow::Result<Vec<Sample>> {
+pub fn read_split_holding_out(dir: &Path, split: &str, hold_out: bool) -> anyhow::Result<Vec<Sample>> {
     let (out, source) = read_split_of_set(dir, split, hold_out)?;
     if out.is_empty() {
         bail!("{}: no rows with split `{split}`", source.display());
@@ -135,11 +131,7 @@ pub fn read_split_sets(dirs: &[PathBuf], split: &str) -> anyhow::Result<Vec<Samp
 }
 
 /// [`read_split_sets`] with [`read_split_holding_out`]'s `hold_out`.
-pub fn read_split_sets_holding_out(
-    dirs: &[PathBuf],
-    split: &str,
-    hold_out: bool,
-) -> anyhow::Result<Vec<Sample>> {
+pub fn read_split_sets_holding_out(dirs: &[PathBuf], split: &str, hold_out: bool) -> anyhow::Result<Vec<Sample>> {
     if let [one] = dirs {
         return read_split_holding_out(one, split, hold_out);
     }

@@ -361,7 +361,10 @@ impl Trainer {
     /// The current weights as a plain (inference) model.
     pub fn model(&self) -> HybridGNet {
         let net = self.net.as_ref().expect("net present between steps").valid();
-        HybridGNet::from_parts(self.state.config, net.encoder, net.decoder, &self.device.clone().inner())
+        let mut model = HybridGNet::from_parts(self.state.config, net.encoder, net.decoder, &self.device.clone().inner());
+        // What this run kept out, not what an --init model did.
+        model.held_out_test = self.state.data.as_ref().is_some_and(|d| d.hold_out_test);
+        model
     }
 
     /// The random draws (order, augmentation, ε) of `epoch`, from the seed and the epoch alone:

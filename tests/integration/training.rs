@@ -315,33 +315,16 @@ fn reviewed_annotations_are_a_training_set() {
 fn the_training_bench_compares_both_convolution_paths() {
     let jsrt = common::shared_data().join("jsrt");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxr-review"))
-        .args([
-            "bench",
-            "--train",
-            "--size",
-            "64",
-            "--repeats",
-            "1",
-            "--data",
-        ])
+        .args(["bench", "--train", "--size", "64", "--repeats", "1", "--data"])
         .arg(&jsrt)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     let rows: Vec<Vec<&str>> = stdout
         .lines()
         .filter(|l| l.starts_with("|    64 |"))
-        .map(|l| {
-            l.split('|')
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .collect()
-        })
+        .map(|l| l.split('|').map(str::trim).filter(|c| !c.is_empty()).collect())
         .collect();
     assert_eq!(rows.len(), 2, "{stdout}");
     assert_eq!((rows[0][1], rows[1][1]), ("conv2d as is", "training path"));
@@ -357,84 +340,47 @@ fn the_training_bench_compares_both_convolution_paths() {
 #[test]
 fn the_held_out_test_split_never_meets_training() {
     let jsrt = common::shared_data().join("jsrt");
-    let names = |v: Vec<dataset::Sample>| -> Vec<String> {
-        v.iter().map(|s| s.image.display().to_string()).collect()
-    };
+    let names = |v: Vec<dataset::Sample>| -> Vec<String> { v.iter().map(|s| s.image.display().to_string()).collect() };
     let all_train = names(dataset::read_split(&jsrt, "train").unwrap());
     let train = names(dataset::read_split_holding_out(&jsrt, "train", true).unwrap());
     let test = names(dataset::read_split(&jsrt, dataset::TEST_SPLIT).unwrap());
     let val = names(dataset::read_split_holding_out(&jsrt, "val", true).unwrap());
-    assert_eq!(
-        (all_train.len(), train.len(), test.len(), val.len()),
-        (174, 152, 22, 21)
-    );
-    assert!(
-        test.iter()
-            .all(|t| all_train.contains(t) && !train.contains(t))
-    );
+    assert_eq!((all_train.len(), train.len(), test.len(), val.len()), (174, 152, 22, 21));
+    assert!(test.iter().all(|t| all_train.contains(t) && !train.contains(t)));
     for t in &test {
         assert!(dataset::held_out_for_test(std::path::Path::new(t)).unwrap());
     }
     // The run records the choice, and a resume cannot change it.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.safetensors");
-    let (out_s, jsrt_s) = (
-        out.to_string_lossy().into_owned(),
-        jsrt.to_string_lossy().into_owned(),
-    );
-    cli(&[
-        "--data",
-        &jsrt_s,
-        "--out",
-        &out_s,
-        "--size",
-        "32",
-        "--epochs",
-        "1",
-        "--limit",
-        "4",
-        "--hold-out-test",
-        "--val-samples",
-        "1",
-        "--device",
-        "cpu",
-    ])
-    .unwrap();
-    let state =
-        cxr_review::train::checkpoint::read_state(Path::new(&format!("{out_s}.ckpt"))).unwrap();
+    let (out_s, jsrt_s) = (out.to_string_lossy().into_owned(), jsrt.to_string_lossy().into_owned());
+    let quick = ["--size", "32", "--epochs", "1", "--val-samples", "1", "--device", "cpu"];
+    cli(&[&["--data", &jsrt_s, "--out", &out_s, "--limit", "4", "--hold-out-test"][..], &quick].concat()).unwrap();
+    let state = cxr_review::train::checkpoint::read_state(Path::new(&format!("{out_s}.ckpt"))).unwrap();
     assert!(state.data.unwrap().hold_out_test);
-    let plain = dir
-        .path()
-        .join("plain.safetensors")
-        .to_string_lossy()
-        .into_owned();
-    cli(&[
-        "--data",
-        &jsrt_s,
-        "--out",
-        &plain,
-        "--size",
-        "32",
-        "--epochs",
-        "1",
-        "--limit",
-        "1",
-        "--val-samples",
-        "1",
-        "--device",
-        "cpu",
-    ])
-    .unwrap();
-    let err = format!(
-        "{:#}",
-        cli(&[
-            "--resume",
-            &format!("{plain}.ckpt"),
-            "--epochs",
-            "2",
-            "--hold-out-test"
-        ])
-        .unwrap_err()
-    );
+    let plain = dir.path().join("plain.safetensors").to_string_lossy().into_owned();
+    cli(&[&["--data", &jsrt_s, "--out", &plain, "--limit", "1"][..], &quick].concat()).unwrap();
+    let err = format!("{:#}", cli(&["--resume", &format!("{plain}.ckpt"), "--epochs", "2", "--hold-out-test"]).unwrap_err());
     assert!(err.contains("--hold-out-test"), "{err}");
+
+    // The weights say whether they kept the test split out, and `validate --split test` tells.
+    assert!(HybridGNet::load(&out, &cpu()).unwrap().held_out_test);
+    assert!(!HybridGNet::load(Path::new(&plain), &cpu()).unwrap().held_out_test);
+    #[derive(Parser)]
+    struct Validate {
+        #[command(flatten)]
+        args: cxr_review::cli::validate::Args,
+    }
+    let report = |weights: &str| {
+        let v = Validate::try_parse_from([
+            "validate", "--data", &jsrt_s, "--split", "test", "--weights", weights, "--limit", "1", "--samples", "2",
+            "--device", "cpu",
+        ])
+        .unwrap();
+        cxr_review::cli::validate::report(v.args).unwrap()
+    };
+    let held = report(&out_s);
+    assert!(held.contains("1 images of split `test`") && held.contains("never on these images"), "{held}");
+    let warned = report(&plain);
+    assert!(warned.contains("WARNING: these weights were not trained with --hold-out-test"), "{warned}");
 }

@@ -184,9 +184,13 @@ pub fn set_name(dir: &Path) -> String {
 /// of its SHA-256 are 0 modulo 5 (about a fifth), else `train`. It depends on nothing but
 /// the file, so adding images to a set never moves the others.
 pub fn split_by_content(image: &Path) -> anyhow::Result<&'static str> {
+    Ok(if content_head(image)? % 5 == 0 { "val" } else { "train" })
+}
+
+/// The first 8 bytes of the image file's SHA-256: what content-based splits are chosen by.
+fn content_head(image: &Path) -> anyhow::Result<u64> {
     let sha = file_sha256(image).with_context(|| format!("{}: cannot read", image.display()))?;
-    let head = u64::from_str_radix(&sha[..16], 16).expect("hex digest");
-    Ok(if head % 5 == 0 { "val" } else { "train" })
+    Ok(u64::from_str_radix(&sha[..16], 16).expect("hex digest"))
 }
 
 /// The split that [`held_out_for_test`] rows form: nobody trains, selects epochs or tunes on
@@ -197,8 +201,7 @@ pub const TEST_SPLIT: &str = "test";
 /// are 0 modulo 7 (22 of JSRT's 174 training images). Like [`split_by_content`], it depends
 /// on the file alone.
 pub fn held_out_for_test(image: &Path) -> anyhow::Result<bool> {
-    let sha = file_sha256(image).with_context(|| format!("{}: cannot read", image.display()))?;
-    Ok(u64::from_str_radix(&sha[..16], 16).expect("hex digest") % 7 == 0)
+    Ok(content_head(image)? % 7 == 0)
 }
 
 fn read_split_of_set(

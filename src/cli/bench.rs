@@ -28,6 +28,9 @@ pub struct Args {
     /// images from --data, augmented as in training.
     #[arg(long)]
     pub train: bool,
+    /// Test-time warps for the column that predicts as a model recording them does.
+    #[arg(long, default_value_t = crate::model::augmented::DEFAULT_WARPS)]
+    pub test_time_warps: usize,
     /// Images per training step (--train).
     #[arg(long, default_value_t = 4)]
     pub batch: usize,
@@ -83,13 +86,14 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         args.samples, args.repeats
     );
     println!();
+    let k = args.test_time_warps;
     println!(
-        "| input | encode ms | decode N={} ms | total N={} ms | total N=1 ms | ratio N/1 |",
-        args.samples, args.samples
+        "| input | encode ms | decode N={n} ms | total N={n} ms | total N=1 ms | ratio N/1 | total N={n}, {k} warps ms | ratio warps/plain |",
+        n = args.samples
     );
-    println!("|------:|----------:|---------------:|---------------:|-------------:|----------:|");
+    println!("|------:|----------:|---------------:|---------------:|-------------:|----------:|------------------------:|------------------:|");
     for &size in &args.sizes {
-        let model = HybridGNet::random(&ModelConfig::released(size), 0, &selected.device);
+        let mut model = HybridGNet::random(&ModelConfig::released(size), 0, &selected.device);
         let image: Vec<f32> =
             (0..size * size).map(|i| (((i % size) as f32 / size as f32) * 6.0).sin() * 0.4 + 0.5).collect();
         let latents = model.config().latents;
@@ -113,9 +117,14 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
             })
         };
         let (total_n, total_1) = (total(args.samples), total(1));
+        model.test_time_warps = k;
+        let warped = time_ms(args.repeats, || {
+            drop(predict(&model, &image, size as u32, size as u32, Sampling::Random { samples: args.samples, seed: 1 }))
+        });
         println!(
-            "| {size:>5} | {encode:>9.1} | {decode:>14.1} | {total_n:>14.1} | {total_1:>12.1} | {:>9.2} |",
-            total_n / total_1
+            "| {size:>5} | {encode:>9.1} | {decode:>14.1} | {total_n:>14.1} | {total_1:>12.1} | {:>9.2} | {warped:>23.1} | {:>17.2} |",
+            total_n / total_1,
+            warped / total_n
         );
     }
     Ok(())

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use crate::formats::write_atomically;
 use crate::landmarks::NUM_NODES;
-use crate::model::{DeviceChoice, HybridGNet, Sampling, select_device, shipped};
+use crate::model::{DeviceChoice, HybridGNet, Sampling, augmented, select_device, shipped};
 use crate::train::dataset;
 use crate::validation::accuracy::ImageAccuracy;
 use crate::validation::calibration::{self, Agreement, Method};
@@ -44,10 +44,17 @@ pub struct Args {
     /// Every node's std and error as CSV (image,node,std px 1024,error px 1024).
     #[arg(long, value_name = "CSV")]
     pub nodes: Option<PathBuf>,
-    /// Also measure test-time augmentation: this many small warps of every image (each
-    /// encoded and decoded), reported beside the latent std; the calibration uses the latter.
+    /// Also measure test-time augmentation as uncertainty: the spread of the landmarks over
+    /// this many small warps of every image, reported beside the latent std (the calibration
+    /// maps the latter).
     #[arg(long, default_value_t = 0)]
     pub warps: usize,
+    /// Place the landmarks by averaging over this many warps of every image besides the image
+    /// itself, fit the map on those landmarks' errors, and record the number in the weights, so
+    /// that every prediction with them is made the same way (0: the image alone, METHOD.md §4)
+    /// [default: what the weights record].
+    #[arg(long)]
+    pub test_time_warps: Option<usize>,
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
 }
@@ -66,21 +73,26 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let weights = shipped::resolve(args.weights.as_deref()).map_err(anyhow::Error::msg)?;
     let device = select_device(args.device)?;
     let mut model = HybridGNet::load(&weights, &device.device).with_context(|| format!("{}", weights.display()))?;
+    model.override_test_time_warps(args.test_time_warps).map_err(anyhow::Error::msg)?;
+    let tta = model.test_time_warps;
     let samples = dataset::read_split_sets(&args.data, &args.split)?;
     anyhow::ensure!(samples.len() >= 4, "split `{}` has {} images: too few to fit a calibration", args.split, samples.len());
     let sampling = Sampling::Random { samples: args.samples.max(2), seed: args.seed };
     let bar = ProgressBar::new(samples.len() as u64)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}<{eta}]").expect("template"));
     let mut scored = Vec::new();
+    let mut image_alone = Vec::new();
     let mut warp_std = Vec::new();
     for s in &samples {
         let a = load_sample(s)?;
         bar.set_message(a.grey.name.clone());
         let g = &a.grey;
-        let ap = crate::model::augmented::predict_augmented(&model, &g.pixels, g.width, g.height, sampling, args.warps);
+        let ap = augmented::predict_augmented(&model, &g.pixels, g.width, g.height, sampling, args.warps.max(tta));
         let to_1024 = 1024.0 / g.width.max(g.height) as f64;
-        warp_std.push(ap.warp_std.map(|v| v as f64 * to_1024));
-        scored.push(crate::validation::accuracy::score_prediction(&g.name, &ap.prediction, &a.landmarks, g.width, g.height));
+        warp_std.push(ap.warp_std(args.warps).map(|v| v as f64 * to_1024));
+        let score = |p: &crate::model::Prediction| crate::validation::accuracy::score_prediction(&g.name, p, &a.landmarks, g.width, g.height);
+        scored.push(score(&ap.averaged(tta)));
+        image_alone.push(score(&ap.prediction));
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -95,14 +107,18 @@ pub fn report(args: Args) -> anyhow::Result<String> {
             .zip(&warp_std)
             .map(|(a, w)| std::array::from_fn(|n| a.node_std_1024[n].hypot(w[n])))
             .collect();
-        for (name, e) in [(format!("warp std ({} warps)", args.warps), warp), ("latent + warp std".to_string(), total)] {
-            let g = calibration::agreement(&e, &images);
+        for (name, e) in [(format!("warp std ({} warps)", args.warps), &warp), ("latent + warp std".to_string(), &total)] {
+            let g = calibration::agreement(e, &images);
             report.table.push_str(&table_row(&name, &g));
         }
     }
     let sets = dataset::describe_sets(&samples);
+    let placed = match tta {
+        0 => "landmarks from the image alone".to_string(),
+        k => format!("landmarks averaged over the image and {k} test-time warps"),
+    };
     let fitted_on = format!(
-        "{sets} ({} images of `{}`), N = {}, seed {}; legend rows out of fold ({}-fold)",
+        "{sets} ({} images of `{}`), N = {}, seed {}, {placed}; legend rows out of fold ({}-fold)",
         samples.len(),
         args.split,
         args.samples,
@@ -111,7 +127,8 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     );
     let c = calibration::finish(report.fitted.clone(), &report.oof, &images, fitted_on);
     let mut out = String::new();
-    writeln!(out, "model: {} ({}, {})", weights.display(), model.config().describe(), device.description)?;
+    writeln!(out, "model: {} ({}, {})", weights.display(), model.describe(), device.description)?;
+    out.push_str(&placement_line(&image_alone, &scored, tta));
     out.push_str(&report.table);
     writeln!(out, "chosen: {} ({})", report.method.name(), if chosen.is_some() { "--method" } else { "best out-of-fold Pearson r" })?;
     writeln!(out, "legend (expected error -> real error, px at 1024, out of fold):")?;
@@ -132,6 +149,25 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         writeln!(out, "node table: {}", path.display())?;
     }
     Ok(out)
+}
+
+/// Mean node error and Dice of the landmarks on the image alone and, with test-time warps,
+/// averaged over the warps: what the averaging gains on these images.
+fn placement_line(alone: &[ImageAccuracy], averaged: &[ImageAccuracy], warps: usize) -> String {
+    let summary = |v: &[ImageAccuracy]| {
+        let n = v.len().max(1) as f64;
+        let mean = |f: fn(&ImageAccuracy) -> f64| v.iter().map(f).sum::<f64>() / n;
+        format!(
+            "{:.2} px, Dice lungs {:.4} heart {:.4}",
+            mean(ImageAccuracy::mean_error_1024),
+            mean(|a| a.dice_lungs),
+            mean(|a| a.dice_heart)
+        )
+    };
+    match warps {
+        0 => format!("landmarks from the image alone: {}\n", summary(alone)),
+        k => format!("landmarks from the image alone: {}; averaged over {k} test-time warps: {}\n", summary(alone), summary(averaged)),
+    }
 }
 
 /// The cross-validated comparison and the chosen map, fitted on every image.

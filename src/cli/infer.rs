@@ -37,6 +37,10 @@ pub struct Args {
     /// auto (a GPU if there is one), gpu or cpu.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Average the landmarks over this many small warps of every image besides the image
+    /// itself (0: the image alone, as METHOD.md §4) [default: what the weights record].
+    #[arg(long)]
+    pub test_time_warps: Option<usize>,
     /// Add the DICOM patient name, ID, birth date and accession number to summary.csv.
     /// Without it no patient attribute is written anywhere.
     #[arg(long)]
@@ -86,11 +90,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("{}: cannot create output folder", args.out.display()))?;
 
     let selected = select_device(args.device)?;
-    let model = HybridGNet::load(weights, &selected.device)?;
+    let mut model = HybridGNet::load(weights, &selected.device)?;
+    model.override_test_time_warps(args.test_time_warps).map_err(anyhow::Error::msg)?;
     eprintln!(
         "model: {} ({}), device: {}",
         weights.display(),
-        model.config().describe(),
+        model.describe(),
         selected.description
     );
 
@@ -265,6 +270,7 @@ mod tests {
             device: DeviceChoice::Cpu,
             include_patient_data: false,
             shard: None,
+            test_time_warps: None,
         };
 
         let err = run(args()).unwrap_err().to_string();
@@ -312,6 +318,7 @@ mod tests {
             device: DeviceChoice::Cpu,
             include_patient_data: false,
             shard: None,
+            test_time_warps: None,
         };
         let err = format!("{:#}", run(args).unwrap_err());
         assert!(err.contains("missing.safetensors"), "{err}");

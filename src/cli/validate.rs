@@ -48,6 +48,10 @@ pub struct Args {
     /// auto (a GPU if there is one), gpu or cpu.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Average the landmarks over this many small warps of every image besides the image
+    /// itself (0: the image alone, as METHOD.md §4) [default: what the weights record].
+    #[arg(long)]
+    pub test_time_warps: Option<usize>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -59,7 +63,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 pub fn report(args: Args) -> anyhow::Result<String> {
     let weights = shipped::resolve(args.weights.as_deref()).map_err(anyhow::Error::msg)?;
     let device = select_device(args.device)?;
-    let model = HybridGNet::load(&weights, &device.device).with_context(|| format!("{}", weights.display()))?;
+    let mut model = HybridGNet::load(&weights, &device.device).with_context(|| format!("{}", weights.display()))?;
+    model.override_test_time_warps(args.test_time_warps).map_err(anyhow::Error::msg)?;
     let mut samples = dataset::read_split_sets(&args.data, &args.split)?;
     if let Some(n) = args.limit {
         samples = dataset::first_of_each_set(samples, n);
@@ -83,7 +88,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let acc: Vec<_> = reports.iter().map(|r| r.accuracy.clone()).collect();
     let s = summarise(&acc);
     let mut out = String::new();
-    writeln!(out, "model: {} ({}, {})", weights.display(), model.config().describe(), device.description)?;
+    writeln!(out, "model: {} ({}, {})", weights.display(), model.describe(), device.description)?;
     if let Some(c) = model.calibration() {
         writeln!(out, "calibration: {} (fitted on {})", c.method, c.fitted_on)?;
     }

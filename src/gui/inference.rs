@@ -109,11 +109,10 @@ fn load(weights: Option<&std::path::Path>) -> Result<(HybridGNet, ModelInfo), St
     let path = shipped::resolve(weights)?;
     let device = select_device(DeviceChoice::Auto).map_err(|e| e.to_string())?;
     let model = HybridGNet::load(&path, &device.device).map_err(|e| e.to_string())?;
-    let c = model.config();
     let description = format!(
         "{} · {} · {}",
         path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        c.describe(),
+        model.describe(),
         device.description
     );
     let weights_sha256 = crate::review::annotation::file_sha256(&path).map_err(|e| format!("{}: {e}", path.display()))?;

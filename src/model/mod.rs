@@ -58,10 +58,16 @@ pub struct HybridGNet {
     /// Trained with `train --hold-out-test`: the `test` split's images were never trained
     /// or tuned on (metadata `held_out_test`).
     pub held_out_test: bool,
+    /// Warps of every image averaged into the predicted landmarks ([`augmented`]); 0 predicts
+    /// on the image alone, as METHOD.md §4 and the released weights. Metadata
+    /// `test_time_warps`, written by `calibrate`, whose map is fitted on those landmarks.
+    pub test_time_warps: usize,
 }
 
 /// Metadata key of [`HybridGNet::held_out_test`].
 pub const HELD_OUT_TEST_KEY: &str = "held_out_test";
+/// Metadata key of [`HybridGNet::test_time_warps`].
+pub const TEST_TIME_WARPS_KEY: &str = "test_time_warps";
 
 impl HybridGNet {
     /// Load weights (`.pt`/`.pth` PyTorch state dict or `.safetensors`); the architecture
@@ -81,6 +87,21 @@ impl HybridGNet {
             None => None,
         };
         let held_out_test = sd.metadata.get(HELD_OUT_TEST_KEY).is_some_and(|v| v == "true");
+        let test_time_warps = match sd.metadata.get(TEST_TIME_WARPS_KEY) {
+            None => 0,
+            Some(v) => match v.parse::<usize>() {
+                Ok(k) if k <= augmented::MAX_WARPS => k,
+                _ => {
+                    return Err(WeightsError::Architecture {
+                        file: sd.source.clone(),
+                        reason: format!(
+                            "metadata {TEST_TIME_WARPS_KEY} = {v:?}: expected a whole number of warps up to {}",
+                            augmented::MAX_WARPS
+                        ),
+                    });
+                }
+            },
+        };
         Ok(HybridGNet {
             config,
             encoder,
@@ -89,6 +110,7 @@ impl HybridGNet {
             device: device.clone(),
             calibration,
             held_out_test,
+            test_time_warps,
         })
     }
 
@@ -109,6 +131,7 @@ impl HybridGNet {
             device: device.clone(),
             calibration: None,
             held_out_test: false,
+            test_time_warps: 0,
         }
     }
 
@@ -123,6 +146,9 @@ impl HybridGNet {
         sd.metadata.insert(weights::SKIP_MAPS_KEY.into(), self.config.skip_maps_tag());
         if self.held_out_test {
             sd.metadata.insert(HELD_OUT_TEST_KEY.into(), "true".into());
+        }
+        if self.test_time_warps > 0 {
+            sd.metadata.insert(TEST_TIME_WARPS_KEY.into(), self.test_time_warps.to_string());
         }
         if let Some(c) = &self.calibration {
             sd.metadata.insert(calibration::CALIBRATION_KEY.into(), c.to_json());
@@ -153,6 +179,27 @@ impl HybridGNet {
 
     pub fn config(&self) -> &ModelConfig {
         &self.config
+    }
+
+    /// The architecture and, when landmarks are averaged over warps, how many.
+    pub fn describe(&self) -> String {
+        match self.test_time_warps {
+            0 => self.config.describe(),
+            k => format!("{} · {k} test-time warps", self.config.describe()),
+        }
+    }
+
+    /// `Some(k)`: predict with `k` test-time warps whatever the weights record (a command's
+    /// `--test-time-warps`); `None` keeps the weights' own setting.
+    pub fn override_test_time_warps(&mut self, warps: Option<usize>) -> Result<(), String> {
+        match warps {
+            Some(k) if k > augmented::MAX_WARPS => Err(format!("--test-time-warps {k}: at most {}", augmented::MAX_WARPS)),
+            Some(k) => {
+                self.test_time_warps = k;
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -235,6 +282,32 @@ mod tests {
                     assert!((a - b).abs() < 1e-5, "skip {skip} row {r}: {a} vs {b}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn test_time_warps_travel_in_the_metadata_and_bad_values_name_the_file() {
+        let d = cpu();
+        let mut model = HybridGNet::random(&small(true), 3, &d);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        model.save(&path).unwrap();
+        assert_eq!(HybridGNet::load(&path, &d).unwrap().test_time_warps, 0);
+        model.test_time_warps = 7;
+        model.save(&path).unwrap();
+        assert_eq!(HybridGNet::load(&path, &d).unwrap().test_time_warps, 7);
+        assert!(model.override_test_time_warps(Some(augmented::MAX_WARPS + 1)).is_err());
+        model.override_test_time_warps(None).unwrap();
+        assert_eq!(model.test_time_warps, 7);
+        model.override_test_time_warps(Some(0)).unwrap();
+        assert_eq!(model.test_time_warps, 0);
+        for bad in ["-1", "seven", "1000"] {
+            let mut sd = model.state_dict();
+            sd.metadata.insert(TEST_TIME_WARPS_KEY.into(), bad.into());
+            let bad_path = dir.path().join("bad.safetensors");
+            sd.write_safetensors(&bad_path, &[]).unwrap();
+            let e = HybridGNet::load(&bad_path, &d).unwrap_err().to_string();
+            assert!(e.contains("bad.safetensors") && e.contains(TEST_TIME_WARPS_KEY), "{e}");
         }
     }
 

@@ -51,6 +51,10 @@ pub struct Prediction {
     /// Cardiothoracic ratio over the decoded samples (mean ± sd of the per-sample ratios).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ctr: Option<crate::metrics::ctr::CtrSpread>,
+    /// Test-time warps averaged into [`Self::mean`] (0: the image alone, as METHOD.md §4);
+    /// the std is always the image's own latent spread.
+    #[serde(default)]
+    pub test_time_warps: usize,
 }
 
 impl Prediction {
@@ -78,9 +82,14 @@ pub fn predict_xray(model: &HybridGNet, image: &XrayImage, sampling: Sampling) -
     predict(model, &grey, image.width, image.height, sampling)
 }
 
-/// Predict on a grey image in [0, 1] (row-major, `width`×`height`).
+/// Predict on a grey image in [0, 1] (row-major, `width`×`height`). A model with
+/// [`HybridGNet::test_time_warps`] places the landmarks by averaging over that many warps
+/// of the image besides the image itself ([`super::augmented`]).
 pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampling: Sampling) -> Prediction {
-    sample(model, &encode(model, grey, width, height), sampling, None)
+    match model.test_time_warps {
+        0 => sample(model, &encode(model, grey, width, height), sampling, None),
+        k => super::augmented::predict_augmented(model, grey, width, height, sampling, k).averaged(k),
+    }
 }
 
 /// An image encoded once: what [`sample`] decodes, as often as asked.
@@ -95,7 +104,12 @@ pub struct EncodedImage {
 /// Pre-process and encode a grey image in [0, 1].
 pub fn encode(model: &HybridGNet, grey: &[f32], width: u32, height: u32) -> EncodedImage {
     let (input, letterbox) = model_input(grey, width, height, model.config().input_size);
-    let encoding = model.encode_pixels(&input);
+    encode_input(model, &input, letterbox)
+}
+
+/// Encode a model input already letterboxed to S×S.
+pub fn encode_input(model: &HybridGNet, input: &[f32], letterbox: Letterbox) -> EncodedImage {
+    let encoding = model.encode_pixels(input);
     let (mu, logvar) = (host(&encoding.mu), host(&encoding.logvar));
     EncodedImage { encoding, letterbox, mu, logvar }
 }
@@ -165,7 +179,19 @@ pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox
     let ctr = crate::metrics::ctr::spread(
         decoded.chunks_exact(NUM_NODES * 2).map(|s| std::array::from_fn(|k| [s[2 * k], s[2 * k + 1]])),
     );
-    Prediction { mean, std, latent_sigma2, latent_sigma2_mean, score, samples: n, seed, letterbox, calibrated: None, ctr }
+    Prediction {
+        mean,
+        std,
+        latent_sigma2,
+        latent_sigma2_mean,
+        score,
+        samples: n,
+        seed,
+        letterbox,
+        calibrated: None,
+        ctr,
+        test_time_warps: 0,
+    }
 }
 
 /// Serde for `[Point; 120]` (serde's derives stop at arrays of 32) as a list of pairs.

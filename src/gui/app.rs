@@ -264,6 +264,7 @@ impl CxrApp {
                         weights_sha256: model.weights_sha256.clone(),
                         samples: prediction.samples,
                         seed: prediction.seed,
+                        test_time_warps: prediction.test_time_warps,
                     };
                     let path = self.shown_path.clone().unwrap_or_else(|| PathBuf::from(&shown.image.source.label));
                     let a = Annotation::from_prediction(&path, self.shown_sha.clone(), &shown.image, &prediction, identity);
@@ -388,6 +389,22 @@ impl CxrApp {
                 let sel = r.edit.selected_nodes();
                 r.edit.reset_nodes(&sel);
                 r.autosave();
+            }
+        }
+        // Visit the least certain nodes in turn (Shift first, as for redo).
+        let visit = if ctx.input_mut(|i| i.consume_key(Modifiers::SHIFT, Key::U)) {
+            Some(false)
+        } else {
+            pressed(Key::U).then_some(true)
+        };
+        if let (Some(forward), Some(r), Some(shown)) = (visit, self.review.as_mut(), self.shown.as_mut()) {
+            let node = r.visit_uncertain(forward);
+            let p = r.edit.positions[node];
+            let dims = shown.dims();
+            if let (Some(v), Some(rect)) = (shown.view.as_mut(), shown.rect) {
+                // Close enough to judge the node against its neighbourhood: 3 × the fit.
+                let fit = super::view::View::fit(rect.size(), dims).zoom;
+                v.centre_on(rect.size(), egui::vec2(p[0] + 0.5, p[1] + 0.5), 3.0 * fit);
             }
         }
         if pressed(Key::C) {

@@ -10,6 +10,7 @@ use crate::landmarks::{NUM_NODES, Organ};
 use crate::metrics::ctr;
 use crate::review::correction::{Correction, correction};
 use crate::review::store::Slot;
+use crate::review::triage;
 use crate::review::{Annotation, EditState, Status};
 use crate::xray::PixelSpacing;
 
@@ -234,10 +235,13 @@ impl Review {
         self.ctr_panel(ui);
         ui.separator();
 
-        if let Some(i) = hovered {
+        let sel = self.edit.selected_nodes();
+        if let Some(i) = hovered.or((sel.len() == 1).then(|| sel[0])) {
             let (organ, k) = Organ::of_node(i).expect("node index in range");
             let s = self.edit_std(i);
+            let rank = triage::rank(&triage::least_certain_first(&self.node_uncertainty()), i);
             ui.label(RichText::new(format!("node {i} · {} #{k}", organ.name())).strong());
+            ui.label(format!("{rank} of {NUM_NODES} by uncertainty (U / Shift+U: next / previous)"));
             ui.monospace(format!("std x {:.2} y {:.2} px", s[0], s[1]));
             if let Some(c) = &self.annotation.calibrated {
                 ui.monospace(format!("expected error ≈ {:.1} px", c.expected_error[i]));
@@ -248,7 +252,7 @@ impl Review {
                 ui.monospace(format!("moved {d:.1} px{mm}"));
             }
         } else {
-            ui.label(RichText::new("hover a node for details").color(Color32::GRAY));
+            ui.label(RichText::new("hover a node for details · U: visit the least certain nodes in turn").color(Color32::GRAY));
         }
         ui.separator();
         ui.label(RichText::new("Layers").strong());
@@ -307,6 +311,26 @@ impl Review {
 
     pub fn edit_std(&self, node: usize) -> [f32; 2] {
         self.annotation.predicted_std[node]
+    }
+
+    /// What the colours show per node: the calibrated expected error, else the mean of the
+    /// std's two axes (pixels).
+    pub fn node_uncertainty(&self) -> [f32; NUM_NODES] {
+        match &self.annotation.calibrated {
+            Some(c) => std::array::from_fn(|n| c.expected_error.get(n).copied().unwrap_or(0.0)),
+            None => std::array::from_fn(|n| (self.edit_std(n)[0] + self.edit_std(n)[1]) / 2.0),
+        }
+    }
+
+    /// Select the next (or previous) node in least-certain-first order after the one selected
+    /// alone, and return it.
+    pub fn visit_uncertain(&mut self, forward: bool) -> usize {
+        let order = triage::least_certain_first(&self.node_uncertainty());
+        let sel = self.edit.selected_nodes();
+        let current = (sel.len() == 1).then(|| sel[0]);
+        let node = triage::step(&order, current, forward);
+        self.edit.select(node, false);
+        node
     }
 }
 

@@ -44,6 +44,14 @@ impl View {
         self.fitted = false;
     }
 
+    /// Put image point `image_pos` at the viewport's centre, zoomed in to at least `min_zoom`
+    /// (a reader who zoomed in further keeps that zoom).
+    pub fn centre_on(&mut self, viewport: Vec2, image_pos: Vec2, min_zoom: f32) {
+        self.zoom = self.zoom.max(min_zoom).clamp(MIN_ZOOM, MAX_ZOOM);
+        self.offset = viewport / 2.0 - image_pos * self.zoom;
+        self.fitted = false;
+    }
+
     pub fn pan(&mut self, delta: Vec2) {
         self.offset += delta;
         self.fitted = false;
@@ -95,6 +103,20 @@ mod tests {
         v.zoom_around(cursor, 2.5);
         assert!((v.to_image(cursor) - before).length() < 1e-3);
         assert!(!v.fitted);
+    }
+
+    #[test]
+    fn centring_puts_the_point_mid_viewport_and_never_zooms_out() {
+        let viewport = Vec2::new(800.0, 600.0);
+        let mut v = View::fit(viewport, [1000, 1000]);
+        v.centre_on(viewport, Vec2::new(900.0, 100.0), 1.5);
+        assert_eq!(v.zoom, 1.5);
+        assert!((v.to_viewport(Vec2::new(900.0, 100.0)) - viewport / 2.0).length() < 1e-3);
+        assert!(!v.fitted);
+        v.zoom = 4.0;
+        v.centre_on(viewport, Vec2::new(10.0, 10.0), 1.5);
+        assert_eq!(v.zoom, 4.0);
+        assert!((v.to_image(viewport / 2.0) - Vec2::splat(10.0)).length() < 1e-3);
     }
 
     #[test]

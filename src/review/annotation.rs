@@ -57,6 +57,9 @@ pub struct ModelIdentity {
     pub weights_sha256: String,
     pub samples: usize,
     pub seed: Option<u64>,
+    /// Test-time warps averaged into `predicted` (0, or absent in older files: the image alone).
+    #[serde(default)]
+    pub test_time_warps: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -296,7 +299,7 @@ mod tests {
             crate::model::preprocess::Letterbox::new(1024, 1024),
             None,
         );
-        let model = ModelIdentity { weights: "w".into(), weights_sha256: String::new(), samples: 1, seed: None };
+        let model = ModelIdentity { weights: "w".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0 };
         let mut a = Annotation::from_prediction(Path::new("x.png"), "ab".into(), &img, &p, model);
         assert!(Annotation::parse(&a.to_json(), Path::new("a.json")).is_ok());
         a.corrected.pop();

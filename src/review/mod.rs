@@ -1,6 +1,6 @@
 //! The review workflow without the GUI: the annotation file, crash-safe saving, the editing
-//! state machine, the correction metrics the side panel shows, and a reviewed folder's
-//! evaluation.
+//! state machine, the correction metrics the side panel shows, the order in which nodes are
+//! visited, and a reviewed folder's evaluation.
 
 pub mod annotation;
 pub mod atomic;
@@ -8,6 +8,7 @@ pub mod correction;
 pub mod edit;
 pub mod folder;
 pub mod store;
+pub mod triage;
 
 pub use annotation::{Annotation, AnnotationError, ModelIdentity, Status};
 pub use edit::EditState;

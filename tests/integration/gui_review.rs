@@ -44,7 +44,7 @@ fn seed_annotation(image: &Path, landmarks: [[f32; 2]; 120], std: f32) {
     let mut p = cxr_review::model::uncertainty::summarise(&decoded, 1, &[0.0; 4], letterbox, None);
     p.std = [[std, std]; 120];
     p.score = std;
-    let model = ModelIdentity { weights: "reference".into(), weights_sha256: String::new(), samples: 1, seed: None };
+    let model = ModelIdentity { weights: "reference".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0 };
     let mut a = Annotation::from_prediction(image, sha, &img, &p, model);
     a.save(&annotation::path_for(image, None)).unwrap();
 }
@@ -173,6 +173,38 @@ fn reject_and_accept_keys_set_the_status_and_move_on_least_certain_first() {
     let mut h = h;
     key(&mut h, Key::A, Modifiers::NONE);
     assert_eq!(Annotation::read(&annotation::path_for(&first, None)).unwrap().status, Status::Accepted);
+}
+
+#[test]
+fn u_visits_the_least_certain_nodes_in_turn_and_centres_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = jsrt_copies(dir.path(), &["JPCLN001"]);
+    let (image, lm) = &images[0];
+    seed_annotation(image, *lm, 2.0);
+    // Three nodes stand out: 70 (left lung), 12 (right lung), 110 (heart), in that order.
+    let file = annotation::path_for(image, None);
+    let mut a = Annotation::read(&file).unwrap();
+    for (node, std) in [(70, 9.0), (12, 7.0), (110, 5.0)] {
+        a.predicted_std[node] = [std, std];
+    }
+    a.save(&file).unwrap();
+
+    let mut h = harness(vec![image.clone()], None);
+    let viewport_centre = |h: &Harness<'static, CxrApp>| h.state().shown().unwrap().rect.unwrap().center();
+    let fit_zoom = h.state().shown().unwrap().view.unwrap().zoom;
+    for (press, shift, expect) in [(1, false, 70), (2, false, 12), (3, false, 110), (4, true, 12)] {
+        key(&mut h, Key::U, if shift { Modifiers::SHIFT } else { Modifiers::NONE });
+        let r = h.state().review().unwrap();
+        assert_eq!(r.edit.selected_nodes(), vec![expect], "press {press}");
+        let at = node_screen(&h, expect);
+        assert!((at - viewport_centre(&h)).length() < 2.0, "press {press}: node {expect} at {at:?}");
+        let zoom = h.state().shown().unwrap().view.unwrap().zoom;
+        assert!((zoom - 3.0 * fit_zoom).abs() < 1e-3, "press {press}: zoom {zoom} vs fit {fit_zoom}");
+    }
+    h.get_by_label_contains("2 of 120 by uncertainty");
+    // Visiting moves nothing and writes nothing.
+    assert!(!h.state().review().unwrap().edit.any_edited());
+    assert_eq!(Annotation::read(&file).unwrap().edited.iter().filter(|&&e| e).count(), 0);
 }
 
 #[test]

@@ -28,6 +28,10 @@ pub const MAX_WARPS: usize = 64;
 const MAX_ZOOM: f32 = 0.06;
 const MAX_ANGLE_DEG: f32 = 4.0;
 const MAX_SHIFT: f32 = 0.03;
+/// Latent samples decoded per warp (at most; N when N is smaller): only the warp's mean
+/// landmarks are kept, and 10 place them as well as 50 (shipped model, 21 val images, 7 warps:
+/// 18.55 px at 10, 18.60 at 50, 18.73 at 5) for a fifth of the decoding.
+pub const WARP_SAMPLES: usize = 10;
 /// The warps are the same for every image: drawn from a fixed seed.
 const WARP_SEED: u64 = 0x5eed_7a7a;
 
@@ -49,8 +53,8 @@ pub fn warps(count: usize) -> Vec<Affine> {
 pub struct AugmentedPrediction {
     /// On the image as given: the paper's mean and std (calibrated when the model is).
     pub prediction: Prediction,
-    /// Per warp, in [`warps`]' order: the mean over its latent samples of every landmark,
-    /// mapped back into the unwarped image, image pixels.
+    /// Per warp, in [`warps`]' order: the mean over its latent samples (at most
+    /// [`WARP_SAMPLES`]) of every landmark, mapped back into the unwarped image, image pixels.
     pub warp_means: Vec<[Point; NUM_NODES]>,
 }
 
@@ -73,9 +77,9 @@ impl AugmentedPrediction {
         })
     }
 
-    /// The prediction with every landmark at the mean over the image and its first `count`
-    /// warps (all decoded with the same number of samples, so this is the mean of all decoded
-    /// samples); the std, the latent σ² and the calibration stay the image's own.
+    /// The prediction with every landmark at the mean of the image's mean and its first
+    /// `count` warps' means, weighted alike; the std, the latent σ² and the calibration stay
+    /// the image's own.
     pub fn averaged(&self, count: usize) -> Prediction {
         let count = count.min(self.warp_means.len());
         let k = (count + 1) as f64;
@@ -89,8 +93,8 @@ impl AugmentedPrediction {
     }
 }
 
-/// Predict on the image as given and on `count` warps of it, each encoded once and decoded
-/// with `sampling`'s latents.
+/// Predict on the image as given (with `sampling`'s latents) and on `count` warps of it, each
+/// encoded once and decoded with at most [`WARP_SAMPLES`] of the same latent draws.
 pub fn predict_augmented(
     model: &HybridGNet,
     grey: &[f32],
@@ -109,7 +113,10 @@ pub fn predict_augmented(
             let mu = host(&encoding.mu);
             let (z, n) = match sampling {
                 Sampling::Mean => (mu.clone(), 1),
-                Sampling::Random { samples, seed } => (draw_latents(&mu, &host(&encoding.logvar), samples, seed), samples),
+                Sampling::Random { samples, seed } => {
+                    let n = samples.min(WARP_SAMPLES);
+                    (draw_latents(&mu, &host(&encoding.logvar), n, seed), n)
+                }
             };
             let z = burn::tensor::Tensor::from_data(burn::tensor::TensorData::new(z, [n, mu.len()]), model.device());
             let decoded = host(&model.decode(z, &encoding).output);

@@ -14,6 +14,7 @@ pub mod geometry;
 pub mod gui;
 pub mod landmarks;
 pub mod masks;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod plots;

@@ -47,6 +47,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let _ = cxr_review::memory::keep_freed_memory();
     let args = Cli::parse();
     let result = match args.command {
         Some(Command::Info(a)) => cli::info::run(a),

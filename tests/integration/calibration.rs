@@ -188,3 +188,40 @@ fn data_sets_merge_and_rows_without_a_split_are_split_by_content() {
     assert!(report.contains("set jsrt: 2 images") && report.contains("set second: 2 images"), "{report}");
     assert_eq!(report.matches("Dice lungs").count(), 3, "{report}");
 }
+
+#[test]
+fn infer_places_landmarks_as_the_weights_say_unless_told_otherwise() {
+    // The shipped weights record 7 test-time warps; `--test-time-warps 0` is METHOD.md §4's
+    // prediction on the image alone. The std columns are the image's own either way.
+    let s = &dataset::read_split(&jsrt(), "val").unwrap()[0];
+    let dir = tempfile::tempdir().unwrap();
+    let run = |warps: Option<&str>| {
+        let out = dir.path().join(format!("warps-{}", warps.unwrap_or("default")));
+        let mut argv = vec!["infer", s.image.to_str().unwrap(), "--out", out.to_str().unwrap(), "--samples", "5", "--device", "cpu"];
+        if let Some(w) = warps {
+            argv.extend(["--test-time-warps", w]);
+        }
+        cxr_review::cli::infer::run(InferCli::try_parse_from(argv).unwrap().args).unwrap();
+        let stem = s.image.file_stem().unwrap().to_str().unwrap();
+        chexmask_u::NodeTable::read(&out.join(format!("{stem}.csv"))).unwrap()
+    };
+    let (default, alone, seven) = (run(None), run(Some("0")), run(Some("7")));
+    assert_eq!(default.mean, seven.mean);
+    assert_ne!(default.mean, alone.mean);
+    assert_eq!(default.std, alone.std);
+    // The image alone is exactly `predict` on a model that records no warps (CSV: 4 decimals).
+    let mut m = shipped_model();
+    m.test_time_warps = 0;
+    let a = load_sample(s).unwrap();
+    let p = predict(&m, &a.grey.pixels, a.grey.width, a.grey.height, Sampling::Random { samples: 5, seed: 0 });
+    for n in 0..120 {
+        for k in 0..2 {
+            assert!((alone.mean[n][k] - p.mean[n][k]).abs() < 1e-3, "node {n}: {:?} vs {:?}", alone.mean[n], p.mean[n]);
+        }
+    }
+    let out = dir.path().join("too-many");
+    let argv = ["infer", s.image.to_str().unwrap(), "--out", out.to_str().unwrap(), "--test-time-warps", "65"];
+    let bad = InferCli::try_parse_from(argv).unwrap().args;
+    let e = cxr_review::cli::infer::run(bad).unwrap_err().to_string();
+    assert!(e.contains("--test-time-warps 65"), "{e}");
+}

@@ -103,7 +103,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
             )?;
         }
     }
-    accuracy_lines(&mut out, &acc, model.calibration())?;
+    accuracy_lines(&mut out, &acc, model.calibration(), &args.split)?;
     let sets: Vec<&str> = samples.iter().fold(Vec::new(), |mut v, x| {
         if !v.contains(&x.set.as_str()) {
             v.push(x.set.as_str());
@@ -114,7 +114,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         for set in sets {
             let part: Vec<_> = acc.iter().zip(&samples).filter(|(_, x)| x.set == set).map(|(a, _)| a.clone()).collect();
             writeln!(out, "set {set}: {} images", part.len())?;
-            accuracy_lines(&mut out, &part, model.calibration())?;
+            accuracy_lines(&mut out, &part, model.calibration(), &args.split)?;
         }
     }
     let mean_at = |f: &dyn Fn(&ImageReport) -> &Vec<f64>, k: usize| {
@@ -230,7 +230,12 @@ pub fn report(args: Args) -> anyhow::Result<String> {
 
 /// The accuracy block of the report for one group of images; with a calibration, how its
 /// expected errors agree with the real ones too (on images it may have been fitted to).
-fn accuracy_lines(out: &mut String, acc: &[ImageAccuracy], calibration: Option<&Calibration>) -> std::fmt::Result {
+fn accuracy_lines(
+    out: &mut String,
+    acc: &[ImageAccuracy],
+    calibration: Option<&Calibration>,
+    split: &str,
+) -> std::fmt::Result {
     let s = summarise(acc);
     let f = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.3}"));
     writeln!(out, "Dice lungs        {:.4} ± {:.4}", s.dice_lungs.0, s.dice_lungs.1)?;
@@ -244,7 +249,12 @@ fn accuracy_lines(out: &mut String, acc: &[ImageAccuracy], calibration: Option<&
         let g = calibration::agreement(&e, &refs);
         writeln!(
             out,
-            "calibrated        expected vs real error (optimistic on the images it was fitted to; `calibrate` gives out-of-fold figures): Pearson r {}, Spearman rho {}, over images r {}; mean expected {:.2} vs real {:.2} px, calibration error {:.2} px",
+            "calibrated        expected vs real error ({}): Pearson r {}, Spearman rho {}, over images r {}; mean expected {:.2} vs real {:.2} px, calibration error {:.2} px",
+            if c.fitted_on.contains(&format!("images of `{split}`")) {
+                "optimistic: fitted on this split; `calibrate` gives out-of-fold figures"
+            } else {
+                "fitted on another split: out of sample"
+            },
             f(g.pearson_r),
             f(g.spearman_rho),
             f(g.image_r),

@@ -383,4 +383,8 @@ fn the_held_out_test_split_never_meets_training() {
     assert!(held.contains("1 images of split `test`") && held.contains("never on these images"), "{held}");
     let warned = report(&plain);
     assert!(warned.contains("WARNING: these weights were not trained with --hold-out-test"), "{warned}");
+    // A calibration fitted on val is out of sample on test.
+    let shipped = cxr_review::model::shipped::default_weights().unwrap();
+    let on_test = report(shipped.to_str().unwrap());
+    assert!(on_test.contains("(fitted on another split: out of sample)"), "{on_test}");
 }

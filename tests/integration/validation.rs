@@ -149,7 +149,9 @@ fn validate_command_writes_its_table_and_figures() {
         plots.to_str().unwrap(),
     ])
     .unwrap();
-    cxr_review::cli::validate::run(cli.args).unwrap();
+    let report = cxr_review::cli::validate::report(cli.args).unwrap();
+    // The shipped calibration was fitted on val: its figures there are in-sample, and say so.
+    assert!(report.contains("calibrated        expected vs real error (optimistic: fitted on this split"), "{report}");
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");

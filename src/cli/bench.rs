@@ -111,16 +111,14 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
             let z = Tensor::from_data(TensorData::new(z, [args.samples, latents]), model.device());
             let _ = model.decode(z, &encoding).output.to_data();
         });
-        let total = |n: usize| {
+        let total = |model: &HybridGNet, n: usize| {
             time_ms(args.repeats, || {
-                drop(predict(&model, &image, size as u32, size as u32, Sampling::Random { samples: n, seed: 1 }))
+                drop(predict(model, &image, size as u32, size as u32, Sampling::Random { samples: n, seed: 1 }))
             })
         };
-        let (total_n, total_1) = (total(args.samples), total(1));
+        let (total_n, total_1) = (total(&model, args.samples), total(&model, 1));
         model.test_time_warps = k;
-        let warped = time_ms(args.repeats, || {
-            drop(predict(&model, &image, size as u32, size as u32, Sampling::Random { samples: args.samples, seed: 1 }))
-        });
+        let warped = total(&model, args.samples);
         println!(
             "| {size:>5} | {encode:>9.1} | {decode:>14.1} | {total_n:>14.1} | {total_1:>12.1} | {:>9.2} | {warped:>23.1} | {:>17.2} |",
             total_n / total_1,

@@ -11,7 +11,7 @@ use crate::formats::write_atomically;
 use crate::landmarks::NUM_NODES;
 use crate::model::{DeviceChoice, HybridGNet, Sampling, augmented, select_device, shipped};
 use crate::train::dataset;
-use crate::validation::accuracy::ImageAccuracy;
+use crate::validation::accuracy::{ImageAccuracy, score_prediction};
 use crate::validation::calibration::{self, Agreement, Method};
 use crate::validation::load_sample;
 
@@ -90,7 +90,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         let ap = augmented::predict_augmented(&model, &g.pixels, g.width, g.height, sampling, args.warps.max(tta));
         let to_1024 = 1024.0 / g.width.max(g.height) as f64;
         warp_std.push(ap.warp_std(args.warps).map(|v| v as f64 * to_1024));
-        let score = |p: &crate::model::Prediction| crate::validation::accuracy::score_prediction(&g.name, p, &a.landmarks, g.width, g.height);
+        let score = |p: &crate::model::Prediction| score_prediction(&g.name, p, &a.landmarks, g.width, g.height);
         scored.push(score(&ap.averaged(tta)));
         image_alone.push(score(&ap.prediction));
         bar.inc(1);
@@ -118,9 +118,8 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         k => format!("landmarks averaged over the image and {k} test-time warps"),
     };
     let fitted_on = format!(
-        "{sets} ({} images of `{}`), N = {}, seed {}, {placed}; legend rows out of fold ({}-fold)",
-        samples.len(),
-        args.split,
+        "{sets} ({}), N = {}, seed {}, {placed}; legend rows out of fold ({}-fold)",
+        crate::model::calibration::fitted_images(samples.len(), &args.split),
         args.samples,
         args.seed,
         args.folds

@@ -250,7 +250,7 @@ fn accuracy_lines(
         writeln!(
             out,
             "calibrated        expected vs real error ({}): Pearson r {}, Spearman rho {}, over images r {}; mean expected {:.2} vs real {:.2} px, calibration error {:.2} px",
-            if c.fitted_on.contains(&format!("images of `{split}`")) {
+            if c.fitted_on_split(split) {
                 "optimistic: fitted on this split; `calibrate` gives out-of-fold figures"
             } else {
                 "fitted on another split: out of sample"

@@ -313,13 +313,12 @@ impl Review {
         self.annotation.predicted_std[node]
     }
 
-    /// What the colours show per node: the calibrated expected error, else the mean of the
-    /// std's two axes (pixels).
+    /// Each node's place on the colour scale: what the colours show (the calibrated expected
+    /// error, else the std), so the least certain node is the one drawn the most yellow.
     pub fn node_uncertainty(&self) -> [f32; NUM_NODES] {
-        match &self.annotation.calibrated {
-            Some(c) => std::array::from_fn(|n| c.expected_error.get(n).copied().unwrap_or(0.0)),
-            None => std::array::from_fn(|n| (self.edit_std(n)[0] + self.edit_std(n)[1]) / 2.0),
-        }
+        let a = &self.annotation;
+        let colours = overlay::NodeColours::for_image(a.calibrated.as_ref(), a.image.width, a.image.height);
+        std::array::from_fn(|n| colours.t(n, &self.edit_std(n)))
     }
 
     /// Select the next (or previous) node in least-certain-first order after the one selected

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 
 use super::HybridGNet;
 use super::preprocess::model_input;
-use super::uncertainty::{Prediction, Sampling, draw_latents, encode_input, sample};
+use super::uncertainty::{Prediction, Sampling, decode_samples, encode_input, sample};
 use crate::geometry::{Affine, warp};
 use crate::landmarks::{NUM_NODES, Point};
 
@@ -106,20 +106,15 @@ pub fn predict_augmented(
     let size = model.config().input_size;
     let (input, letterbox) = model_input(grey, width, height, size);
     let prediction = sample(model, &encode_input(model, &input, letterbox), sampling, None);
+    let few = match sampling {
+        Sampling::Mean => Sampling::Mean,
+        Sampling::Random { samples, seed } => Sampling::Random { samples: samples.min(WARP_SAMPLES), seed },
+    };
     let warp_means = warps(count)
         .iter()
         .map(|a| {
-            let encoding = model.encode_pixels(&warp(&input, size, a));
-            let mu = host(&encoding.mu);
-            let (z, n) = match sampling {
-                Sampling::Mean => (mu.clone(), 1),
-                Sampling::Random { samples, seed } => {
-                    let n = samples.min(WARP_SAMPLES);
-                    (draw_latents(&mu, &host(&encoding.logvar), n, seed), n)
-                }
-            };
-            let z = burn::tensor::Tensor::from_data(burn::tensor::TensorData::new(z, [n, mu.len()]), model.device());
-            let decoded = host(&model.decode(z, &encoding).output);
+            let encoded = encode_input(model, &warp(&input, size, a), letterbox);
+            let (decoded, n) = decode_samples(model, &encoded, few, None);
             // Mean over the samples in the warped input, then back into the unwarped frame
             // (the warp is affine, so the two orders agree) and on to image pixels.
             let inv = a.inverse();
@@ -133,20 +128,14 @@ pub fn predict_augmented(
     AugmentedPrediction { prediction, warp_means }
 }
 
-fn host<const D: usize>(t: &burn::tensor::Tensor<D>) -> Vec<f32> {
-    t.try_to_vec_as::<f32>().expect("f32 data")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::config::ModelConfig;
     use crate::model::predict;
-    use crate::model::testing::cpu;
+    use crate::model::testing::small_model;
 
     fn model() -> HybridGNet {
-        let c = ModelConfig { channels: [4, 4, 8, 8, 8, 8], latents: 8, ..ModelConfig::released(64) };
-        HybridGNet::random(&c, 5, &cpu())
+        small_model(5)
     }
 
     fn image() -> (Vec<f32>, u32, u32) {

@@ -15,6 +15,16 @@ use crate::metrics::isotonic::MonotoneMap;
 /// Metadata key of the calibration (JSON) in our safetensors files.
 pub const CALIBRATION_KEY: &str = "calibration";
 
+/// How [`Calibration::fitted_on`] names the images a map was fitted on, so that
+/// [`Calibration::fitted_on_split`] can tell them again.
+pub fn fitted_images(count: usize, split: &str) -> String {
+    format!("{count} {}", of_split(split))
+}
+
+fn of_split(split: &str) -> String {
+    format!("images of `{split}`")
+}
+
 /// One row of the legend's reliability table: nodes whose expected error fell in
 /// [lo, hi) px at 1024 on the fitting images (out of fold), and the error they really had.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -30,7 +40,7 @@ pub struct ReliabilityRow {
 pub struct Calibration {
     /// What was fitted ("organ isotonic × node factor").
     pub method: String,
-    /// On what: "jsrt val: 21 images, N = 50, seed 0; 7-fold figures".
+    /// On what: "jsrt 21 (21 images of `val`), N = 50, seed 0, …" (see [`fitted_images`]).
     pub fitted_on: String,
     /// Right lung, left lung, heart.
     pub organ_maps: Vec<MonotoneMap>,
@@ -77,6 +87,11 @@ impl Calibrated {
 }
 
 impl Calibration {
+    /// Was the map fitted on `split`'s images (so its figures there are in sample)?
+    pub fn fitted_on_split(&self, split: &str) -> bool {
+        self.fitted_on.contains(&format!(" {}", of_split(split)))
+    }
+
     /// Apply to node stds (image pixels) of an image whose long side is `long_side` pixels.
     pub fn apply(&self, node_std_px: &[f32; NUM_NODES], long_side: u32) -> Calibrated {
         let px_per_1024 = long_side.max(1) as f32 / 1024.0;

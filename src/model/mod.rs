@@ -69,6 +69,11 @@ pub const HELD_OUT_TEST_KEY: &str = "held_out_test";
 /// Metadata key of [`HybridGNet::test_time_warps`].
 pub const TEST_TIME_WARPS_KEY: &str = "test_time_warps";
 
+/// `k` test-time warps if a model may use that many, else the most it may.
+fn within_max_warps(k: usize) -> Result<usize, usize> {
+    if k <= augmented::MAX_WARPS { Ok(k) } else { Err(augmented::MAX_WARPS) }
+}
+
 impl HybridGNet {
     /// Load weights (`.pt`/`.pth` PyTorch state dict or `.safetensors`); the architecture
     /// (input size, skip blocks) is read from the tensors' shapes.
@@ -89,18 +94,15 @@ impl HybridGNet {
         let held_out_test = sd.metadata.get(HELD_OUT_TEST_KEY).is_some_and(|v| v == "true");
         let test_time_warps = match sd.metadata.get(TEST_TIME_WARPS_KEY) {
             None => 0,
-            Some(v) => match v.parse::<usize>() {
-                Ok(k) if k <= augmented::MAX_WARPS => k,
-                _ => {
-                    return Err(WeightsError::Architecture {
-                        file: sd.source.clone(),
-                        reason: format!(
-                            "metadata {TEST_TIME_WARPS_KEY} = {v:?}: expected a whole number of warps up to {}",
-                            augmented::MAX_WARPS
-                        ),
-                    });
+            Some(v) => v.parse::<usize>().ok().and_then(|k| within_max_warps(k).ok()).ok_or_else(|| {
+                WeightsError::Architecture {
+                    file: sd.source.clone(),
+                    reason: format!(
+                        "metadata {TEST_TIME_WARPS_KEY} = {v:?}: expected a whole number of warps up to {}",
+                        augmented::MAX_WARPS
+                    ),
                 }
-            },
+            })?,
         };
         Ok(HybridGNet {
             config,
@@ -192,14 +194,10 @@ impl HybridGNet {
     /// `Some(k)`: predict with `k` test-time warps whatever the weights record (a command's
     /// `--test-time-warps`); `None` keeps the weights' own setting.
     pub fn override_test_time_warps(&mut self, warps: Option<usize>) -> Result<(), String> {
-        match warps {
-            Some(k) if k > augmented::MAX_WARPS => Err(format!("--test-time-warps {k}: at most {}", augmented::MAX_WARPS)),
-            Some(k) => {
-                self.test_time_warps = k;
-                Ok(())
-            }
-            None => Ok(()),
+        if let Some(k) = warps {
+            self.test_time_warps = within_max_warps(k).map_err(|max| format!("--test-time-warps {k}: at most {max}"))?;
         }
+        Ok(())
     }
 
     pub fn device(&self) -> &Device {

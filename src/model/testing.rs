@@ -6,6 +6,16 @@ pub fn cpu() -> Device {
     Device::flex()
 }
 
+/// The released layout made small enough for unit tests: S = 64, 4–8 channels, 8 latents.
+pub fn small_config() -> super::ModelConfig {
+    super::ModelConfig { channels: [4, 4, 8, 8, 8, 8], latents: 8, ..super::ModelConfig::released(64) }
+}
+
+/// [`small_config`] with random weights from `seed`, on the CPU.
+pub fn small_model(seed: u64) -> super::HybridGNet {
+    super::HybridGNet::random(&small_config(), seed, &cpu())
+}
+
 pub fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(values, shape), device)
 }

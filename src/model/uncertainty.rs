@@ -118,21 +118,37 @@ pub fn encode_input(model: &HybridGNet, input: &[f32], letterbox: Letterbox) -> 
 /// log σ² (μ and the image features stay the image's own): probes use it to tell whether a
 /// change of spread comes from the encoder's σ or from the decoder's response to the image.
 pub fn sample(model: &HybridGNet, image: &EncodedImage, sampling: Sampling, logvar: Option<&[f32]>) -> Prediction {
-    let mu = &image.mu;
     let logvar = logvar.unwrap_or(&image.logvar);
-    assert_eq!(logvar.len(), mu.len(), "one log σ² per latent");
-    let (z, samples, seed) = match sampling {
-        Sampling::Mean => (mu.clone(), 1, None),
-        Sampling::Random { samples, seed } => (draw_latents(mu, logvar, samples, seed), samples, Some(seed)),
+    let (decoded, samples) = decode_samples(model, image, sampling, Some(logvar));
+    let seed = match sampling {
+        Sampling::Mean => None,
+        Sampling::Random { seed, .. } => Some(seed),
     };
-    assert!(samples > 0, "at least one sample");
-    let z = Tensor::from_data(TensorData::new(z, [samples, mu.len()]), model.device());
-    let decoded = host(&model.decode(z, &image.encoding).output);
     let mut p = summarise(&decoded, samples, logvar, image.letterbox, seed);
     if let (Some(c), Sampling::Random { .. }) = (model.calibration(), sampling) {
         p.calibrate(c);
     }
     p
+}
+
+/// Decode `sampling`'s latents (log σ² from `logvar`, else the encoder's) against an encoded
+/// image as one batch: (n, 120, 2) row-major in model units, and n.
+pub fn decode_samples(
+    model: &HybridGNet,
+    image: &EncodedImage,
+    sampling: Sampling,
+    logvar: Option<&[f32]>,
+) -> (Vec<f32>, usize) {
+    let mu = &image.mu;
+    let logvar = logvar.unwrap_or(&image.logvar);
+    assert_eq!(logvar.len(), mu.len(), "one log σ² per latent");
+    let (z, samples) = match sampling {
+        Sampling::Mean => (mu.clone(), 1),
+        Sampling::Random { samples, seed } => (draw_latents(mu, logvar, samples, seed), samples),
+    };
+    assert!(samples > 0, "at least one sample");
+    let z = Tensor::from_data(TensorData::new(z, [samples, mu.len()]), model.device());
+    (host(&model.decode(z, &image.encoding).output), samples)
 }
 
 fn host<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
@@ -213,12 +229,10 @@ mod node_array {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ModelConfig;
-    use crate::model::testing::cpu;
+    use crate::model::testing::{cpu, small_config, small_model};
 
     fn model() -> HybridGNet {
-        let config = ModelConfig { channels: [4, 4, 8, 8, 8, 8], latents: 8, ..ModelConfig::released(64) };
-        HybridGNet::random(&config, 11, &cpu())
+        small_model(11)
     }
 
     fn image() -> (Vec<f32>, u32, u32) {
@@ -298,8 +312,7 @@ mod tests {
     #[test]
     fn a_model_with_vanishing_sigma_has_no_spread() {
         // fc_logvar outputs −80 everywhere: σ ≈ 4e-18, so every draw rounds to μ.
-        let config = ModelConfig { channels: [4, 4, 8, 8, 8, 8], latents: 8, ..ModelConfig::released(64) };
-        let mut sd = crate::model::weights::random_state_dict(&config, 5);
+        let mut sd = crate::model::weights::random_state_dict(&small_config(), 5);
         sd.tensors.get_mut("encoder.fc_logvar.weight").unwrap().values.fill(0.0);
         sd.tensors.get_mut("encoder.fc_logvar.bias").unwrap().values.fill(-80.0);
         let m = HybridGNet::from_state_dict(&sd, &cpu()).unwrap();

@@ -31,9 +31,14 @@ pub struct Args {
     #[arg(long)]
     pub out: PathBuf,
     /// `auto` (the best out-of-fold Pearson r) or one of: raw, organ-scale, organ-isotonic,
-    /// node-scale, organ-isotonic-node-factor.
+    /// node-scale, organ-isotonic-node-factor, node-profile.
     #[arg(long, default_value = "auto")]
     pub method: String,
+    /// The split on which `node-profile` measures each node's usual error and std (the model's
+    /// training images: many more than --split has; a held-out model's test rows stay out),
+    /// or `none`.
+    #[arg(long, default_value = "train")]
+    pub profile_split: String,
     /// Cross-validation folds over images.
     #[arg(long, default_value_t = 7)]
     pub folds: usize,
@@ -77,9 +82,34 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let tta = model.test_time_warps;
     let samples = dataset::read_split_sets(&args.data, &args.split)?;
     anyhow::ensure!(samples.len() >= 4, "split `{}` has {} images: too few to fit a calibration", args.split, samples.len());
+    let profile_samples = match args.profile_split.as_str() {
+        "none" => Vec::new(),
+        s if s == args.split => anyhow::bail!("--profile-split {s}: the profile must come from other images than --split"),
+        s => dataset::read_split_sets_holding_out(&args.data, s, model.held_out_test)?,
+    };
+    if chosen == Some(Method::NodeProfile) && profile_samples.is_empty() {
+        anyhow::bail!("--method node-profile needs --profile-split");
+    }
     let sampling = Sampling::Random { samples: args.samples.max(2), seed: args.seed };
-    let bar = ProgressBar::new(samples.len() as u64)
+    let bar = ProgressBar::new((samples.len() + profile_samples.len()) as u64)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}<{eta}]").expect("template"));
+    let mut profiled = Vec::new();
+    for s in &profile_samples {
+        let a = load_sample(s)?;
+        bar.set_message(a.grey.name.clone());
+        let g = &a.grey;
+        let p = augmented::predict_augmented(&model, &g.pixels, g.width, g.height, sampling, tta).averaged(tta);
+        profiled.push(score_prediction(&g.name, &p, &a.landmarks, g.width, g.height));
+        bar.inc(1);
+    }
+    let profile = calibration::measure_profile(
+        &profiled.iter().collect::<Vec<_>>(),
+        format!(
+            "{} ({})",
+            dataset::describe_sets(&profile_samples),
+            crate::model::calibration::fitted_images(profile_samples.len(), &args.profile_split)
+        ),
+    );
     let mut scored = Vec::new();
     let mut image_alone = Vec::new();
     let mut warp_std = Vec::new();
@@ -97,7 +127,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     }
     bar.finish_and_clear();
     let images: Vec<&ImageAccuracy> = scored.iter().collect();
-    let mut report = choose_and_fit(&images, chosen, args.folds);
+    let mut report = choose_and_fit(&images, chosen, args.folds, profile.as_ref());
     if args.warps > 0 {
         // Predictive uncertainty from the warps, alone and added to the latent spread, as
         // raw (uncalibrated) scores: does it point at error better than the latent std?
@@ -130,6 +160,13 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     out.push_str(&placement_line(&image_alone, &scored, tta));
     out.push_str(&report.table);
     writeln!(out, "chosen: {} ({})", report.method.name(), if chosen.is_some() { "--method" } else { "best out-of-fold Pearson r" })?;
+    if let Some(p) = &c.profile {
+        writeln!(
+            out,
+            "node profile: usual errors and stds of {}; exponents: node std {}, image mean std {}",
+            p.measured_on, p.node_exponent, p.image_exponent
+        )?;
+    }
     writeln!(out, "legend (expected error -> real error, px at 1024, out of fold):")?;
     for r in &c.reliability {
         writeln!(out, "  {:>5.1}-{:<5.1} {:>6} nodes: expected {:>5.1}, real {:>5.1}", r.lo, r.hi, r.nodes, r.mean_expected, r.mean_error)?;
@@ -195,7 +232,13 @@ fn table_row(name: &str, g: &Agreement) -> String {
 }
 
 /// Compare every method out of fold and fit `chosen` (or the one with the best pooled r).
-pub fn choose_and_fit(images: &[&ImageAccuracy], chosen: Option<Method>, folds: usize) -> Choice {
+/// [`Method::NodeProfile`] takes part only with a `profile`.
+pub fn choose_and_fit(
+    images: &[&ImageAccuracy],
+    chosen: Option<Method>,
+    folds: usize,
+    profile: Option<&crate::model::calibration::NodeProfile>,
+) -> Choice {
     let mut table = format!(
         "{} images, {folds}-fold cross-validation by image (each image scored by a map fitted without it)\n{:<30} {:>9} {:>10} {:>9} {:>12} {:>14}\n",
         images.len(),
@@ -208,20 +251,21 @@ pub fn choose_and_fit(images: &[&ImageAccuracy], chosen: Option<Method>, folds: 
     );
     let mut agreements = Vec::new();
     let mut oofs = Vec::new();
-    for m in Method::ALL {
-        let oof = calibration::out_of_fold(m, images, folds);
+    let methods: Vec<Method> = Method::ALL.into_iter().filter(|m| *m != Method::NodeProfile || profile.is_some()).collect();
+    for &m in &methods {
+        let oof = calibration::out_of_fold(m, images, folds, profile);
         let g = calibration::agreement(&oof, images);
         table.push_str(&table_row(m.name(), &g));
         agreements.push((m, g));
         oofs.push(oof);
     }
-    let best = chosen.unwrap_or_else(|| {
+    let best = chosen.filter(|m| methods.contains(m)).unwrap_or_else(|| {
         agreements
             .iter()
             .max_by(|a, b| a.1.pearson_r.unwrap_or(-1.0).total_cmp(&b.1.pearson_r.unwrap_or(-1.0)))
             .map(|x| x.0)
             .unwrap_or(Method::Raw)
     });
-    let k = Method::ALL.iter().position(|m| *m == best).expect("method listed");
-    Choice { method: best, fitted: calibration::fit(best, images), oof: oofs.swap_remove(k), table, agreements }
+    let k = methods.iter().position(|m| *m == best).expect("method listed");
+    Choice { method: best, fitted: calibration::fit(best, images, profile), oof: oofs.swap_remove(k), table, agreements }
 }

@@ -49,6 +49,58 @@ pub struct Calibration {
     /// Top of the colour scale, px at 1024 (the rows' last `hi`).
     pub scale_top_1024: f64,
     pub reliability: Vec<ReliabilityRow>,
+    /// The organ maps' input, when it is a node profile rather than the std.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<NodeProfile>,
+}
+
+/// `typical_error[n] · (std[n] / typical_std[n])^node_exponent · (image mean std / typical
+/// mean std)^image_exponent`, px at 1024: a node's usual error, scaled by how unsure the model
+/// is of this node and of this image compared with usual.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeProfile {
+    /// Each node's mean error on the images the profile was measured on, px at 1024.
+    pub typical_error: Vec<f64>,
+    /// Each node's mean std there, px at 1024.
+    pub typical_std: Vec<f64>,
+    pub node_exponent: f64,
+    pub image_exponent: f64,
+    /// "jsrt 174 (174 images of `train`)" (see [`fitted_images`]).
+    pub measured_on: String,
+}
+
+/// The exponents' range: beyond it a profile would be dominated by the spread's noise.
+pub const MAX_PROFILE_EXPONENT: f64 = 4.0;
+
+impl NodeProfile {
+    /// The profile's value for every node of an image, from its stds (px at 1024).
+    pub fn value(&self, std_1024: &[f64; NUM_NODES]) -> [f64; NUM_NODES] {
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let image = (mean(std_1024) / mean(&self.typical_std).max(1e-9)).max(0.0);
+        let image_term = image.powf(self.image_exponent);
+        std::array::from_fn(|n| {
+            let rel = (std_1024[n] / self.typical_std[n].max(1e-9)).max(0.0);
+            let v = self.typical_error[n] * rel.powf(self.node_exponent) * image_term;
+            if v.is_finite() { v } else { 0.0 }
+        })
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        for (name, v) in [("typical errors", &self.typical_error), ("typical stds", &self.typical_std)] {
+            if v.len() != NUM_NODES {
+                return Err(format!("node profile: {} {name}, expected {NUM_NODES}", v.len()));
+            }
+            if v.iter().any(|x| !x.is_finite() || *x <= 0.0) {
+                return Err(format!("node profile: {name} must be finite and positive"));
+            }
+        }
+        for (name, e) in [("node", self.node_exponent), ("image", self.image_exponent)] {
+            if !(e.is_finite() && (0.0..=MAX_PROFILE_EXPONENT).contains(&e)) {
+                return Err(format!("node profile: {name} exponent {e} outside 0–{MAX_PROFILE_EXPONENT}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A calibration applied to one prediction: what the review needs to colour nodes by expected
@@ -89,7 +141,8 @@ impl Calibrated {
 impl Calibration {
     /// Was the map fitted on `split`'s images (so its figures there are in sample)?
     pub fn fitted_on_split(&self, split: &str) -> bool {
-        self.fitted_on.contains(&format!(" {}", of_split(split)))
+        let tag = format!(" {}", of_split(split));
+        self.fitted_on.contains(&tag) || self.profile.as_ref().is_some_and(|p| p.measured_on.contains(&tag))
     }
 
     /// Apply to node stds (image pixels) of an image whose long side is `long_side` pixels.
@@ -103,17 +156,24 @@ impl Calibration {
         }
     }
 
-    /// Expected error of `node` given its std, both px at 1024.
-    pub fn expected_error_1024(&self, node: usize, std_1024: f64) -> f64 {
-        let organ = Organ::of_node(node).map(|(o, _)| o.index()).unwrap_or(0);
-        self.node_factors[node] * self.organ_maps[organ].apply(std_1024)
+    /// Every node's expected error given the image's node stds, both px at 1024.
+    pub fn expected_errors_1024(&self, std_1024: &[f64; NUM_NODES]) -> [f64; NUM_NODES] {
+        let input = match &self.profile {
+            Some(p) => p.value(std_1024),
+            None => *std_1024,
+        };
+        std::array::from_fn(|n| {
+            let organ = Organ::of_node(n).map(|(o, _)| o.index()).unwrap_or(0);
+            self.node_factors[n] * self.organ_maps[organ].apply(input[n])
+        })
     }
 
     /// Every node's expected error in image pixels, from its std in image pixels, for an image
     /// whose long side is `long_side` pixels.
     pub fn expected_errors(&self, node_std_px: &[f32; NUM_NODES], long_side: u32) -> Vec<f32> {
         let to_1024 = 1024.0 / long_side.max(1) as f64;
-        (0..NUM_NODES).map(|n| (self.expected_error_1024(n, node_std_px[n] as f64 * to_1024) / to_1024) as f32).collect()
+        let std_1024: [f64; NUM_NODES] = std::array::from_fn(|n| node_std_px[n] as f64 * to_1024);
+        self.expected_errors_1024(&std_1024).iter().map(|e| (e / to_1024) as f32).collect()
     }
 
     pub fn check(&self) -> Result<(), String> {
@@ -132,7 +192,7 @@ impl Calibration {
         if !(self.scale_top_1024.is_finite() && self.scale_top_1024 > 0.0) {
             return Err("the colour scale's top must be positive".into());
         }
-        Ok(())
+        self.profile.as_ref().map_or(Ok(()), NodeProfile::check)
     }
 
     pub fn to_json(&self) -> String {
@@ -163,19 +223,59 @@ mod tests {
             node_factors: (0..NUM_NODES).map(|n| if n == 21 { 2.0 } else { 1.0 }).collect(),
             scale_top_1024: 40.0,
             reliability: vec![ReliabilityRow { lo: 0.0, hi: 40.0, nodes: 3, mean_expected: 12.0, mean_error: 11.0 }],
+            profile: None,
+        }
+    }
+
+    fn profiled() -> Calibration {
+        Calibration {
+            organ_maps: vec![MonotoneMap { knots: vec![[1e-3, 2e-3]] }; 3],
+            node_factors: vec![1.0; NUM_NODES],
+            profile: Some(NodeProfile {
+                typical_error: (0..NUM_NODES).map(|n| if n == 21 { 30.0 } else { 10.0 }).collect(),
+                typical_std: vec![5.0; NUM_NODES],
+                node_exponent: 0.5,
+                image_exponent: 1.0,
+                measured_on: "jsrt 174 (174 images of `train`)".into(),
+            }),
+            ..example()
         }
     }
 
     #[test]
     fn expected_error_combines_organ_map_and_node_factor() {
         let c = example();
-        assert_eq!(c.expected_error_1024(0, 6.0), 15.0);
-        assert_eq!(c.expected_error_1024(21, 6.0), 30.0);
-        assert_eq!(c.expected_error_1024(50, 6.0), 6.0);
+        let e = c.expected_errors_1024(&[6.0; NUM_NODES]);
+        assert_eq!((e[0], e[21], e[50]), (15.0, 30.0, 6.0));
         // A 2048-px image: its pixels are half the size of those at 1024.
         let mut std = [0.0f32; NUM_NODES];
         std[0] = 12.0;
         assert_eq!(c.expected_errors(&std, 2048)[0], 30.0);
+    }
+
+    #[test]
+    fn a_node_profile_scales_the_usual_error_by_the_node_and_image_spread() {
+        let c = profiled();
+        // Typical spread everywhere: twice (the organ scale) the node's usual error.
+        let e = c.expected_errors_1024(&[5.0; NUM_NODES]);
+        assert_eq!((e[0], e[21]), (20.0, 60.0));
+        // One node four times as unsure: √4 = 2 × (node), and the image's mean rises with it.
+        let mut std = [5.0; NUM_NODES];
+        std[3] = 20.0;
+        let image = (5.0 * 119.0 + 20.0) / 120.0 / 5.0;
+        let e = c.expected_errors_1024(&std);
+        assert!((e[3] - 2.0 * 10.0 * 2.0 * image).abs() < 1e-9, "{}", e[3]);
+        assert!((e[0] - 2.0 * 10.0 * image).abs() < 1e-9, "{}", e[0]);
+        assert!(c.fitted_on_split("train") && !c.fitted_on_split("val"));
+        assert_eq!(Calibration::from_json(&c.to_json()).unwrap(), c);
+        // Files written before profiles existed still read.
+        assert!(!example().to_json().contains("profile"));
+        let mut bad = profiled();
+        bad.profile.as_mut().unwrap().node_exponent = 9.0;
+        assert!(Calibration::from_json(&bad.to_json()).unwrap_err().contains("node exponent 9 outside"));
+        let mut bad = profiled();
+        bad.profile.as_mut().unwrap().typical_std[7] = 0.0;
+        assert!(Calibration::from_json(&bad.to_json()).unwrap_err().contains("typical stds must be finite and positive"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::landmarks::{NUM_NODES, Organ};
 use crate::metrics::correlation::{pearson, spearman};
 use crate::metrics::isotonic::MonotoneMap;
-use crate::model::calibration::{Calibration, ReliabilityRow};
+use crate::model::calibration::{Calibration, NodeProfile, ReliabilityRow};
 
 use super::accuracy::ImageAccuracy;
 
@@ -30,11 +30,20 @@ pub enum Method {
     NodeScale,
     /// A monotone map per organ times a per-node factor.
     OrganIsotonicNodeFactor,
+    /// Each node's usual error, measured on another split (the training images), scaled by
+    /// its std and the image's relative to usual ([`NodeProfile`]), times one scale.
+    NodeProfile,
 }
 
 impl Method {
-    pub const ALL: [Method; 5] =
-        [Method::Raw, Method::OrganScale, Method::OrganIsotonic, Method::NodeScale, Method::OrganIsotonicNodeFactor];
+    pub const ALL: [Method; 6] = [
+        Method::Raw,
+        Method::OrganScale,
+        Method::OrganIsotonic,
+        Method::NodeScale,
+        Method::OrganIsotonicNodeFactor,
+        Method::NodeProfile,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -43,6 +52,7 @@ impl Method {
             Method::OrganIsotonic => "organ isotonic",
             Method::NodeScale => "node scale",
             Method::OrganIsotonicNodeFactor => "organ isotonic × node factor",
+            Method::NodeProfile => "node profile",
         }
     }
 
@@ -54,6 +64,7 @@ impl Method {
             Method::OrganIsotonic => "organ-isotonic",
             Method::NodeScale => "node-scale",
             Method::OrganIsotonicNodeFactor => "organ-isotonic-node-factor",
+            Method::NodeProfile => "node-profile",
         }
     }
 
@@ -66,8 +77,73 @@ fn organ_of(n: usize) -> usize {
     Organ::of_node(n).map(|(o, _)| o.index()).expect("node index")
 }
 
+/// The exponents a node profile may take; the pair with the best pooled Pearson r on the
+/// fitting images is kept.
+const PROFILE_EXPONENTS: [f64; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
+
+/// Each node's mean error and mean std over `images` (another split than the one the map is
+/// fitted on), with exponents still to choose. `None` without images.
+pub fn measure_profile(images: &[&ImageAccuracy], measured_on: String) -> Option<NodeProfile> {
+    if images.is_empty() {
+        return None;
+    }
+    let count = images.len() as f64;
+    let mean = |f: fn(&ImageAccuracy, usize) -> f64| -> Vec<f64> {
+        (0..NUM_NODES).map(|n| (images.iter().map(|a| f(a, n)).sum::<f64>() / count).max(1e-6)).collect()
+    };
+    Some(NodeProfile {
+        typical_error: mean(|a, n| a.node_error_1024[n]),
+        typical_std: mean(|a, n| a.node_std_1024[n]),
+        node_exponent: 1.0,
+        image_exponent: 0.0,
+        measured_on,
+    })
+}
+
+/// `profile` with the exponents that point at the error of `images` best (pooled Pearson r).
+fn choose_exponents(profile: &NodeProfile, images: &[&ImageAccuracy]) -> NodeProfile {
+    let err: Vec<f64> = images.iter().flat_map(|a| a.node_error_1024).collect();
+    let mut best = (f64::NEG_INFINITY, profile.clone());
+    for a in PROFILE_EXPONENTS {
+        for b in PROFILE_EXPONENTS.map(|e| 2.0 * e) {
+            let p = NodeProfile { node_exponent: a, image_exponent: b, ..profile.clone() };
+            let v: Vec<f64> = images.iter().flat_map(|x| p.value(&x.node_std_1024)).collect();
+            let r = pearson(&v, &err).unwrap_or(f64::NEG_INFINITY);
+            if r > best.0 {
+                best = (r, p);
+            }
+        }
+    }
+    best.1
+}
+
 /// Fit `method` on `images`. The legend rows and scale are left empty (see [`finish`]).
-pub fn fit(method: Method, images: &[&ImageAccuracy]) -> Calibration {
+/// [`Method::NodeProfile`] needs `profile` (from [`measure_profile`]); without one it falls
+/// back to [`Method::NodeScale`].
+pub fn fit(method: Method, images: &[&ImageAccuracy], profile: Option<&NodeProfile>) -> Calibration {
+    if let (Method::NodeProfile, Some(p)) = (method, profile) {
+        let p = choose_exponents(p, images);
+        // One scale: the profile's errors were measured on images the model may have trained
+        // on, smaller than a new image's. (One per organ scored lower out of fold: it re-weighs
+        // the organs on the few fitting images.)
+        let (mut err, mut val) = (0.0, 0.0);
+        for a in images {
+            err += a.node_error_1024.iter().sum::<f64>();
+            val += p.value(&a.node_std_1024).iter().sum::<f64>();
+        }
+        let scale = (err / val.max(1e-9)).max(1e-6);
+        // A knot near zero, so that the map is a line through the origin.
+        let organ_maps = vec![MonotoneMap { knots: vec![[1e-3, 1e-3 * scale]] }; 3];
+        return Calibration {
+            method: method.name().into(),
+            fitted_on: String::new(),
+            organ_maps,
+            node_factors: vec![1.0; NUM_NODES],
+            scale_top_1024: 1.0,
+            reliability: Vec::new(),
+            profile: Some(p),
+        };
+    }
     let mut node_err = [0.0f64; NUM_NODES];
     let mut node_std = [0.0f64; NUM_NODES];
     for a in images {
@@ -109,7 +185,7 @@ pub fn fit(method: Method, images: &[&ImageAccuracy]) -> Calibration {
         Method::Raw => (identity(), ones),
         Method::OrganScale => (organ_ratio.iter().map(|&r| scale_map(r)).collect(), ones),
         Method::OrganIsotonic => (isotonic(&ones), ones),
-        Method::NodeScale => {
+        Method::NodeScale | Method::NodeProfile => {
             // Ratio of the node's error to its std, shrunk towards the organ's ratio.
             let f: Vec<f64> = (0..NUM_NODES)
                 .map(|n| {
@@ -132,12 +208,13 @@ pub fn fit(method: Method, images: &[&ImageAccuracy]) -> Calibration {
         node_factors,
         scale_top_1024: 1.0,
         reliability: Vec::new(),
+        profile: None,
     }
 }
 
 /// Apply a calibration to a scored image: expected error per node, px at 1024.
 pub fn expected(c: &Calibration, a: &ImageAccuracy) -> [f64; NUM_NODES] {
-    std::array::from_fn(|n| c.expected_error_1024(n, a.node_std_1024[n]))
+    c.expected_errors_1024(&a.node_std_1024)
 }
 
 /// How well an expected error points at the real one, over a set of images.
@@ -175,8 +252,14 @@ pub fn agreement(expected: &[[f64; NUM_NODES]], images: &[&ImageAccuracy]) -> Ag
     }
 }
 
-/// Image `i` belongs to fold `i % folds`.
-pub fn out_of_fold(method: Method, images: &[&ImageAccuracy], folds: usize) -> Vec<[f64; NUM_NODES]> {
+/// Image `i` belongs to fold `i % folds`. A node profile, measured on other images, is the
+/// same in every fold; its exponents and scales are fitted per fold.
+pub fn out_of_fold(
+    method: Method,
+    images: &[&ImageAccuracy],
+    folds: usize,
+    profile: Option<&NodeProfile>,
+) -> Vec<[f64; NUM_NODES]> {
     let folds = folds.clamp(2, images.len().max(2));
     let mut out = vec![[0.0; NUM_NODES]; images.len()];
     for k in 0..folds {
@@ -185,7 +268,7 @@ pub fn out_of_fold(method: Method, images: &[&ImageAccuracy], folds: usize) -> V
         if fit_on.is_empty() {
             continue;
         }
-        let c = fit(method, &fit_on);
+        let c = fit(method, &fit_on, profile);
         for (i, a) in images.iter().enumerate().filter(|(i, _)| i % folds == k) {
             out[i] = expected(&c, a);
         }
@@ -252,9 +335,9 @@ mod tests {
     fn calibrated_maps_beat_the_raw_std_out_of_fold() {
         let imgs = images();
         let refs: Vec<&ImageAccuracy> = imgs.iter().collect();
-        let raw = agreement(&out_of_fold(Method::Raw, &refs, 4), &refs);
-        let iso = agreement(&out_of_fold(Method::OrganIsotonic, &refs, 4), &refs);
-        let node = agreement(&out_of_fold(Method::OrganIsotonicNodeFactor, &refs, 4), &refs);
+        let raw = agreement(&out_of_fold(Method::Raw, &refs, 4, None), &refs);
+        let iso = agreement(&out_of_fold(Method::OrganIsotonic, &refs, 4, None), &refs);
+        let node = agreement(&out_of_fold(Method::OrganIsotonicNodeFactor, &refs, 4, None), &refs);
         // The raw std is correlated but reads a third of the error.
         assert!(raw.calibration_error > 10.0, "{raw:?}");
         assert!(iso.calibration_error < 3.0, "{iso:?}");
@@ -262,12 +345,54 @@ mod tests {
         assert!(node.pearson_r.unwrap() > iso.pearson_r.unwrap() + 0.02, "{node:?} vs {iso:?}");
     }
 
+    /// Images whose node error is a per-node level (noisy from image to image) times the
+    /// node's std relative to 5 px: a few images estimate the levels poorly, many well.
+    fn profiled_images(count: usize, seed: usize) -> Vec<ImageAccuracy> {
+        (0..count)
+            .map(|i| {
+                let k = i + seed * 1000;
+                let std: [f64; NUM_NODES] = std::array::from_fn(|n| 4.0 + ((k * 7 + n * 3) % 5) as f64 * 0.5);
+                let level = |n: usize| 8.0 + (n % 6) as f64 * 4.0;
+                let noise = |n: usize| (((k * 131 + n * 71) % 97) as f64 / 97.0 - 0.5) * 40.0;
+                let err: [f64; NUM_NODES] = std::array::from_fn(|n| (level(n) * (std[n] / 5.0) + noise(n)).max(0.0));
+                ImageAccuracy {
+                    name: format!("img{k}"),
+                    dice_lungs: 0.9,
+                    dice_heart: 0.9,
+                    node_error_1024: err,
+                    node_std_1024: std,
+                    score_1024: std.iter().sum::<f64>() / NUM_NODES as f64,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_profile_from_many_other_images_beats_per_node_scales_from_few() {
+        let many = profiled_images(150, 1);
+        let few = profiled_images(14, 2);
+        let (many, few): (Vec<&ImageAccuracy>, Vec<&ImageAccuracy>) = (many.iter().collect(), few.iter().collect());
+        let p = measure_profile(&many, "150 images of `train`".into()).unwrap();
+        let node = agreement(&out_of_fold(Method::NodeScale, &few, 7, None), &few);
+        let prof = agreement(&out_of_fold(Method::NodeProfile, &few, 7, Some(&p)), &few);
+        assert!(prof.pearson_r.unwrap() > node.pearson_r.unwrap() + 0.02, "{prof:?} vs {node:?}");
+        assert!((prof.mean_expected / prof.mean_error - 1.0).abs() < 0.1, "{prof:?}");
+        let c = fit(Method::NodeProfile, &few, Some(&p));
+        c.check().unwrap();
+        let q = c.profile.as_ref().unwrap();
+        // The error follows the std linearly and the image mean not at all.
+        assert_eq!((q.node_exponent, q.image_exponent), (1.0, 0.0));
+        // Without a profile the method is the node scale.
+        assert_eq!(fit(Method::NodeProfile, &few, None).node_factors, fit(Method::NodeScale, &few, None).node_factors);
+        assert!(measure_profile(&[], String::new()).is_none());
+    }
+
     #[test]
     fn finish_fills_scale_and_legend_rows() {
         let imgs = images();
         let refs: Vec<&ImageAccuracy> = imgs.iter().collect();
-        let oof = out_of_fold(Method::OrganIsotonic, &refs, 3);
-        let c = finish(fit(Method::OrganIsotonic, &refs), &oof, &refs, "synthetic".into());
+        let oof = out_of_fold(Method::OrganIsotonic, &refs, 3, None);
+        let c = finish(fit(Method::OrganIsotonic, &refs, None), &oof, &refs, "synthetic".into());
         c.check().unwrap();
         assert_eq!(c.reliability.len(), LEGEND_ROWS);
         assert_eq!(c.reliability.iter().map(|r| r.nodes).sum::<usize>(), imgs.len() * NUM_NODES);

@@ -82,10 +82,16 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let tta = model.test_time_warps;
     let samples = dataset::read_split_sets(&args.data, &args.split)?;
     anyhow::ensure!(samples.len() >= 4, "split `{}` has {} images: too few to fit a calibration", args.split, samples.len());
+    // Data without a training split (only the images to fit on) still calibrates, without
+    // the node profile; the report says why.
+    let mut profile_note = None;
     let profile_samples = match args.profile_split.as_str() {
         "none" => Vec::new(),
         s if s == args.split => anyhow::bail!("--profile-split {s}: the profile must come from other images than --split"),
-        s => dataset::read_split_sets_holding_out(&args.data, s, model.held_out_test)?,
+        s => dataset::read_split_sets_holding_out(&args.data, s, model.held_out_test).unwrap_or_else(|e| {
+            profile_note = Some(format!("node profile: left out ({e:#})"));
+            Vec::new()
+        }),
     };
     if chosen == Some(Method::NodeProfile) && profile_samples.is_empty() {
         anyhow::bail!("--method node-profile needs --profile-split");
@@ -160,6 +166,9 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     out.push_str(&placement_line(&image_alone, &scored, tta));
     out.push_str(&report.table);
     writeln!(out, "chosen: {} ({})", report.method.name(), if chosen.is_some() { "--method" } else { "best out-of-fold Pearson r" })?;
+    if let Some(note) = &profile_note {
+        writeln!(out, "{note}")?;
+    }
     if let Some(p) = &c.profile {
         writeln!(
             out,

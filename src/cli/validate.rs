@@ -91,6 +91,9 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     writeln!(out, "model: {} ({}, {})", weights.display(), model.describe(), device.description)?;
     if let Some(c) = model.calibration() {
         writeln!(out, "calibration: {} (fitted on {})", c.method, c.fitted_on)?;
+        if let Some(p) = &c.profile {
+            writeln!(out, "               each node's usual error and std measured on {}", p.measured_on)?;
+        }
     }
     writeln!(out, "{} images of split `{}`, N={} samples, seed {}", s.images, args.split, args.samples, args.seed)?;
     if args.split == dataset::TEST_SPLIT {

@@ -93,6 +93,32 @@ fn calibrate_refuses_a_node_profile_it_cannot_measure_apart() {
 }
 
 #[test]
+fn data_without_a_training_split_calibrates_without_the_node_profile() {
+    // Five JSRT val images in a folder of their own: no `train` rows to measure a profile on.
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("val_only");
+    std::fs::create_dir(&set).unwrap();
+    let mut csv = String::from("image,split,Landmarks\n");
+    for s in &dataset::read_split(&jsrt(), "val").unwrap()[..5] {
+        let name = s.image.file_name().unwrap();
+        std::os::unix::fs::symlink(&s.image, set.join(name)).unwrap();
+        let flat: Vec<String> = s.landmarks.iter().flatten().map(|v| format!("{v}")).collect();
+        csv.push_str(&format!("{},val,\"{}\"\n", name.to_str().unwrap(), flat.join(",")));
+    }
+    std::fs::write(set.join("landmarks.csv"), csv).unwrap();
+    let out = dir.path().join("c.safetensors");
+    let argv = [
+        "calibrate", "--data", set.to_str().unwrap(), "--out", out.to_str().unwrap(), "--samples", "2", "--folds", "2",
+        "--test-time-warps", "0", "--device", "cpu",
+    ];
+    let report = cxr_review::cli::calibrate::report(CalibrateCli::try_parse_from(argv).unwrap().args).unwrap();
+    assert!(report.contains("node profile: left out") && report.contains("no rows with split `train`"), "{report}");
+    assert!(!report.contains("\nnode profile  "), "{report}");
+    let c = HybridGNet::load(&out, &Device::flex()).unwrap().calibration().cloned().unwrap();
+    assert!(c.profile.is_none() && c.method != "node profile", "{c:?}");
+}
+
+#[test]
 fn calibrate_writes_weights_whose_predictions_and_csvs_carry_expected_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("calibrated.safetensors");

@@ -152,6 +152,9 @@ fn validate_command_writes_its_table_and_figures() {
     let report = cxr_review::cli::validate::report(cli.args).unwrap();
     // The shipped calibration was fitted on val: its figures there are in-sample, and say so.
     assert!(report.contains("calibrated        expected vs real error (optimistic: fitted on this split"), "{report}");
+    // Its node profile came from the training images.
+    assert!(report.contains("calibration: node profile (fitted on jsrt 21 (21 images of `val`)"), "{report}");
+    assert!(report.contains("each node's usual error and std measured on jsrt 174 (174 images of `train`)"), "{report}");
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");

@@ -313,20 +313,24 @@ pub fn finish(mut c: Calibration, oof: &[[f64; NUM_NODES]], images: &[&ImageAccu
 mod tests {
     use super::*;
 
+    fn scored(k: usize, std: [f64; NUM_NODES], err: [f64; NUM_NODES]) -> ImageAccuracy {
+        ImageAccuracy {
+            name: format!("img{k}"),
+            dice_lungs: 0.9,
+            dice_heart: 0.9,
+            node_error_1024: err,
+            node_std_1024: std,
+            score_1024: std.iter().sum::<f64>() / NUM_NODES as f64,
+        }
+    }
+
     /// Images where node error = 3 × std + a per-node offset, plus noise-free structure.
     fn images() -> Vec<ImageAccuracy> {
         (0..12)
             .map(|i| {
                 let std: [f64; NUM_NODES] = std::array::from_fn(|n| 2.0 + ((i * 7 + n * 3) % 11) as f64);
                 let err: [f64; NUM_NODES] = std::array::from_fn(|n| 3.0 * std[n] + if n % 10 == 0 { 20.0 } else { 0.0 });
-                ImageAccuracy {
-                    name: format!("img{i}"),
-                    dice_lungs: 0.9,
-                    dice_heart: 0.9,
-                    node_error_1024: err,
-                    node_std_1024: std,
-                    score_1024: std.iter().sum::<f64>() / NUM_NODES as f64,
-                }
+                scored(i, std, err)
             })
             .collect()
     }
@@ -355,14 +359,7 @@ mod tests {
                 let level = |n: usize| 8.0 + (n % 6) as f64 * 4.0;
                 let noise = |n: usize| (((k * 131 + n * 71) % 97) as f64 / 97.0 - 0.5) * 40.0;
                 let err: [f64; NUM_NODES] = std::array::from_fn(|n| (level(n) * (std[n] / 5.0) + noise(n)).max(0.0));
-                ImageAccuracy {
-                    name: format!("img{k}"),
-                    dice_lungs: 0.9,
-                    dice_heart: 0.9,
-                    node_error_1024: err,
-                    node_std_1024: std,
-                    score_1024: std.iter().sum::<f64>() / NUM_NODES as f64,
-                }
+                scored(k, std, err)
             })
             .collect()
     }

@@ -13,7 +13,7 @@ use crate::model::{DeviceChoice, HybridGNet, Sampling, augmented, select_device,
 use crate::train::dataset;
 use crate::validation::accuracy::{ImageAccuracy, score_prediction};
 use crate::validation::calibration::{self, Agreement, Method};
-use crate::validation::load_sample;
+use crate::validation::{Annotated, load_sample};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -99,15 +99,26 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let sampling = Sampling::Random { samples: args.samples.max(2), seed: args.seed };
     let bar = ProgressBar::new((samples.len() + profile_samples.len()) as u64)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}<{eta}]").expect("template"));
-    let mut profiled = Vec::new();
-    for s in &profile_samples {
-        let a = load_sample(s)?;
-        bar.set_message(a.grey.name.clone());
+    // Every image of `list` loaded, predicted with `warps` test-time warps and handed to `each`.
+    let predict_each = |list: &[dataset::Sample],
+                        warps: usize,
+                        each: &mut dyn FnMut(&Annotated, augmented::AugmentedPrediction)|
+     -> anyhow::Result<()> {
+        for s in list {
+            let a = load_sample(s)?;
+            bar.set_message(a.grey.name.clone());
+            let g = &a.grey;
+            each(&a, augmented::predict_augmented(&model, &g.pixels, g.width, g.height, sampling, warps));
+            bar.inc(1);
+        }
+        Ok(())
+    };
+    let score = |a: &Annotated, p: &crate::model::Prediction| {
         let g = &a.grey;
-        let p = augmented::predict_augmented(&model, &g.pixels, g.width, g.height, sampling, tta).averaged(tta);
-        profiled.push(score_prediction(&g.name, &p, &a.landmarks, g.width, g.height));
-        bar.inc(1);
-    }
+        score_prediction(&g.name, p, &a.landmarks, g.width, g.height)
+    };
+    let mut profiled = Vec::new();
+    predict_each(&profile_samples, tta, &mut |a, ap| profiled.push(score(a, &ap.averaged(tta))))?;
     let profile = calibration::measure_profile(
         &profiled.iter().collect::<Vec<_>>(),
         format!(
@@ -119,31 +130,24 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let mut scored = Vec::new();
     let mut image_alone = Vec::new();
     let mut warp_std = Vec::new();
-    for s in &samples {
-        let a = load_sample(s)?;
-        bar.set_message(a.grey.name.clone());
-        let g = &a.grey;
-        let ap = augmented::predict_augmented(&model, &g.pixels, g.width, g.height, sampling, args.warps.max(tta));
-        let to_1024 = 1024.0 / g.width.max(g.height) as f64;
+    predict_each(&samples, args.warps.max(tta), &mut |a, ap| {
+        let to_1024 = 1024.0 / a.grey.width.max(a.grey.height) as f64;
         warp_std.push(ap.warp_std(args.warps).map(|v| v as f64 * to_1024));
-        let score = |p: &crate::model::Prediction| score_prediction(&g.name, p, &a.landmarks, g.width, g.height);
-        scored.push(score(&ap.averaged(tta)));
-        image_alone.push(score(&ap.prediction));
-        bar.inc(1);
-    }
+        scored.push(score(a, &ap.averaged(tta)));
+        image_alone.push(score(a, &ap.prediction));
+    })?;
     bar.finish_and_clear();
     let images: Vec<&ImageAccuracy> = scored.iter().collect();
     let mut report = choose_and_fit(&images, chosen, args.folds, profile.as_ref());
     if args.warps > 0 {
         // Predictive uncertainty from the warps, alone and added to the latent spread, as
         // raw (uncalibrated) scores: does it point at error better than the latent std?
-        let warp: Vec<[f64; NUM_NODES]> = warp_std.clone();
         let total: Vec<[f64; NUM_NODES]> = scored
             .iter()
             .zip(&warp_std)
             .map(|(a, w)| std::array::from_fn(|n| a.node_std_1024[n].hypot(w[n])))
             .collect();
-        for (name, e) in [(format!("warp std ({} warps)", args.warps), &warp), ("latent + warp std".to_string(), &total)] {
+        for (name, e) in [(format!("warp std ({} warps)", args.warps), &warp_std), ("latent + warp std".to_string(), &total)] {
             let g = calibration::agreement(e, &images);
             report.table.push_str(&table_row(&name, &g));
         }

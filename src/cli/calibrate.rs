@@ -27,6 +27,12 @@ pub struct Args {
     /// HybridGNet weights [default: the shipped model].
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Another trained model (weights file, repeatable) whose landmarks are averaged with the
+    /// model's on the image and the same warps from now on: written into the calibrated file
+    /// beside the model's own, so the map is fitted on the averaged landmarks' errors. The std
+    /// stays the model's own. A companion the weights already hold is kept.
+    #[arg(long, value_name = "WEIGHTS")]
+    pub companion: Vec<PathBuf>,
     /// Where to write the calibrated weights (may be the input file).
     #[arg(long)]
     pub out: PathBuf,
@@ -79,6 +85,10 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let device = select_device(args.device)?;
     let mut model = HybridGNet::load(&weights, &device.device).with_context(|| format!("{}", weights.display()))?;
     model.override_test_time_warps(args.test_time_warps).map_err(anyhow::Error::msg)?;
+    for path in &args.companion {
+        let c = HybridGNet::load(path, &device.device).with_context(|| format!("{}", path.display()))?;
+        model.add_companion(c).map_err(|e| anyhow::anyhow!("--companion {}: {e}", path.display()))?;
+    }
     let tta = model.test_time_warps;
     let samples = dataset::read_split_sets(&args.data, &args.split)?;
     anyhow::ensure!(samples.len() >= 4, "split `{}` has {} images: too few to fit a calibration", args.split, samples.len());
@@ -129,12 +139,14 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     );
     let mut scored = Vec::new();
     let mut image_alone = Vec::new();
+    let mut model_alone = Vec::new();
     let mut warp_std = Vec::new();
     predict_each(&samples, args.warps.max(tta), &mut |a, ap| {
         let to_1024 = 1024.0 / a.grey.width.max(a.grey.height) as f64;
         warp_std.push(ap.warp_std(args.warps).map(|v| v as f64 * to_1024));
         scored.push(score(a, &ap.averaged(tta)));
         image_alone.push(score(a, &ap.prediction));
+        model_alone.push(score(a, &ap.without_companions(tta)));
     })?;
     bar.finish_and_clear();
     let images: Vec<&ImageAccuracy> = scored.iter().collect();
@@ -153,10 +165,14 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         }
     }
     let sets = dataset::describe_sets(&samples);
-    let placed = match tta {
+    let mut placed = match tta {
         0 => "landmarks from the image alone".to_string(),
         k => format!("landmarks averaged over the image and {k} test-time warps"),
     };
+    match model.companions().len() {
+        0 => {}
+        n => placed += &format!(" and {n} companion model(s)"),
+    }
     let fitted_on = format!(
         "{sets} ({}), N = {}, seed {}, {placed}; legend rows out of fold ({}-fold)",
         crate::model::calibration::fitted_images(samples.len(), &args.split),
@@ -167,7 +183,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let c = calibration::finish(report.fitted.clone(), &report.oof, &images, fitted_on);
     let mut out = String::new();
     writeln!(out, "model: {} ({}, {})", weights.display(), model.describe(), device.description)?;
-    out.push_str(&placement_line(&image_alone, &scored, tta));
+    out.push_str(&placement_line(&image_alone, &model_alone, &scored, tta, model.companions().len()));
     out.push_str(&report.table);
     writeln!(out, "chosen: {} ({})", report.method.name(), if chosen.is_some() { "--method" } else { "best out-of-fold Pearson r" })?;
     if let Some(note) = &profile_note {
@@ -200,9 +216,16 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// Mean node error and Dice of the landmarks on the image alone and, with test-time warps,
-/// averaged over the warps: what the averaging gains on these images.
-fn placement_line(alone: &[ImageAccuracy], averaged: &[ImageAccuracy], warps: usize) -> String {
+/// Mean node error and Dice of the landmarks on the image alone, averaged over the warps
+/// (with test-time warps) and with the companions' averaged in (with companions): what each
+/// averaging gains on these images.
+fn placement_line(
+    alone: &[ImageAccuracy],
+    model_alone: &[ImageAccuracy],
+    averaged: &[ImageAccuracy],
+    warps: usize,
+    companions: usize,
+) -> String {
     let summary = |v: &[ImageAccuracy]| {
         let n = v.len().max(1) as f64;
         let mean = |f: fn(&ImageAccuracy) -> f64| v.iter().map(f).sum::<f64>() / n;
@@ -213,10 +236,14 @@ fn placement_line(alone: &[ImageAccuracy], averaged: &[ImageAccuracy], warps: us
             mean(|a| a.dice_heart)
         )
     };
-    match warps {
-        0 => format!("landmarks from the image alone: {}\n", summary(alone)),
-        k => format!("landmarks from the image alone: {}; averaged over {k} test-time warps: {}\n", summary(alone), summary(averaged)),
+    let mut line = format!("landmarks from the image alone: {}", summary(alone));
+    if warps > 0 {
+        line += &format!("; averaged over {warps} test-time warps: {}", summary(model_alone));
     }
+    if companions > 0 {
+        line += &format!("; with {companions} companion model(s): {}", summary(averaged));
+    }
+    line + "\n"
 }
 
 /// The cross-validated comparison and the chosen map, fitted on every image.

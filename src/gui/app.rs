@@ -265,6 +265,7 @@ impl CxrApp {
                         samples: prediction.samples,
                         seed: prediction.seed,
                         test_time_warps: prediction.test_time_warps,
+                        companions: prediction.companions,
                     };
                     let path = self.shown_path.clone().unwrap_or_else(|| PathBuf::from(&shown.image.source.label));
                     let a = Annotation::from_prediction(&path, self.shown_sha.clone(), &shown.image, &prediction, identity);

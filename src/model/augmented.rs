@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::HybridGNet;
-use super::preprocess::model_input;
+use super::preprocess::{Letterbox, model_input};
 use super::uncertainty::{Prediction, Sampling, decode_samples, encode_input, sample};
 use crate::geometry::{Affine, warp};
 use crate::landmarks::{NUM_NODES, Point};
@@ -56,6 +56,9 @@ pub struct AugmentedPrediction {
     /// Per warp, in [`warps`]' order: the mean over its latent samples (at most
     /// [`WARP_SAMPLES`]) of every landmark, mapped back into the unwarped image, image pixels.
     pub warp_means: Vec<[Point; NUM_NODES]>,
+    /// Per companion model ([`HybridGNet::companions`]): its mean landmarks on the image, then
+    /// on each warp, as in [`Self::warp_means`].
+    pub companion_means: Vec<Vec<[Point; NUM_NODES]>>,
 }
 
 impl AugmentedPrediction {
@@ -78,23 +81,69 @@ impl AugmentedPrediction {
     }
 
     /// The prediction with every landmark at the mean of the image's mean and its first
-    /// `count` warps' means, weighted alike; the std, the latent σ² and the calibration stay
-    /// the image's own.
+    /// `count` warps' means, and as many of every companion's, all weighted alike; the std,
+    /// the latent σ² and the calibration stay the model's own on the image.
     pub fn averaged(&self, count: usize) -> Prediction {
+        self.average(count, true)
+    }
+
+    /// As [`Self::averaged`] without the companions: the model alone.
+    pub fn without_companions(&self, count: usize) -> Prediction {
+        self.average(count, false)
+    }
+
+    fn average(&self, count: usize, with_companions: bool) -> Prediction {
         let count = count.min(self.warp_means.len());
-        let k = (count + 1) as f64;
+        let companions: &[Vec<[Point; NUM_NODES]>] = if with_companions { &self.companion_means } else { &[] };
         let mut p = self.prediction.clone();
+        p.test_time_warps = count;
+        p.companions = companions.len();
+        if count == 0 && companions.is_empty() {
+            return p;
+        }
+        let all = || self.means(count).chain(companions.iter().flat_map(|c| c.iter().take(count + 1)));
+        let k = all().count() as f64;
         p.mean = std::array::from_fn(|node| {
-            let axis_mean = |axis: usize| (self.means(count).map(|m| m[node][axis] as f64).sum::<f64>() / k) as f32;
+            let axis_mean = |axis: usize| (all().map(|m| m[node][axis] as f64).sum::<f64>() / k) as f32;
             [axis_mean(0), axis_mean(1)]
         });
-        p.test_time_warps = count;
         p
     }
 }
 
+/// `model`'s mean landmarks (over `sampling`'s latents) on its input warped by each of
+/// `affines` (`None`: the input as it is), mapped back into the image, image pixels.
+fn mean_landmarks(
+    model: &HybridGNet,
+    input: &[f32],
+    letterbox: Letterbox,
+    affines: impl Iterator<Item = Option<Affine>>,
+    sampling: Sampling,
+) -> Vec<[Point; NUM_NODES]> {
+    let size = model.config().input_size;
+    affines
+        .map(|a| {
+            let encoded = match &a {
+                Some(a) => encode_input(model, &warp(input, size, a), letterbox),
+                None => encode_input(model, input, letterbox),
+            };
+            let (decoded, n) = decode_samples(model, &encoded, sampling, None);
+            // Mean over the samples in the warped input, then back into the unwarped frame
+            // (the warp is affine, so the two orders agree) and on to image pixels.
+            let inv = a.map(|a| a.inverse());
+            std::array::from_fn(|node| {
+                let axis_mean =
+                    |axis: usize| (0..n).map(|i| decoded[(i * NUM_NODES + node) * 2 + axis] as f64).sum::<f64>() / n as f64;
+                let q = [axis_mean(0) as f32, axis_mean(1) as f32];
+                letterbox.to_image(inv.as_ref().map_or(q, |inv| inv.apply(q)))
+            })
+        })
+        .collect()
+}
+
 /// Predict on the image as given (with `sampling`'s latents) and on `count` warps of it, each
-/// encoded once and decoded with at most [`WARP_SAMPLES`] of the same latent draws.
+/// encoded once and decoded with at most [`WARP_SAMPLES`] of the same latent draws; every
+/// companion model predicts on the image and the same warps with as many draws.
 pub fn predict_augmented(
     model: &HybridGNet,
     grey: &[f32],
@@ -110,22 +159,18 @@ pub fn predict_augmented(
         Sampling::Mean => Sampling::Mean,
         Sampling::Random { samples, seed } => Sampling::Random { samples: samples.min(WARP_SAMPLES), seed },
     };
-    let warp_means = warps(count)
+    let affines = warps(count);
+    let warp_means = mean_landmarks(model, &input, letterbox, affines.iter().copied().map(Some), few);
+    let companion_means = model
+        .companions()
         .iter()
-        .map(|a| {
-            let encoded = encode_input(model, &warp(&input, size, a), letterbox);
-            let (decoded, n) = decode_samples(model, &encoded, few, None);
-            // Mean over the samples in the warped input, then back into the unwarped frame
-            // (the warp is affine, so the two orders agree) and on to image pixels.
-            let inv = a.inverse();
-            std::array::from_fn(|node| {
-                let axis_mean =
-                    |axis: usize| (0..n).map(|i| decoded[(i * NUM_NODES + node) * 2 + axis] as f64).sum::<f64>() / n as f64;
-                letterbox.to_image(inv.apply([axis_mean(0) as f32, axis_mean(1) as f32]))
-            })
+        .map(|c| {
+            let (input, letterbox) = model_input(grey, width, height, c.config().input_size);
+            let image_and_warps = std::iter::once(None).chain(affines.iter().copied().map(Some));
+            mean_landmarks(c, &input, letterbox, image_and_warps, few)
         })
         .collect();
-    AugmentedPrediction { prediction, warp_means }
+    AugmentedPrediction { prediction, warp_means, companion_means }
 }
 
 #[cfg(test)]
@@ -174,6 +219,44 @@ mod tests {
         m.test_time_warps = 4;
         assert_eq!(predict(&m, &g, w, h, sampling), avg);
         assert!(m.describe().ends_with("4 test-time warps"), "{}", m.describe());
+    }
+
+    #[test]
+    fn a_companion_moves_the_means_alike_with_and_without_warps_and_leaves_the_spread() {
+        use crate::model::testing::{cpu, small_config};
+        let (g, w, h) = image();
+        let sampling = Sampling::Random { samples: 6, seed: 2 };
+        // Another architecture (finer skip maps, larger input) may be a companion.
+        let other = crate::model::ModelConfig { skip_maps: [5, 4], input_size: 96, ..small_config() };
+        let companion = HybridGNet::random(&other, 11, &cpu());
+        let few = Sampling::Random { samples: 6, seed: 2 };
+        let companion_alone = predict(&companion, &g, w, h, few);
+        let mut m = model();
+        let plain = predict(&m, &g, w, h, sampling);
+        m.add_companion(companion).unwrap();
+        for k in [0, 3] {
+            let ap = predict_augmented(&m, &g, w, h, sampling, k);
+            assert_eq!(ap.companion_means.len(), 1);
+            assert_eq!(ap.companion_means[0].len(), k + 1, "the image, then each warp");
+            // On the image, the companion's means are its own prediction's.
+            assert_eq!(ap.companion_means[0][0], companion_alone.mean);
+            let (avg, alone) = (ap.averaged(k), ap.without_companions(k));
+            assert_eq!(alone, predict_augmented(&small_model(5), &g, w, h, sampling, k).averaged(k), "model alone");
+            assert_eq!((avg.std, avg.score, avg.calibrated.clone()), (plain.std, plain.score, plain.calibrated.clone()));
+            assert_eq!((avg.companions, avg.test_time_warps, alone.companions), (1, k, 0));
+            for node in [0, 57, 119] {
+                let all: Vec<f32> = ap.means(k).chain(&ap.companion_means[0]).map(|p| p[node][1]).collect();
+                let y = all.iter().sum::<f32>() / all.len() as f32;
+                assert_eq!(all.len(), 2 * (k + 1));
+                assert!((avg.mean[node][1] - y).abs() < 1e-3, "node {node}: {} vs {y}", avg.mean[node][1]);
+            }
+            assert_ne!(avg.mean, alone.mean);
+            m.test_time_warps = k;
+            assert_eq!(predict(&m, &g, w, h, sampling), avg, "predict averages the companion in");
+        }
+        assert!(m.describe().ends_with("3 test-time warps · 1 companion model"), "{}", m.describe());
+        m.drop_companions();
+        assert_eq!(predict(&m, &g, w, h, sampling).companions, 0);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub mod weights;
 #[cfg(test)]
 mod testing;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -62,12 +62,23 @@ pub struct HybridGNet {
     /// on the image alone, as METHOD.md §4 and the released weights. Metadata
     /// `test_time_warps`, written by `calibrate`, whose map is fitted on those landmarks.
     pub test_time_warps: usize,
+    /// Other trained models whose landmarks (on the image and the same warps) are averaged
+    /// with this one's, weighted alike; the std, σ² and calibration stay this model's. Kept in
+    /// the same weights file under `companion0.`, `companion1.`… (see [`augmented`]).
+    companions: Vec<HybridGNet>,
 }
 
 /// Metadata key of [`HybridGNet::held_out_test`].
 pub const HELD_OUT_TEST_KEY: &str = "held_out_test";
 /// Metadata key of [`HybridGNet::test_time_warps`].
 pub const TEST_TIME_WARPS_KEY: &str = "test_time_warps";
+/// Most companions a weights file may hold: each costs as much time as the model itself.
+pub const MAX_COMPANIONS: usize = 3;
+
+/// Key prefix of companion `i`'s tensors and metadata in a weights file.
+pub fn companion_prefix(i: usize) -> String {
+    format!("companion{i}.")
+}
 
 /// `k` test-time warps if a model may use that many, else the most it may.
 fn within_max_warps(k: usize) -> Result<usize, usize> {
@@ -82,6 +93,28 @@ impl HybridGNet {
     }
 
     pub fn from_state_dict(sd: &StateDict, device: &Device) -> Result<Self, WeightsError> {
+        let mut sd = sd.clone();
+        let mut companions = Vec::new();
+        while sd.tensors.keys().any(|k| k.starts_with(&companion_prefix(companions.len()))) {
+            let i = companions.len();
+            let mut part = sd.take_prefixed(&companion_prefix(i));
+            part.source = PathBuf::from(format!("{} (companion {i})", sd.source.display()));
+            let architecture = |reason: String| WeightsError::Architecture { file: part.source.clone(), reason };
+            if i == MAX_COMPANIONS {
+                return Err(architecture(format!("more than {MAX_COMPANIONS} companion models")));
+            }
+            for key in [calibration::CALIBRATION_KEY, TEST_TIME_WARPS_KEY] {
+                if part.metadata.contains_key(key) {
+                    return Err(architecture(format!("metadata `{key}`: a companion follows its primary's")));
+                }
+            }
+            let companion = Self::from_state_dict(&part, device)?;
+            if !companion.companions.is_empty() {
+                return Err(architecture("a companion may not have companions of its own".into()));
+            }
+            companions.push(companion);
+        }
+        let sd = &sd;
         let config = weights::infer_config(sd)?;
         let (encoder, decoder) = weights::build(sd, &config, device)?;
         let calibration = match sd.metadata.get(calibration::CALIBRATION_KEY) {
@@ -111,8 +144,10 @@ impl HybridGNet {
             graphs: Graphs::new(device),
             device: device.clone(),
             calibration,
-            held_out_test,
+            // The test split is held out only if no member ever saw it.
+            held_out_test: held_out_test && companions.iter().all(|c| c.held_out_test),
             test_time_warps,
+            companions,
         })
     }
 
@@ -134,9 +169,11 @@ impl HybridGNet {
             calibration: None,
             held_out_test: false,
             test_time_warps: 0,
+            companions: Vec::new(),
         }
     }
 
+    /// The trainable parts of this model (its companions, if any, are left behind).
     pub fn into_parts(self) -> (ModelConfig, Encoder, Decoder) {
         (self.config, self.encoder, self.decoder)
     }
@@ -155,7 +192,37 @@ impl HybridGNet {
         if let Some(c) = &self.calibration {
             sd.metadata.insert(calibration::CALIBRATION_KEY.into(), c.to_json());
         }
+        for (i, c) in self.companions.iter().enumerate() {
+            sd.insert_prefixed(&companion_prefix(i), c.state_dict());
+        }
         sd
+    }
+
+    /// The models whose landmarks are averaged with this one's.
+    pub fn companions(&self) -> &[HybridGNet] {
+        &self.companions
+    }
+
+    /// Average `companion`'s landmarks with this model's from now on. It keeps its weights and
+    /// skip maps; its calibration and warps give way to this model's, and the pair counts as
+    /// held out of the test split only if both were.
+    pub fn add_companion(&mut self, mut companion: HybridGNet) -> Result<(), String> {
+        if self.companions.len() == MAX_COMPANIONS {
+            return Err(format!("at most {MAX_COMPANIONS} companions"));
+        }
+        if !companion.companions.is_empty() {
+            return Err("a companion may not have companions of its own".into());
+        }
+        companion.calibration = None;
+        companion.test_time_warps = 0;
+        self.held_out_test &= companion.held_out_test;
+        self.companions.push(companion);
+        Ok(())
+    }
+
+    /// Predict with this model alone from now on.
+    pub fn drop_companions(&mut self) {
+        self.companions.clear();
     }
 
     pub fn calibration(&self) -> Option<&Calibration> {
@@ -185,10 +252,16 @@ impl HybridGNet {
 
     /// The architecture and, when landmarks are averaged over warps, how many.
     pub fn describe(&self) -> String {
-        match self.test_time_warps {
-            0 => self.config.describe(),
-            k => format!("{} · {k} test-time warps", self.config.describe()),
+        let mut d = self.config.describe();
+        if self.test_time_warps > 0 {
+            d += &format!(" · {} test-time warps", self.test_time_warps);
         }
+        match self.companions.len() {
+            0 => {}
+            1 => d += " · 1 companion model",
+            n => d += &format!(" · {n} companion models"),
+        }
+        d
     }
 
     /// `Some(k)`: predict with `k` test-time warps whatever the weights record (a command's
@@ -307,6 +380,64 @@ mod tests {
             let e = HybridGNet::load(&bad_path, &d).unwrap_err().to_string();
             assert!(e.contains("bad.safetensors") && e.contains(TEST_TIME_WARPS_KEY), "{e}");
         }
+    }
+
+    #[test]
+    fn companions_travel_in_the_same_file_and_bad_ones_name_the_file() {
+        let d = cpu();
+        let mut model = HybridGNet::random(&small(true), 3, &d);
+        model.held_out_test = true;
+        model.test_time_warps = 2;
+        let mut companion = HybridGNet::random(&graded([5, 4]), 4, &d);
+        companion.test_time_warps = 9;
+        companion.held_out_test = true;
+        model.add_companion(companion).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pair.safetensors");
+        model.save(&path).unwrap();
+        let back = HybridGNet::load(&path, &d).unwrap();
+        assert_eq!(back.companions().len(), 1);
+        assert_eq!(back.companions()[0].config().skip_maps, [5, 4]);
+        assert_eq!(back.companions()[0].test_time_warps, 0, "the primary's warps rule");
+        assert_eq!(back.state_dict().tensors, model.state_dict().tensors);
+        assert!(back.held_out_test && back.test_time_warps == 2);
+        assert!(back.state_dict().tensors.contains_key("companion0.encoder.fc_mu.weight"));
+        // The pair is held out only if both members are.
+        let mut seen = HybridGNet::random(&small(true), 5, &d);
+        seen.held_out_test = true;
+        seen.add_companion(HybridGNet::random(&small(true), 6, &d)).unwrap();
+        assert!(!seen.held_out_test);
+        // Training takes the primary alone.
+        assert_eq!(back.into_parts().0, *model.config());
+
+        let write = |sd: &StateDict| {
+            let p = dir.path().join("bad.safetensors");
+            sd.write_safetensors(&p, &[]).unwrap();
+            HybridGNet::load(&p, &d).unwrap_err().to_string()
+        };
+        let mut sd = model.state_dict();
+        sd.tensors.insert("companion0.graphConv_up2.bias".into(), weights::StateTensor { shape: vec![3], values: vec![0.0; 3] });
+        let e = write(&sd);
+        assert!(e.contains("bad.safetensors (companion 0)") && e.contains("graphConv_up2.bias"), "{e}");
+        let mut sd = model.state_dict();
+        sd.metadata.insert(format!("companion0.{}", calibration::CALIBRATION_KEY), "{}".into());
+        let e = write(&sd);
+        assert!(e.contains("(companion 0)") && e.contains("follows its primary"), "{e}");
+        // A gap in the numbering leaves keys nobody reads.
+        let mut sd = model.state_dict();
+        let part = sd.take_prefixed("companion0.");
+        sd.insert_prefixed("companion1.", part);
+        let e = write(&sd);
+        assert!(e.contains("companion1.encoder"), "{e}");
+        let mut many = HybridGNet::random(&small(true), 3, &d);
+        for i in 0..MAX_COMPANIONS {
+            many.add_companion(HybridGNet::random(&small(true), 10 + i as u64, &d)).unwrap();
+        }
+        assert!(many.add_companion(HybridGNet::random(&small(true), 20, &d)).is_err());
+        let mut sd = many.state_dict();
+        sd.insert_prefixed(&companion_prefix(MAX_COMPANIONS), HybridGNet::random(&small(true), 21, &d).state_dict());
+        let e = write(&sd);
+        assert!(e.contains(&format!("more than {MAX_COMPANIONS} companion")), "{e}");
     }
 
     #[test]

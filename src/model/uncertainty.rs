@@ -55,6 +55,14 @@ pub struct Prediction {
     /// the std is always the image's own latent spread.
     #[serde(default)]
     pub test_time_warps: usize,
+    /// Companion models whose landmarks were averaged into [`Self::mean`]
+    /// ([`HybridGNet::companions`]); the std is this model's alone.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub companions: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Prediction {
@@ -84,11 +92,12 @@ pub fn predict_xray(model: &HybridGNet, image: &XrayImage, sampling: Sampling) -
 
 /// Predict on a grey image in [0, 1] (row-major, `width`×`height`). A model with
 /// [`HybridGNet::test_time_warps`] places the landmarks by averaging over that many warps
-/// of the image besides the image itself ([`super::augmented`]).
+/// of the image besides the image itself, and with companion models averages theirs in
+/// ([`super::augmented`]).
 pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampling: Sampling) -> Prediction {
-    match model.test_time_warps {
-        0 => sample(model, &encode(model, grey, width, height), sampling, None),
-        k => super::augmented::predict_augmented(model, grey, width, height, sampling, k).averaged(k),
+    match (model.test_time_warps, model.companions().is_empty()) {
+        (0, true) => sample(model, &encode(model, grey, width, height), sampling, None),
+        (k, _) => super::augmented::predict_augmented(model, grey, width, height, sampling, k).averaged(k),
     }
 }
 
@@ -207,6 +216,7 @@ pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox
         calibrated: None,
         ctr,
         test_time_warps: 0,
+        companions: 0,
     }
 }
 

@@ -95,6 +95,24 @@ impl StateDict {
         }
     }
 
+    /// Move the tensors and metadata whose keys start with `prefix` into a state dict of
+    /// their own, the prefix removed (a companion model kept in the same file).
+    pub fn take_prefixed(&mut self, prefix: &str) -> StateDict {
+        fn split<V>(map: &mut BTreeMap<String, V>, prefix: &str) -> BTreeMap<String, V> {
+            let keys: Vec<String> = map.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+            keys.into_iter().filter_map(|k| map.remove(&k).map(|v| (k[prefix.len()..].to_string(), v))).collect()
+        }
+        let tensors = split(&mut self.tensors, prefix);
+        let metadata = split(&mut self.metadata, prefix);
+        StateDict { source: self.source.clone(), tensors, metadata }
+    }
+
+    /// Add `other`'s tensors and metadata under `prefix`: the inverse of [`Self::take_prefixed`].
+    pub fn insert_prefixed(&mut self, prefix: &str, other: StateDict) {
+        self.tensors.extend(other.tensors.into_iter().map(|(k, v)| (format!("{prefix}{k}"), v)));
+        self.metadata.extend(other.metadata.into_iter().map(|(k, v)| (format!("{prefix}{k}"), v)));
+    }
+
     fn shape_of(&self, key: &str) -> Option<&[usize]> {
         self.tensors.get(key).map(|t| t.shape.as_slice())
     }

@@ -60,6 +60,13 @@ pub struct ModelIdentity {
     /// Test-time warps averaged into `predicted` (0, or absent in older files: the image alone).
     #[serde(default)]
     pub test_time_warps: usize,
+    /// Companion models whose landmarks were averaged into `predicted` (absent: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub companions: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -299,7 +306,7 @@ mod tests {
             crate::model::preprocess::Letterbox::new(1024, 1024),
             None,
         );
-        let model = ModelIdentity { weights: "w".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0 };
+        let model = ModelIdentity { weights: "w".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0 };
         let mut a = Annotation::from_prediction(Path::new("x.png"), "ab".into(), &img, &p, model);
         assert!(Annotation::parse(&a.to_json(), Path::new("a.json")).is_ok());
         a.corrected.pop();

@@ -287,6 +287,13 @@ impl Trainer {
             }
         };
         anyhow::ensure!(options.batch > 0, "the batch size must be positive");
+        if !model.companions().is_empty() {
+            eprintln!(
+                "{}: trains the model alone; its {} companion model(s) are not part of the run",
+                init_path.as_deref().unwrap_or(Path::new("--init")).display(),
+                model.companions().len()
+            );
+        }
         let (config, encoder, decoder) = model.into_parts();
         let state = RunState {
             optimizer_file: None,

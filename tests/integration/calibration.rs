@@ -7,7 +7,7 @@ use crate::common;
 use burn::tensor::Device;
 use clap::Parser;
 use cxr_review::formats::chexmask_u;
-use cxr_review::model::{HybridGNet, Sampling, predict, shipped};
+use cxr_review::model::{HybridGNet, Sampling, predict, shipped, weights};
 use cxr_review::train::dataset;
 use cxr_review::validation::accuracy::{ImageAccuracy, score_image};
 use cxr_review::validation::calibration::{self, Method};
@@ -92,20 +92,26 @@ fn calibrate_refuses_a_node_profile_it_cannot_measure_apart() {
     assert!(!std::path::Path::new("unused.safetensors").exists());
 }
 
-#[test]
-fn data_without_a_training_split_calibrates_without_the_node_profile() {
-    // Five JSRT val images in a folder of their own: no `train` rows to measure a profile on.
-    let dir = tempfile::tempdir().unwrap();
-    let set = dir.path().join("val_only");
+/// The first `n` JSRT val images in a folder of their own under `dir`: a set with no `train`
+/// rows.
+fn val_only_set(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
+    let set = dir.join("val_only");
     std::fs::create_dir(&set).unwrap();
     let mut csv = String::from("image,split,Landmarks\n");
-    for s in &dataset::read_split(&jsrt(), "val").unwrap()[..5] {
+    for s in &dataset::read_split(&jsrt(), "val").unwrap()[..n] {
         let name = s.image.file_name().unwrap();
         std::os::unix::fs::symlink(&s.image, set.join(name)).unwrap();
         let flat: Vec<String> = s.landmarks.iter().flatten().map(|v| format!("{v}")).collect();
         csv.push_str(&format!("{},val,\"{}\"\n", name.to_str().unwrap(), flat.join(",")));
     }
     std::fs::write(set.join("landmarks.csv"), csv).unwrap();
+    set
+}
+
+#[test]
+fn data_without_a_training_split_calibrates_without_the_node_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = val_only_set(dir.path(), 5);
     let out = dir.path().join("c.safetensors");
     let argv = [
         "calibrate", "--data", set.to_str().unwrap(), "--out", out.to_str().unwrap(), "--samples", "2", "--folds", "2",
@@ -116,6 +122,55 @@ fn data_without_a_training_split_calibrates_without_the_node_profile() {
     assert!(!report.contains("\nnode profile  "), "{report}");
     let c = HybridGNet::load(&out, &Device::flex()).unwrap().calibration().cloned().unwrap();
     assert!(c.profile.is_none() && c.method != "node profile", "{c:?}");
+}
+
+#[test]
+fn a_companion_model_is_calibrated_into_the_same_file_and_averaged_into_every_prediction() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = val_only_set(dir.path(), 4);
+    // A second real model: the shipped weights looking up finer encoder maps (those lookups
+    // start at zero), so its landmarks differ from the shipped model's.
+    let shipped = shipped_model();
+    let sd = weights::with_skip_maps(&shipped.state_dict(), shipped.config(), [3, 2]).unwrap();
+    let companion = dir.path().join("companion.safetensors");
+    sd.write_safetensors(&companion, &[]).unwrap();
+    let out = dir.path().join("pair.safetensors");
+    let argv = [
+        "calibrate", "--data", set.to_str().unwrap(), "--out", out.to_str().unwrap(), "--samples", "2", "--folds", "2",
+        "--test-time-warps", "0", "--device", "cpu", "--companion", companion.to_str().unwrap(),
+    ];
+    let report = cxr_review::cli::calibrate::report(CalibrateCli::try_parse_from(argv).unwrap().args).unwrap();
+    eprint!("{report}");
+    assert!(report.contains("· 1 companion model"), "{report}");
+    // The image alone and the pair: two different mean errors.
+    let line = report.lines().find(|l| l.starts_with("landmarks from the image alone: ")).unwrap();
+    let pieces: Vec<&str> = line.split(" px").collect();
+    let px: Vec<f64> = pieces[..pieces.len() - 1].iter().filter_map(|p| p.rsplit(' ').next()?.parse().ok()).collect();
+    assert!(line.contains("; with 1 companion model(s): ") && px.len() == 2 && px[0] != px[1], "{line}");
+    let pair = HybridGNet::load(&out, &Device::flex()).unwrap();
+    assert_eq!(pair.companions().len(), 1);
+    assert_eq!(pair.companions()[0].config().skip_maps, [3, 2]);
+    assert!(pair.calibration().unwrap().fitted_on.contains("and 1 companion model(s)"));
+    // Every prediction averages the two: the pair's landmarks lie between the members'.
+    let s = &dataset::read_split(&jsrt(), "val").unwrap()[0];
+    let a = load_sample(s).unwrap();
+    let g = &a.grey;
+    let sampling = Sampling::Random { samples: 10, seed: 1 };
+    let p = predict(&pair, &g.pixels, g.width, g.height, sampling);
+    let mut alone = shipped_model();
+    alone.override_test_time_warps(Some(0)).unwrap();
+    let q = predict(&alone, &g.pixels, g.width, g.height, sampling);
+    let mut other = HybridGNet::load(&companion, &Device::flex()).unwrap();
+    other.override_test_time_warps(Some(0)).unwrap();
+    let c = predict(&other, &g.pixels, g.width, g.height, sampling);
+    assert_eq!((p.companions, p.std), (1, q.std), "the spread stays the shipped model's");
+    for n in 0..120 {
+        for axis in 0..2 {
+            let mid = (q.mean[n][axis] + c.mean[n][axis]) / 2.0;
+            assert!((p.mean[n][axis] - mid).abs() < 1e-2, "node {n}: {:?} vs {:?} and {:?}", p.mean[n], q.mean[n], c.mean[n]);
+        }
+    }
+    assert!(p.calibrated.is_some());
 }
 
 #[test]

@@ -30,7 +30,7 @@ pub struct Args {
     /// Another trained model (weights file, repeatable) whose landmarks are averaged with the
     /// model's on the image and the same warps from now on: written into the calibrated file
     /// beside the model's own, so the map is fitted on the averaged landmarks' errors. The std
-    /// stays the model's own. A companion the weights already hold is kept.
+    /// stays the model's own. A companion the weights already hold is kept (see --no-companions).
     #[arg(long, value_name = "WEIGHTS")]
     pub companion: Vec<PathBuf>,
     /// Where to write the calibrated weights (may be the input file).
@@ -66,6 +66,10 @@ pub struct Args {
     /// [default: what the weights record].
     #[arg(long)]
     pub test_time_warps: Option<usize>,
+    /// Predict with the weights' first model alone, leaving out the companion models they
+    /// hold (whose landmarks are otherwise averaged in).
+    #[arg(long)]
+    pub no_companions: bool,
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
 }
@@ -85,6 +89,9 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let device = select_device(args.device)?;
     let mut model = HybridGNet::load(&weights, &device.device).with_context(|| format!("{}", weights.display()))?;
     model.override_test_time_warps(args.test_time_warps).map_err(anyhow::Error::msg)?;
+    if args.no_companions {
+        model.drop_companions();
+    }
     for path in &args.companion {
         let c = HybridGNet::load(path, &device.device).with_context(|| format!("{}", path.display()))?;
         model.add_companion(c).map_err(|e| anyhow::anyhow!("--companion {}: {e}", path.display()))?;

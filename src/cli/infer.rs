@@ -41,6 +41,10 @@ pub struct Args {
     /// itself (0: the image alone, as METHOD.md §4) [default: what the weights record].
     #[arg(long)]
     pub test_time_warps: Option<usize>,
+    /// Predict with the weights' first model alone, leaving out the companion models they
+    /// hold (whose landmarks are otherwise averaged in).
+    #[arg(long)]
+    pub no_companions: bool,
     /// Add the DICOM patient name, ID, birth date and accession number to summary.csv.
     /// Without it no patient attribute is written anywhere.
     #[arg(long)]
@@ -92,6 +96,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let selected = select_device(args.device)?;
     let mut model = HybridGNet::load(weights, &selected.device)?;
     model.override_test_time_warps(args.test_time_warps).map_err(anyhow::Error::msg)?;
+    if args.no_companions {
+        model.drop_companions();
+    }
     eprintln!(
         "model: {} ({}), device: {}",
         weights.display(),
@@ -271,6 +278,7 @@ mod tests {
             include_patient_data: false,
             shard: None,
             test_time_warps: None,
+            no_companions: false,
         };
 
         let err = run(args()).unwrap_err().to_string();
@@ -319,6 +327,7 @@ mod tests {
             include_patient_data: false,
             shard: None,
             test_time_warps: None,
+            no_companions: false,
         };
         let err = format!("{:#}", run(args).unwrap_err());
         assert!(err.contains("missing.safetensors"), "{err}");

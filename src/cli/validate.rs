@@ -52,6 +52,10 @@ pub struct Args {
     /// itself (0: the image alone, as METHOD.md §4) [default: what the weights record].
     #[arg(long)]
     pub test_time_warps: Option<usize>,
+    /// Predict with the weights' first model alone, leaving out the companion models they
+    /// hold (whose landmarks are otherwise averaged in).
+    #[arg(long)]
+    pub no_companions: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -65,6 +69,9 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let device = select_device(args.device)?;
     let mut model = HybridGNet::load(&weights, &device.device).with_context(|| format!("{}", weights.display()))?;
     model.override_test_time_warps(args.test_time_warps).map_err(anyhow::Error::msg)?;
+    if args.no_companions {
+        model.drop_companions();
+    }
     let mut samples = dataset::read_split_sets(&args.data, &args.split)?;
     if let Some(n) = args.limit {
         samples = dataset::first_of_each_set(samples, n);

@@ -171,6 +171,15 @@ fn a_companion_model_is_calibrated_into_the_same_file_and_averaged_into_every_pr
         }
     }
     assert!(p.calibrated.is_some());
+    // --no-companions takes the first model alone out of a pair file.
+    let single = dir.path().join("single.safetensors");
+    let argv = [
+        "calibrate", "--data", set.to_str().unwrap(), "--out", single.to_str().unwrap(), "--weights", out.to_str().unwrap(),
+        "--samples", "2", "--folds", "2", "--device", "cpu", "--no-companions",
+    ];
+    let report = cxr_review::cli::calibrate::report(CalibrateCli::try_parse_from(argv).unwrap().args).unwrap();
+    assert!(!report.contains("companion"), "{report}");
+    assert!(HybridGNet::load(&single, &Device::flex()).unwrap().companions().is_empty());
 }
 
 #[test]

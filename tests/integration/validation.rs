@@ -77,6 +77,35 @@ fn test_time_warps_place_val_landmarks_closer_than_the_image_alone() {
 }
 
 #[test]
+fn the_shipped_pair_is_the_shipped_model_plus_a_companion_that_places_val_landmarks_closer() {
+    // `calibrate --companion` (N = 50, 7 warps) measured 18.55 px for the shipped model and
+    // 17.87 px for the pair on these 21 images (assets/README.md, "Companion models").
+    let single = model();
+    let path = shipped::default_weights().unwrap().with_file_name("hybridgnet_jsrt_pair.safetensors");
+    let pair = HybridGNet::load(&path, &Device::flex()).expect("the pair ships beside the model");
+    assert_eq!(pair.companions().len(), 1);
+    assert_eq!(pair.companions()[0].config().skip_maps, [3, 2]);
+    assert_eq!(pair.test_time_warps, single.test_time_warps);
+    let c = pair.calibration().expect("the pair is calibrated on its own landmarks");
+    assert!(c.profile.is_some() && c.fitted_on.contains("1 companion"), "{}", c.fitted_on);
+    // Its first model is the shipped model, tensor for tensor.
+    let mut sd = pair.state_dict();
+    drop(sd.take_prefixed("companion0."));
+    assert_eq!(sd.tensors, single.state_dict().tensors, "rebuild the pair when the shipped model changes");
+    let (mut alone, mut both) = (Vec::new(), Vec::new());
+    for a in val(21) {
+        let g = &a.grey;
+        let ap = predict_augmented(&pair, &g.pixels, g.width, g.height, SAMPLING, pair.test_time_warps);
+        alone.push(score_prediction(&g.name, &ap.without_companions(pair.test_time_warps), &a.landmarks, g.width, g.height));
+        both.push(score_prediction(&g.name, &ap.averaged(pair.test_time_warps), &a.landmarks, g.width, g.height));
+    }
+    let (alone, both) = (summarise(&alone), summarise(&both));
+    eprintln!("shipped model {alone:?}\npair {both:?}");
+    assert!(both.error_1024.0 < alone.error_1024.0 - 0.4, "{alone:?} vs {both:?}");
+    assert!(both.dice_lungs.0 > alone.dice_lungs.0, "{alone:?} vs {both:?}");
+}
+
+#[test]
 fn uncertainty_rises_as_noise_is_added() {
     // The image score averaged over 6 val images at noise σ 0, 0.1 and 0.3 of the grey range.
     let m = model();

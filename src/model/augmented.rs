@@ -8,6 +8,10 @@
 //! lands nearer the truth than on the image alone (the shipped model's val error fell from
 //! 19.5 to 18.6 px at 7 warps; `assets/README.md`). A model whose metadata names a number of
 //! test-time warps ([`super::HybridGNet::test_time_warps`]) is predicted that way.
+//!
+//! A model's companions ([`super::HybridGNet::companions`]) are other trained models run on the
+//! same image and warps; their means join the average, their spread does not (`assets/README.md`,
+//! "Companion models").
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -93,28 +93,25 @@ impl HybridGNet {
     }
 
     pub fn from_state_dict(sd: &StateDict, device: &Device) -> Result<Self, WeightsError> {
-        let mut sd = sd.clone();
-        let mut companions = Vec::new();
-        while sd.tensors.keys().any(|k| k.starts_with(&companion_prefix(companions.len()))) {
-            let i = companions.len();
-            let mut part = sd.take_prefixed(&companion_prefix(i));
+        // Companions' tensors are moved out before the first model is built; a file without
+        // any is not copied.
+        let mut sd = std::borrow::Cow::Borrowed(sd);
+        let mut parts = Vec::new();
+        while sd.tensors.keys().any(|k| k.starts_with(&companion_prefix(parts.len()))) {
+            let i = parts.len();
+            let mut part = sd.to_mut().take_prefixed(&companion_prefix(i));
             part.source = PathBuf::from(format!("{} (companion {i})", sd.source.display()));
-            let architecture = |reason: String| WeightsError::Architecture { file: part.source.clone(), reason };
-            if i == MAX_COMPANIONS {
-                return Err(architecture(format!("more than {MAX_COMPANIONS} companion models")));
-            }
             for key in [calibration::CALIBRATION_KEY, TEST_TIME_WARPS_KEY] {
                 if part.metadata.contains_key(key) {
-                    return Err(architecture(format!("metadata `{key}`: a companion follows its primary's")));
+                    return Err(WeightsError::Architecture {
+                        file: part.source,
+                        reason: format!("metadata `{key}`: a companion follows its primary's"),
+                    });
                 }
             }
-            let companion = Self::from_state_dict(&part, device)?;
-            if !companion.companions.is_empty() {
-                return Err(architecture("a companion may not have companions of its own".into()));
-            }
-            companions.push(companion);
+            parts.push(part);
         }
-        let sd = &sd;
+        let sd = sd.as_ref();
         let config = weights::infer_config(sd)?;
         let (encoder, decoder) = weights::build(sd, &config, device)?;
         let calibration = match sd.metadata.get(calibration::CALIBRATION_KEY) {
@@ -137,18 +134,22 @@ impl HybridGNet {
                 }
             })?,
         };
-        Ok(HybridGNet {
+        let mut model = HybridGNet {
             config,
             encoder,
             decoder,
             graphs: Graphs::new(device),
             device: device.clone(),
             calibration,
-            // The test split is held out only if no member ever saw it.
-            held_out_test: held_out_test && companions.iter().all(|c| c.held_out_test),
+            held_out_test,
             test_time_warps,
-            companions,
-        })
+            companions: Vec::new(),
+        };
+        for part in parts {
+            let companion = Self::from_state_dict(&part, device)?;
+            model.add_companion(companion).map_err(|reason| WeightsError::Architecture { file: part.source, reason })?;
+        }
+        Ok(model)
     }
 
     /// Random weights, initialised as PyTorch initialises a fresh model (for benchmarks and
@@ -205,10 +206,11 @@ impl HybridGNet {
 
     /// Average `companion`'s landmarks with this model's from now on. It keeps its weights and
     /// skip maps; its calibration and warps give way to this model's, and the pair counts as
-    /// held out of the test split only if both were.
+    /// held out of the test split only if no member ever saw it. Loading a file checks its
+    /// companions by the same rules.
     pub fn add_companion(&mut self, mut companion: HybridGNet) -> Result<(), String> {
         if self.companions.len() == MAX_COMPANIONS {
-            return Err(format!("at most {MAX_COMPANIONS} companions"));
+            return Err(format!("more than {MAX_COMPANIONS} companion models"));
         }
         if !companion.companions.is_empty() {
             return Err("a companion may not have companions of its own".into());

@@ -61,7 +61,8 @@ pub struct Prediction {
     pub companions: usize,
 }
 
-fn is_zero(n: &usize) -> bool {
+/// For `skip_serializing_if` on counts that older files lack.
+pub(crate) fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 

@@ -61,12 +61,8 @@ pub struct ModelIdentity {
     #[serde(default)]
     pub test_time_warps: usize,
     /// Companion models whose landmarks were averaged into `predicted` (absent: none).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::model::uncertainty::is_zero")]
     pub companions: usize,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use crate::formats::write_atomically;
 use crate::landmarks::NUM_NODES;
-use crate::model::{DeviceChoice, HybridGNet, Sampling, augmented, select_device, shipped};
+use crate::model::{DeviceChoice, HybridGNet, Prediction, Sampling, augmented, select_device, shape_correction, shipped};
 use crate::train::dataset;
 use crate::validation::accuracy::{ImageAccuracy, score_prediction};
 use crate::validation::calibration::{self, Agreement, Method};
@@ -70,9 +70,17 @@ pub struct Args {
     /// hold (whose landmarks are otherwise averaged in).
     #[arg(long)]
     pub no_companions: bool,
+    /// Fit no shape correction (by default one is fitted on the --profile-split images and
+    /// moves every prediction's landmarks last; see `assets/README.md`, "Shape correction").
+    #[arg(long)]
+    pub no_shape_correction: bool,
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
 }
+
+/// Cross-validation folds over the profile images that choose the shape correction's ridge
+/// weight (and give the profile its honest, out-of-fold errors).
+const CORRECTION_FOLDS: usize = 5;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     print!("{}", report(args)?);
@@ -92,6 +100,8 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     if args.no_companions {
         model.drop_companions();
     }
+    // Fitted anew below (or left out): predictions here are made without it.
+    model.set_shape_correction(None);
     for path in &args.companion {
         let c = HybridGNet::load(path, &device.device).with_context(|| format!("{}", path.display()))?;
         model.add_companion(c).map_err(|e| anyhow::anyhow!("--companion {}: {e}", path.display()))?;
@@ -134,24 +144,74 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         let g = &a.grey;
         score_prediction(&g.name, p, &a.landmarks, g.width, g.height)
     };
-    let mut profiled = Vec::new();
-    predict_each(&profile_samples, tta, &mut |a, ap| profiled.push(score(a, &ap.averaged(tta))))?;
+    // The profile images' placed landmarks and references, kept to fit the shape correction.
+    let mut placed = Vec::new();
+    predict_each(&profile_samples, tta, &mut |a, ap| {
+        let g = &a.grey;
+        placed.push((g.name.clone(), a.landmarks, g.width, g.height, ap.averaged(tta)));
+    })?;
+    let profile_desc = format!(
+        "{} ({})",
+        dataset::describe_sets(&profile_samples),
+        crate::model::calibration::fitted_images(profile_samples.len(), &args.profile_split)
+    );
+    let mut correction_note = None;
+    let correction = match (args.no_shape_correction, placed.is_empty()) {
+        (true, _) => None,
+        (false, true) => {
+            correction_note = Some("shape correction: none (it is fitted on the --profile-split images)".to_string());
+            None
+        }
+        (false, false) => {
+            let model_frame = |(_, refs, _, _, p): &(String, [crate::landmarks::Point; NUM_NODES], u32, u32, Prediction)| {
+                let lb = p.letterbox;
+                (shape_correction::flatten(&p.mean.map(|q| lb.to_model(q))), shape_correction::flatten(&refs.map(|q| lb.to_model(q))))
+            };
+            let (x, t): (Vec<_>, Vec<_>) = placed.iter().map(model_frame).unzip();
+            let fitted_on = format!(
+                "{profile_desc}, N = {}, seed {}, {tta} test-time warps, {} companion model(s)",
+                args.samples,
+                args.seed,
+                model.companions().len()
+            );
+            match shape_correction::cross_validate(&x, &t, CORRECTION_FOLDS, fitted_on) {
+                Ok(cv) => {
+                    // The profile's errors are those of landmarks corrected by a fit that did
+                    // not see them, as a new image's are.
+                    for (entry, q) in placed.iter_mut().zip(&cv.out_of_fold) {
+                        let lb = entry.4.letterbox;
+                        entry.4.mean = std::array::from_fn(|n| lb.to_image([q[2 * n] as f32, q[2 * n + 1] as f32]));
+                        entry.4.shape_corrected = true;
+                    }
+                    Some(cv)
+                }
+                Err(e) => {
+                    correction_note = Some(format!("shape correction: none ({e})"));
+                    None
+                }
+            }
+        }
+    };
+    let profiled: Vec<ImageAccuracy> =
+        placed.iter().map(|(name, refs, w, h, p)| score_prediction(name, p, refs, *w, *h)).collect();
     let profile = calibration::measure_profile(
         &profiled.iter().collect::<Vec<_>>(),
-        format!(
-            "{} ({})",
-            dataset::describe_sets(&profile_samples),
-            crate::model::calibration::fitted_images(profile_samples.len(), &args.profile_split)
-        ),
+        profile_desc,
     );
     let mut scored = Vec::new();
     let mut image_alone = Vec::new();
     let mut model_alone = Vec::new();
+    let mut uncorrected = Vec::new();
     let mut warp_std = Vec::new();
     predict_each(&samples, args.warps.max(tta), &mut |a, ap| {
         let to_1024 = 1024.0 / a.grey.width.max(a.grey.height) as f64;
         warp_std.push(ap.warp_std(args.warps).map(|v| v as f64 * to_1024));
-        scored.push(score(a, &ap.averaged(tta)));
+        let mut p = ap.averaged(tta);
+        uncorrected.push(score(a, &p));
+        if let Some(cv) = &correction {
+            cv.correction.apply(&mut p);
+        }
+        scored.push(score(a, &p));
         image_alone.push(score(a, &ap.prediction));
         model_alone.push(score(a, &ap.without_companions(tta)));
     })?;
@@ -172,16 +232,19 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         }
     }
     let sets = dataset::describe_sets(&samples);
-    let mut placed = match tta {
+    let mut placed_desc = match tta {
         0 => "landmarks from the image alone".to_string(),
         k => format!("landmarks averaged over the image and {k} test-time warps"),
     };
     match model.companions().len() {
         0 => {}
-        n => placed += &format!(" and {n} companion model(s)"),
+        n => placed_desc += &format!(" and {n} companion model(s)"),
+    }
+    if correction.is_some() {
+        placed_desc += ", shape-corrected";
     }
     let fitted_on = format!(
-        "{sets} ({}), N = {}, seed {}, {placed}; legend rows out of fold ({}-fold)",
+        "{sets} ({}), N = {}, seed {}, {placed_desc}; legend rows out of fold ({}-fold)",
         crate::model::calibration::fitted_images(samples.len(), &args.split),
         args.samples,
         args.seed,
@@ -190,7 +253,24 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let c = calibration::finish(report.fitted.clone(), &report.oof, &images, fitted_on);
     let mut out = String::new();
     writeln!(out, "model: {} ({}, {})", weights.display(), model.describe(), device.description)?;
-    out.push_str(&placement_line(&image_alone, &model_alone, &scored, tta, model.companions().len()));
+    let corrected = correction.as_ref().map(|_| scored.as_slice());
+    out.push_str(&placement_line(&image_alone, &model_alone, &uncorrected, corrected, tta, model.companions().len()));
+    if let Some(note) = &correction_note {
+        writeln!(out, "{note}")?;
+    }
+    if let Some(cv) = &correction {
+        let f = &cv.correction.fit;
+        let tried: Vec<String> = cv.errors_1024.iter().map(|(l, e)| format!("{l}: {e:.2}")).collect();
+        writeln!(
+            out,
+            "shape correction: fitted on {}; {CORRECTION_FOLDS}-fold error there {:.2} -> {:.2} px (ridge weight {}; tried {})",
+            f.fitted_on,
+            f.error_before_1024.unwrap_or(f64::NAN),
+            f.error_after_1024.unwrap_or(f64::NAN),
+            f.lambda,
+            tried.join(", ")
+        )?;
+    }
     out.push_str(&report.table);
     writeln!(out, "chosen: {} ({})", report.method.name(), if chosen.is_some() { "--method" } else { "best out-of-fold Pearson r" })?;
     if let Some(note) = &profile_note {
@@ -208,6 +288,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         writeln!(out, "  {:>5.1}-{:<5.1} {:>6} nodes: expected {:>5.1}, real {:>5.1}", r.lo, r.hi, r.nodes, r.mean_expected, r.mean_error)?;
     }
     model.set_calibration(Some(c));
+    model.set_shape_correction(correction.map(|cv| cv.correction));
     model.save(&args.out).with_context(|| format!("{}", args.out.display()))?;
     writeln!(out, "wrote {}", args.out.display())?;
     if let Some(path) = &args.nodes {
@@ -230,6 +311,7 @@ fn placement_line(
     alone: &[ImageAccuracy],
     model_alone: &[ImageAccuracy],
     averaged: &[ImageAccuracy],
+    corrected: Option<&[ImageAccuracy]>,
     warps: usize,
     companions: usize,
 ) -> String {
@@ -249,6 +331,9 @@ fn placement_line(
     }
     if companions > 0 {
         line += &format!("; with {companions} companion model(s): {}", summary(averaged));
+    }
+    if let Some(c) = corrected {
+        line += &format!("; shape-corrected: {}", summary(c));
     }
     line + "\n"
 }

@@ -45,6 +45,10 @@ pub struct Args {
     /// hold (whose landmarks are otherwise averaged in).
     #[arg(long)]
     pub no_companions: bool,
+    /// Leave the landmarks where the model places them, without the shape correction the
+    /// weights hold (fitted by `calibrate` on the training images).
+    #[arg(long)]
+    pub no_shape_correction: bool,
     /// Add the DICOM patient name, ID, birth date and accession number to summary.csv.
     /// Without it no patient attribute is written anywhere.
     #[arg(long)]
@@ -98,6 +102,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     model.override_test_time_warps(args.test_time_warps).map_err(anyhow::Error::msg)?;
     if args.no_companions {
         model.drop_companions();
+    }
+    if args.no_shape_correction {
+        model.set_shape_correction(None);
     }
     eprintln!(
         "model: {} ({}), device: {}",
@@ -279,6 +286,7 @@ mod tests {
             shard: None,
             test_time_warps: None,
             no_companions: false,
+            no_shape_correction: false,
         };
 
         let err = run(args()).unwrap_err().to_string();
@@ -328,6 +336,7 @@ mod tests {
             shard: None,
             test_time_warps: None,
             no_companions: false,
+            no_shape_correction: false,
         };
         let err = format!("{:#}", run(args).unwrap_err());
         assert!(err.contains("missing.safetensors"), "{err}");

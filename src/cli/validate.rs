@@ -56,6 +56,10 @@ pub struct Args {
     /// hold (whose landmarks are otherwise averaged in).
     #[arg(long)]
     pub no_companions: bool,
+    /// Leave the landmarks where the model places them, without the shape correction the
+    /// weights hold (fitted by `calibrate` on the training images).
+    #[arg(long)]
+    pub no_shape_correction: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -71,6 +75,9 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     model.override_test_time_warps(args.test_time_warps).map_err(anyhow::Error::msg)?;
     if args.no_companions {
         model.drop_companions();
+    }
+    if args.no_shape_correction {
+        model.set_shape_correction(None);
     }
     let mut samples = dataset::read_split_sets(&args.data, &args.split)?;
     if let Some(n) = args.limit {

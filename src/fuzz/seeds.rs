@@ -103,7 +103,7 @@ fn generated_annotation() -> Vec<u8> {
             pixel_spacing_mm: Some([0.175, 0.175]),
             sop_instance_uid: Some("1.2.826.0.1.3680043.8.498.1".into()),
         },
-        model: ModelIdentity { weights: "w.safetensors".into(), weights_sha256: "cd".repeat(32), samples: 50, seed: Some(0), test_time_warps: 0, companions: 0 },
+        model: ModelIdentity { weights: "w.safetensors".into(), weights_sha256: "cd".repeat(32), samples: 50, seed: Some(0), test_time_warps: 0, companions: 0, shape_corrected: false },
         predicted_std: vec![[2.0, 3.0]; NUM_NODES],
         predicted,
         score: 2.5,

@@ -21,6 +21,7 @@ pub mod graph;
 pub mod lookup;
 pub mod norm;
 pub mod preprocess;
+pub mod shape_correction;
 pub mod shipped;
 pub mod uncertainty;
 pub mod weights;
@@ -34,6 +35,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 pub use backend::{DeviceChoice, SelectedDevice, select_device};
 pub use calibration::Calibration;
+pub use shape_correction::ShapeCorrection;
 pub use config::ModelConfig;
 pub use decoder::Decoded;
 pub use encoder::Encoding;
@@ -66,6 +68,9 @@ pub struct HybridGNet {
     /// with this one's, weighted alike; the std, σ² and calibration stay this model's. Kept in
     /// the same weights file under `companion0.`, `companion1.`… (see [`augmented`]).
     companions: Vec<HybridGNet>,
+    /// The last step of every prediction: a linear correction of the placed landmarks fitted
+    /// on the training images (see [`shape_correction`]); tensors under `shape_correction.`.
+    shape_correction: Option<ShapeCorrection>,
 }
 
 /// Metadata key of [`HybridGNet::held_out_test`].
@@ -96,12 +101,20 @@ impl HybridGNet {
         // Companions' tensors are moved out before the first model is built; a file without
         // any is not copied.
         let mut sd = std::borrow::Cow::Borrowed(sd);
+        let shape_correction = match sd.tensors.keys().any(|k| k.starts_with(shape_correction::PREFIX)) {
+            true => Some(
+                ShapeCorrection::from_state_dict(&sd.to_mut().take_prefixed(shape_correction::PREFIX))
+                    .map_err(|reason| WeightsError::Architecture { file: sd.source.clone(), reason })?,
+            ),
+            false => None,
+        };
         let mut parts = Vec::new();
         while sd.tensors.keys().any(|k| k.starts_with(&companion_prefix(parts.len()))) {
             let i = parts.len();
             let mut part = sd.to_mut().take_prefixed(&companion_prefix(i));
             part.source = PathBuf::from(format!("{} (companion {i})", sd.source.display()));
-            for key in [calibration::CALIBRATION_KEY, TEST_TIME_WARPS_KEY] {
+            let own_correction = format!("{}fit", shape_correction::PREFIX);
+            for key in [calibration::CALIBRATION_KEY, TEST_TIME_WARPS_KEY, own_correction.as_str()] {
                 if part.metadata.contains_key(key) {
                     return Err(WeightsError::Architecture {
                         file: part.source,
@@ -144,6 +157,7 @@ impl HybridGNet {
             held_out_test,
             test_time_warps,
             companions: Vec::new(),
+            shape_correction,
         };
         for part in parts {
             let companion = Self::from_state_dict(&part, device)?;
@@ -171,6 +185,7 @@ impl HybridGNet {
             held_out_test: false,
             test_time_warps: 0,
             companions: Vec::new(),
+            shape_correction: None,
         }
     }
 
@@ -196,6 +211,9 @@ impl HybridGNet {
         for (i, c) in self.companions.iter().enumerate() {
             sd.insert_prefixed(&companion_prefix(i), c.state_dict());
         }
+        if let Some(c) = &self.shape_correction {
+            sd.insert_prefixed(shape_correction::PREFIX, c.to_state_dict());
+        }
         sd
     }
 
@@ -217,6 +235,7 @@ impl HybridGNet {
         }
         companion.calibration = None;
         companion.test_time_warps = 0;
+        companion.shape_correction = None;
         self.held_out_test &= companion.held_out_test;
         self.companions.push(companion);
         Ok(())
@@ -225,6 +244,15 @@ impl HybridGNet {
     /// Predict with this model alone from now on.
     pub fn drop_companions(&mut self) {
         self.companions.clear();
+    }
+
+    pub fn shape_correction(&self) -> Option<&ShapeCorrection> {
+        self.shape_correction.as_ref()
+    }
+
+    /// Attach (or remove) the correction applied to every prediction's landmarks.
+    pub fn set_shape_correction(&mut self, correction: Option<ShapeCorrection>) {
+        self.shape_correction = correction;
     }
 
     pub fn calibration(&self) -> Option<&Calibration> {
@@ -262,6 +290,9 @@ impl HybridGNet {
             0 => {}
             1 => d += " · 1 companion model",
             n => d += &format!(" · {n} companion models"),
+        }
+        if self.shape_correction.is_some() {
+            d += " · shape correction";
         }
         d
     }

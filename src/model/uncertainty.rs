@@ -59,6 +59,14 @@ pub struct Prediction {
     /// ([`HybridGNet::companions`]); the std is this model's alone.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub companions: usize,
+    /// The model's shape correction moved [`Self::mean`] (see [`super::shape_correction`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub shape_corrected: bool,
+}
+
+/// For `skip_serializing_if` on flags that older files lack.
+pub(crate) fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// For `skip_serializing_if` on counts that older files lack.
@@ -94,12 +102,17 @@ pub fn predict_xray(model: &HybridGNet, image: &XrayImage, sampling: Sampling) -
 /// Predict on a grey image in [0, 1] (row-major, `width`×`height`). A model with
 /// [`HybridGNet::test_time_warps`] places the landmarks by averaging over that many warps
 /// of the image besides the image itself, and with companion models averages theirs in
-/// ([`super::augmented`]).
+/// ([`super::augmented`]); last, its shape correction moves the landmarks
+/// ([`super::shape_correction`]).
 pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampling: Sampling) -> Prediction {
-    match (model.test_time_warps, model.companions().is_empty()) {
+    let mut p = match (model.test_time_warps, model.companions().is_empty()) {
         (0, true) => sample(model, &encode(model, grey, width, height), sampling, None),
         (k, _) => super::augmented::predict_augmented(model, grey, width, height, sampling, k).averaged(k),
+    };
+    if let Some(c) = model.shape_correction() {
+        c.apply(&mut p);
     }
+    p
 }
 
 /// An image encoded once: what [`sample`] decodes, as often as asked.
@@ -135,6 +148,15 @@ pub fn sample(model: &HybridGNet, image: &EncodedImage, sampling: Sampling, logv
         Sampling::Random { seed, .. } => Some(seed),
     };
     let mut p = summarise(&decoded, samples, logvar, image.letterbox, seed);
+    if let Some(c) = model.shape_correction() {
+        // The ratio of the samples as the model's correction places them (it moves the mean
+        // in `predict`; being linear, the corrected samples' mean is the corrected mean).
+        p.ctr = crate::metrics::ctr::spread(
+            decoded
+                .chunks_exact(NUM_NODES * 2)
+                .filter_map(|s| c.correct(&std::array::from_fn(|k| [s[2 * k], s[2 * k + 1]]))),
+        );
+    }
     if let (Some(c), Sampling::Random { .. }) = (model.calibration(), sampling) {
         p.calibrate(c);
     }
@@ -218,6 +240,7 @@ pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox
         ctr,
         test_time_warps: 0,
         companions: 0,
+        shape_corrected: false,
     }
 }
 

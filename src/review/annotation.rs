@@ -63,6 +63,9 @@ pub struct ModelIdentity {
     /// Companion models whose landmarks were averaged into `predicted` (absent: none).
     #[serde(default, skip_serializing_if = "crate::model::uncertainty::is_zero")]
     pub companions: usize,
+    /// The model's shape correction moved `predicted` (absent: it did not).
+    #[serde(default, skip_serializing_if = "crate::model::uncertainty::is_false")]
+    pub shape_corrected: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -302,7 +305,7 @@ mod tests {
             crate::model::preprocess::Letterbox::new(1024, 1024),
             None,
         );
-        let model = ModelIdentity { weights: "w".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0 };
+        let model = ModelIdentity { weights: "w".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0, shape_corrected: false };
         let mut a = Annotation::from_prediction(Path::new("x.png"), "ab".into(), &img, &p, model);
         assert!(Annotation::parse(&a.to_json(), Path::new("a.json")).is_ok());
         a.corrected.pop();

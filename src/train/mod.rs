@@ -294,6 +294,12 @@ impl Trainer {
                 model.companions().len()
             );
         }
+        if model.shape_correction().is_some() {
+            eprintln!(
+                "{}: its shape correction was fitted on this model's landmarks and is not kept; run `calibrate` on the trained weights to fit a new one",
+                init_path.as_deref().unwrap_or(Path::new("--init")).display()
+            );
+        }
         let (config, encoder, decoder) = model.into_parts();
         let state = RunState {
             optimizer_file: None,

@@ -6,7 +6,7 @@
 use crate::common;
 
 use burn::tensor::Device;
-use cxr_review::model::{HybridGNet, Sampling, predict, shipped};
+use cxr_review::model::{HybridGNet, Sampling, predict, shape_correction, shipped};
 use cxr_review::train::dataset;
 use cxr_review::model::augmented::{DEFAULT_WARPS, predict_augmented};
 use cxr_review::validation::accuracy::{AccuracySummary, score_image, score_prediction, summarise};
@@ -42,17 +42,19 @@ fn val_summary() -> AccuracySummary {
 
 #[test]
 fn shipped_model_segments_val_images() {
-    // Issue 5's acceptance on the val split; `validate` (N = 50) measured lungs 0.955, heart
-    // 0.933 with 7 test-time warps (assets/README.md).
+    // Issue 5's acceptance on the val split (lungs ≥ 0.95, heart ≥ 0.90) and issue 12's heart
+    // target (≥ 0.935); `validate` (N = 50) measured lungs 0.961, heart 0.942 and 16.17 px with
+    // 7 test-time warps and the shape correction (assets/README.md).
     let s = val_summary();
-    assert!(s.dice_lungs.0 >= 0.95, "{s:?}");
-    assert!(s.dice_heart.0 >= 0.90, "{s:?}");
+    assert!(s.dice_lungs.0 >= 0.958, "{s:?}");
+    assert!(s.dice_heart.0 >= 0.935, "{s:?}");
+    assert!(s.error_1024.0 < 17.0, "{s:?}");
 }
 
 #[test]
 fn node_std_tracks_node_error() {
-    // Positive, and clearly so: `validate` measured r = 0.180 over these 2520 nodes at N = 50
-    // (0.224 with the landmarks of the image alone).
+    // Positive, and clearly so: `validate` measured r = 0.183 over these 2520 nodes at N = 50
+    // (0.180 before the shape correction, 0.224 with the landmarks of the image alone).
     let s = val_summary();
     assert!(s.pearson_r.unwrap() > 0.15, "node std must track node error: {s:?}");
 }
@@ -89,9 +91,14 @@ fn the_shipped_pair_is_the_shipped_model_plus_a_companion_that_places_val_landma
     let c = pair.calibration().expect("the pair is calibrated on its own landmarks");
     assert!(c.profile.is_some() && c.fitted_on.contains("1 companion"), "{}", c.fitted_on);
     // Its first model is the shipped model, tensor for tensor.
+    // (Each file's shape correction is fitted on its own landmarks.)
     let mut sd = pair.state_dict();
     drop(sd.take_prefixed("companion0."));
-    assert_eq!(sd.tensors, single.state_dict().tensors, "rebuild the pair when the shipped model changes");
+    drop(sd.take_prefixed(shape_correction::PREFIX));
+    let mut single_sd = single.state_dict();
+    drop(single_sd.take_prefixed(shape_correction::PREFIX));
+    assert_eq!(sd.tensors, single_sd.tensors, "rebuild the pair when the shipped model changes");
+    assert!(pair.shape_correction().is_some() && single.shape_correction().is_some());
     let (mut alone, mut both) = (Vec::new(), Vec::new());
     for a in val(21) {
         let g = &a.grey;

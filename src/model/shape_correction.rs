@@ -1,0 +1,419 @@
+//! A linear correction of the placed landmarks, fitted in closed form on the training images.
+//!
+//! The models trained here under-fit: on their own training images they place nodes about as
+//! far off as on new ones (shipped model: 16.7 px on train, 18.6 on val), and much of that
+//! error is shared across images and nodes: whole stretches of contour sit consistently too
+//! high, too narrow, too far along. A ridge regression from the 240 placed coordinates to the
+//! 240 corrections, fitted on the model's predictions of its training images, removes that part
+//! (`assets/README.md`, "Shape correction": 18.6 → 16.2 px on val, and on a held-out test split
+//! 20.4 → 17.4 px with the regression fitted on the held-out run's own training images).
+//!
+//! It works in the model frame (coordinates in [0, 1] of the letterboxed square), so it does
+//! not depend on the image's size, and it is the last step of a prediction: after the
+//! test-time warps and the companions are averaged. The std stays the model's latent spread.
+//! `calibrate` fits it (the ridge weight chosen by cross-validation over the training images)
+//! and stores it in the weights file under [`PREFIX`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::uncertainty::Prediction;
+use super::weights::{StateDict, StateTensor};
+use crate::landmarks::{NUM_NODES, Point};
+
+/// Coordinates of one shape: x and y of every node.
+pub const DIM: usize = NUM_NODES * 2;
+/// Key prefix of the correction's tensors (`mean`, `offset`, `weight`) and metadata (`fit`).
+pub const PREFIX: &str = "shape_correction.";
+/// Ridge weights tried by [`cross_validate`], in model-frame units (1 ≈ 1024² px²): the best
+/// on the shipped model's training images was 0.1, on the held-out run's 0.03.
+pub const LAMBDAS: [f64; 7] = [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0];
+/// Fewest images a correction is fitted on: fewer cannot say anything about 240 coordinates.
+pub const MIN_IMAGES: usize = 20;
+/// Largest shift the correction may give a node, model frame (a fifth of the image): a
+/// prediction it would move further is far outside what it was fitted on, and is left alone.
+pub const MAX_SHIFT: f32 = 0.2;
+
+/// `corrected = placed + offset + (placed − mean) · weight`, model frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapeCorrection {
+    mean: Vec<f32>,
+    offset: Vec<f32>,
+    /// `DIM × DIM`, row-major: row i holds input coordinate i's contribution to every output.
+    weight: Vec<f32>,
+    pub fit: FitInfo,
+}
+
+/// How a correction was fitted (the weights file's `shape_correction.fit` metadata).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitInfo {
+    /// Ridge weight, model-frame units.
+    pub lambda: f64,
+    /// The images and predictions it was fitted on, in words.
+    pub fitted_on: String,
+    /// Mean node error before and after, out of fold, px at 1024 (the letterboxed side), when
+    /// it was cross-validated.
+    #[serde(default)]
+    pub error_before_1024: Option<f64>,
+    #[serde(default)]
+    pub error_after_1024: Option<f64>,
+}
+
+/// One shape as a flat vector (x0, y0, x1, y1, …).
+pub fn flatten(points: &[Point; NUM_NODES]) -> [f64; DIM] {
+    std::array::from_fn(|i| points[i / 2][i % 2] as f64)
+}
+
+impl ShapeCorrection {
+    /// Ridge regression of `truth − placed` on `placed` (both model frame), weight `lambda`.
+    pub fn fit(placed: &[[f64; DIM]], truth: &[[f64; DIM]], lambda: f64, fitted_on: String) -> Result<Self, String> {
+        let n = placed.len();
+        if n < MIN_IMAGES || truth.len() != n {
+            return Err(format!("a shape correction needs at least {MIN_IMAGES} annotated images, got {n}"));
+        }
+        if !(lambda.is_finite() && lambda > 0.0) {
+            return Err(format!("ridge weight {lambda}: must be positive"));
+        }
+        let mean_of = |rows: &mut dyn Iterator<Item = [f64; DIM]>| {
+            let mut m = [0.0; DIM];
+            for r in rows {
+                m.iter_mut().zip(r).for_each(|(a, b)| *a += b / n as f64);
+            }
+            m
+        };
+        let mean = mean_of(&mut placed.iter().copied());
+        let residual: Vec<[f64; DIM]> =
+            placed.iter().zip(truth).map(|(p, t)| std::array::from_fn(|i| t[i] - p[i])).collect();
+        let offset = mean_of(&mut residual.iter().copied());
+        // Normal equations (XᵀX + λI) W = XᵀY on the centred placed shapes X and residuals Y.
+        let mut gram = vec![0.0; DIM * DIM];
+        let mut rhs = vec![0.0; DIM * DIM];
+        for (p, r) in placed.iter().zip(&residual) {
+            let x: [f64; DIM] = std::array::from_fn(|i| p[i] - mean[i]);
+            let y: [f64; DIM] = std::array::from_fn(|i| r[i] - offset[i]);
+            for i in 0..DIM {
+                for j in 0..DIM {
+                    gram[i * DIM + j] += x[i] * x[j];
+                    rhs[i * DIM + j] += x[i] * y[j];
+                }
+            }
+        }
+        (0..DIM).for_each(|i| gram[i * DIM + i] += lambda);
+        let weight = solve_spd(gram, rhs)?;
+        let to32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let fit = FitInfo { lambda, fitted_on, error_before_1024: None, error_after_1024: None };
+        Ok(ShapeCorrection { mean: to32(&mean), offset: to32(&offset), weight: to32(&weight), fit })
+    }
+
+    /// The corrected shape, model frame; `None` when it would move a node further than
+    /// [`MAX_SHIFT`] (a shape unlike any it was fitted on).
+    pub fn correct(&self, placed: &[Point; NUM_NODES]) -> Option<[Point; NUM_NODES]> {
+        let x = flatten(placed);
+        let mut shift: Vec<f64> = self.offset.iter().map(|&v| v as f64).collect();
+        for (i, xi) in x.iter().enumerate() {
+            let d = xi - self.mean[i] as f64;
+            let row = &self.weight[i * DIM..(i + 1) * DIM];
+            shift.iter_mut().zip(row).for_each(|(s, &w)| *s += d * w as f64);
+        }
+        let moved: [Point; NUM_NODES] = std::array::from_fn(|n| [shift[2 * n] as f32, shift[2 * n + 1] as f32]);
+        let far = |d: &Point| d[0].hypot(d[1]) > MAX_SHIFT || !d[0].is_finite() || !d[1].is_finite();
+        if moved.iter().any(far) {
+            return None;
+        }
+        Some(std::array::from_fn(|n| [placed[n][0] + moved[n][0], placed[n][1] + moved[n][1]]))
+    }
+
+    /// Correct a prediction's mean landmarks (image pixels, through its letterbox); its std,
+    /// σ² and calibration stay. Returns whether it was corrected (see [`Self::correct`]).
+    pub fn apply(&self, p: &mut Prediction) -> bool {
+        let lb = p.letterbox;
+        let placed: [Point; NUM_NODES] = std::array::from_fn(|n| lb.to_model(p.mean[n]));
+        match self.correct(&placed) {
+            Some(q) => {
+                p.mean = std::array::from_fn(|n| lb.to_image(q[n]));
+                p.shape_corrected = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The tensors and metadata stored under [`PREFIX`] (without it).
+    pub fn to_state_dict(&self) -> StateDict {
+        let t = |shape: Vec<usize>, values: &[f32]| StateTensor { shape, values: values.to_vec() };
+        let tensors = BTreeMap::from([
+            ("mean".to_string(), t(vec![DIM], &self.mean)),
+            ("offset".to_string(), t(vec![DIM], &self.offset)),
+            ("weight".to_string(), t(vec![DIM, DIM], &self.weight)),
+        ]);
+        let fit = serde_json::to_string(&self.fit).expect("plain numbers and text");
+        StateDict { source: Default::default(), tensors, metadata: BTreeMap::from([("fit".to_string(), fit)]) }
+    }
+
+    /// Read what [`Self::to_state_dict`] wrote; the error says which part is wrong.
+    pub fn from_state_dict(sd: &StateDict) -> Result<Self, String> {
+        let take = |key: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
+            let t = sd.tensors.get(key).ok_or_else(|| format!("shape correction: tensor `{PREFIX}{key}` missing"))?;
+            if t.shape != shape || t.values.len() != shape.iter().product::<usize>() {
+                return Err(format!("shape correction: `{PREFIX}{key}` has shape {:?}, expected {shape:?}", t.shape));
+            }
+            if t.values.iter().any(|v| !v.is_finite()) {
+                return Err(format!("shape correction: `{PREFIX}{key}` holds a value that is not finite"));
+            }
+            Ok(t.values.clone())
+        };
+        let extra: Vec<&String> = sd.tensors.keys().filter(|k| !["mean", "offset", "weight"].contains(&k.as_str())).collect();
+        if let Some(k) = extra.first() {
+            return Err(format!("shape correction: unexpected tensor `{PREFIX}{k}`"));
+        }
+        let fit_text = sd.metadata.get("fit").ok_or_else(|| format!("shape correction: metadata `{PREFIX}fit` missing"))?;
+        let fit: FitInfo =
+            serde_json::from_str(fit_text).map_err(|e| format!("shape correction: metadata `{PREFIX}fit`: {e}"))?;
+        Ok(ShapeCorrection { mean: take("mean", &[DIM])?, offset: take("offset", &[DIM])?, weight: take("weight", &[DIM, DIM])?, fit })
+    }
+}
+
+/// Solve `a · x = b` for a symmetric positive definite `a` (`DIM × DIM`) and `DIM` right-hand
+/// sides (the columns of `b`), by Cholesky factorisation.
+fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>) -> Result<Vec<f64>, String> {
+    let n = DIM;
+    for j in 0..n {
+        let d = a[j * n + j] - (0..j).map(|k| a[j * n + k] * a[j * n + k]).sum::<f64>();
+        if !(d > 0.0 && d.is_finite()) {
+            return Err("the placed shapes do not determine a correction (singular system)".into());
+        }
+        let d = d.sqrt();
+        a[j * n + j] = d;
+        for i in j + 1..n {
+            let s = a[i * n + j] - (0..j).map(|k| a[i * n + k] * a[j * n + k]).sum::<f64>();
+            a[i * n + j] = s / d;
+        }
+    }
+    // L y = b, then Lᵀ x = y, every column at once.
+    for i in 0..n {
+        for k in 0..i {
+            let l = a[i * n + k];
+            for c in 0..n {
+                b[i * n + c] -= l * b[k * n + c];
+            }
+        }
+        let d = a[i * n + i];
+        (0..n).for_each(|c| b[i * n + c] /= d);
+    }
+    for i in (0..n).rev() {
+        for k in i + 1..n {
+            let l = a[k * n + i];
+            for c in 0..n {
+                b[i * n + c] -= l * b[k * n + c];
+            }
+        }
+        let d = a[i * n + i];
+        (0..n).for_each(|c| b[i * n + c] /= d);
+    }
+    Ok(b)
+}
+
+/// Mean node distance between two shapes, model frame.
+fn mean_distance(a: &[f64; DIM], b: &[f64; DIM]) -> f64 {
+    (0..NUM_NODES).map(|n| (a[2 * n] - b[2 * n]).hypot(a[2 * n + 1] - b[2 * n + 1])).sum::<f64>() / NUM_NODES as f64
+}
+
+/// What [`cross_validate`] found.
+pub struct CrossValidated {
+    /// Fitted on every image with the best ridge weight.
+    pub correction: ShapeCorrection,
+    /// Per ridge weight: mean node error out of fold, px at 1024.
+    pub errors_1024: Vec<(f64, f64)>,
+    /// Every image's shape corrected by the fold that left it out (best ridge weight), model
+    /// frame: honest errors on the images the correction was fitted on.
+    pub out_of_fold: Vec<[f64; DIM]>,
+}
+
+/// Choose the ridge weight among [`LAMBDAS`] by `folds`-fold cross-validation over the images
+/// (image i in fold i mod folds), then fit on all of them.
+pub fn cross_validate(placed: &[[f64; DIM]], truth: &[[f64; DIM]], folds: usize, fitted_on: String) -> Result<CrossValidated, String> {
+    let folds = folds.clamp(2, placed.len().max(2));
+    let n = placed.len();
+    // Every fold's fit must see MIN_IMAGES images.
+    if n - n.div_ceil(folds) < MIN_IMAGES {
+        return Err(format!("a shape correction cross-validated over {folds} folds needs more than {n} annotated images"));
+    }
+    let mut best: Option<(f64, f64, Vec<[f64; DIM]>)> = None;
+    let mut errors_1024 = Vec::new();
+    for &lambda in &LAMBDAS {
+        let mut oof = placed.to_vec();
+        for f in 0..folds {
+            let keep = |i: &usize| i % folds != f;
+            let (p, t): (Vec<_>, Vec<_>) = (0..n).filter(keep).map(|i| (placed[i], truth[i])).unzip();
+            let c = ShapeCorrection::fit(&p, &t, lambda, String::new())?;
+            for i in (0..n).filter(|i| i % folds == f) {
+                let shape: [Point; NUM_NODES] = std::array::from_fn(|k| [placed[i][2 * k] as f32, placed[i][2 * k + 1] as f32]);
+                if let Some(q) = c.correct(&shape) {
+                    oof[i] = flatten(&q);
+                }
+            }
+        }
+        let e = oof.iter().zip(truth).map(|(o, t)| mean_distance(o, t)).sum::<f64>() / n as f64 * 1024.0;
+        errors_1024.push((lambda, e));
+        if best.as_ref().is_none_or(|b| e < b.1) {
+            best = Some((lambda, e, oof));
+        }
+    }
+    let (lambda, after, out_of_fold) = best.expect("LAMBDAS is not empty");
+    let before = placed.iter().zip(truth).map(|(p, t)| mean_distance(p, t)).sum::<f64>() / n as f64 * 1024.0;
+    let mut correction = ShapeCorrection::fit(placed, truth, lambda, fitted_on)?;
+    correction.fit.error_before_1024 = Some(before);
+    correction.fit.error_after_1024 = Some(after);
+    Ok(CrossValidated { correction, errors_1024, out_of_fold })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// Shapes around a base shape, and "truths" that differ from them by a fixed linear map
+    /// (a stretch of every x about 0.5 and a shift down) plus noise.
+    fn shapes(n: usize, seed: u64) -> (Vec<[f64; DIM]>, Vec<[f64; DIM]>) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let base: [f64; DIM] = std::array::from_fn(|i| 0.3 + 0.4 * ((i * 37 % 101) as f64 / 101.0));
+        (0..n)
+            .map(|_| {
+                let (dx, dy, s): (f64, f64, f64) =
+                    (rng.random_range(-0.03..0.03), rng.random_range(-0.03..0.03), rng.random_range(0.9..1.1));
+                let placed: [f64; DIM] = std::array::from_fn(|i| {
+                    let c = if i.is_multiple_of(2) { dx } else { dy };
+                    0.5 + (base[i] - 0.5) * s + c + rng.random_range(-0.002..0.002)
+                });
+                let truth: [f64; DIM] = std::array::from_fn(|i| {
+                    let v = if i.is_multiple_of(2) { 0.5 + (placed[i] - 0.5) * 1.08 } else { placed[i] + 0.01 };
+                    v + rng.random_range(-0.001..0.001)
+                });
+                (placed, truth)
+            })
+            .unzip()
+    }
+
+    fn to_points(s: &[f64; DIM]) -> [Point; NUM_NODES] {
+        std::array::from_fn(|k| [s[2 * k] as f32, s[2 * k + 1] as f32])
+    }
+
+    #[test]
+    fn a_systematic_linear_error_is_learned_on_some_shapes_and_removed_on_others() {
+        let (p, t) = shapes(60, 1);
+        let cv = cross_validate(&p, &t, 5, "synthetic".into()).unwrap();
+        let c = &cv.correction;
+        assert!(c.fit.error_after_1024.unwrap() < 0.3 * c.fit.error_before_1024.unwrap(), "{:?}", c.fit);
+        assert_eq!(cv.errors_1024.len(), LAMBDAS.len());
+        // New shapes from the same law: the correction brings them near their truths.
+        let (q, u) = shapes(10, 2);
+        let (mut before, mut after) = (0.0, 0.0);
+        for (q, u) in q.iter().zip(&u) {
+            before += mean_distance(q, u);
+            after += mean_distance(&flatten(&c.correct(&to_points(q)).unwrap()), u);
+        }
+        assert!(after < 0.3 * before, "{after} vs {before}");
+        // A shape far from anything seen is left alone rather than thrown further.
+        let wild: [Point; NUM_NODES] = std::array::from_fn(|k| [(k % 7) as f32 * 3.0, -(k as f32)]);
+        assert!(c.correct(&wild).is_none());
+    }
+
+    #[test]
+    fn the_solver_inverts_a_known_system() {
+        // a = I·2 + 0.5 on every entry (positive definite), b = a · x for a known x.
+        let a: Vec<f64> = (0..DIM * DIM).map(|k| if k / DIM == k % DIM { 2.5 } else { 0.5 }).collect();
+        let x: Vec<f64> = (0..DIM * DIM).map(|k| ((k * 31) % 17) as f64 - 8.0).collect();
+        let mut b = vec![0.0; DIM * DIM];
+        for i in 0..DIM {
+            for k in 0..DIM {
+                for c in 0..DIM {
+                    b[i * DIM + c] += a[i * DIM + k] * x[k * DIM + c];
+                }
+            }
+        }
+        let got = solve_spd(a, b).unwrap();
+        assert!(got.iter().zip(&x).all(|(g, x)| (g - x).abs() < 1e-6));
+        assert!(solve_spd(vec![0.0; DIM * DIM], vec![0.0; DIM * DIM]).is_err());
+    }
+
+    #[test]
+    fn predict_moves_the_landmarks_last_and_the_weights_file_carries_it() {
+        use crate::model::testing::{cpu, small_model};
+        use crate::model::{HybridGNet, Sampling, predict};
+        // A pure shift of (0.01, −0.02) of the letterboxed side.
+        let shift = |i: usize| if i.is_multiple_of(2) { 0.01 } else { -0.02 };
+        let c = ShapeCorrection {
+            mean: vec![0.5; DIM],
+            offset: (0..DIM).map(shift).collect(),
+            weight: vec![0.0; DIM * DIM],
+            fit: FitInfo { lambda: 0.1, fitted_on: "by hand".into(), error_before_1024: Some(2.0), error_after_1024: Some(1.0) },
+        };
+        let (w, h) = (80u32, 64u32);
+        let g: Vec<f32> = (0..w * h).map(|i| ((i * 7919) % 251) as f32 / 250.0).collect();
+        let sampling = Sampling::Random { samples: 4, seed: 1 };
+        let mut m = small_model(5);
+        m.test_time_warps = 2;
+        let plain = predict(&m, &g, w, h, sampling);
+        m.set_shape_correction(Some(c.clone()));
+        let moved = predict(&m, &g, w, h, sampling);
+        assert!(moved.shape_corrected && !plain.shape_corrected);
+        assert_eq!((moved.std, moved.score, moved.test_time_warps), (plain.std, plain.score, 2));
+        for n in [0, 60, 119] {
+            // The side of the letterboxed square is the image's longer side, 80 px.
+            assert!((moved.mean[n][0] - plain.mean[n][0] - 0.8).abs() < 1e-3, "node {n}");
+            assert!((moved.mean[n][1] - plain.mean[n][1] + 1.6).abs() < 1e-3, "node {n}");
+        }
+        assert!(m.describe().ends_with("shape correction"), "{}", m.describe());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corrected.safetensors");
+        m.save(&path).unwrap();
+        let back = HybridGNet::load(&path, &cpu()).unwrap();
+        assert_eq!(back.shape_correction(), Some(&c));
+        assert_eq!(predict(&back, &g, w, h, sampling), moved);
+        // A companion follows its primary's correction; a file that gives it its own is refused,
+        // as is a correction of the wrong shape, naming the file.
+        let write = |sd: &StateDict| {
+            let p = dir.path().join("bad.safetensors");
+            sd.write_safetensors(&p, &[]).unwrap();
+            HybridGNet::load(&p, &cpu()).unwrap_err().to_string()
+        };
+        let mut other = small_model(6);
+        other.set_shape_correction(Some(c.clone()));
+        let mut sd = m.state_dict();
+        sd.insert_prefixed("companion0.", other.state_dict());
+        let e = write(&sd);
+        assert!(e.contains("(companion 0)") && e.contains("follows its primary"), "{e}");
+        let mut sd = m.state_dict();
+        sd.tensors.get_mut("shape_correction.mean").unwrap().shape = vec![DIM, 1];
+        let e = write(&sd);
+        assert!(e.contains("bad.safetensors") && e.contains("shape_correction.mean"), "{e}");
+        let mut pair = small_model(5);
+        pair.set_shape_correction(Some(c));
+        pair.add_companion(other).unwrap();
+        assert!(pair.companions()[0].shape_correction().is_none());
+    }
+
+    #[test]
+    fn it_travels_as_tensors_and_bad_parts_are_named() {
+        let (p, t) = shapes(30, 3);
+        let c = ShapeCorrection::fit(&p, &t, 0.1, "synthetic".into()).unwrap();
+        let sd = c.to_state_dict();
+        assert_eq!(ShapeCorrection::from_state_dict(&sd).unwrap(), c);
+        let mut bad = sd.clone();
+        bad.tensors.get_mut("weight").unwrap().shape = vec![DIM * DIM];
+        assert!(ShapeCorrection::from_state_dict(&bad).unwrap_err().contains("shape_correction.weight"));
+        let mut bad = sd.clone();
+        bad.tensors.remove("offset");
+        assert!(ShapeCorrection::from_state_dict(&bad).unwrap_err().contains("shape_correction.offset` missing"));
+        let mut bad = sd.clone();
+        bad.metadata.insert("fit".into(), "{".into());
+        assert!(ShapeCorrection::from_state_dict(&bad).unwrap_err().contains("shape_correction.fit"));
+        let mut bad = sd;
+        bad.tensors.get_mut("mean").unwrap().values[3] = f32::NAN;
+        assert!(ShapeCorrection::from_state_dict(&bad).unwrap_err().contains("not finite"));
+        assert!(ShapeCorrection::fit(&p[..5], &t[..5], 0.1, String::new()).is_err(), "too few images");
+    }
+}

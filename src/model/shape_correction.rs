@@ -5,12 +5,15 @@
 //! error is shared across images and nodes: whole stretches of contour sit consistently too
 //! high, too narrow, too far along. A ridge regression from the 240 placed coordinates to the
 //! 240 corrections, fitted on the model's predictions of its training images, removes that part
-//! (`assets/README.md`, "Shape correction": 18.6 → 16.2 px on val, and on a held-out test split
-//! 20.4 → 17.4 px with the regression fitted on the held-out run's own training images).
+//! (`assets/README.md`, "Shape correction": 18.6 → 16.1 px on val, and on a held-out test split
+//! 20.4 → 17.3 px with the regression fitted on the held-out run's own training images).
 //!
-//! It works in the model frame (coordinates in [0, 1] of the letterboxed square), so it does
-//! not depend on the image's size, and it is the last step of a prediction: after the
-//! test-time warps and the companions are averaged. The std stays the model's latent spread.
+//! It works in each placed shape's own frame (centred on its centroid, scaled to unit RMS
+//! radius), so it depends neither on the image's size nor on where the chest sits in it: a
+//! correction in fixed image coordinates learns JSRT's framing, and on val shapes moved and
+//! shrunk as a wider framing would (zoom 0.85) it gained nothing, where this one keeps the whole
+//! gain. It is the last step of a prediction: after the test-time warps and the companions are
+//! averaged. The std stays the model's latent spread.
 //! `calibrate` fits it (the ridge weight chosen by cross-validation over the training images)
 //! and stores it in the weights file under [`PREFIX`].
 
@@ -26,9 +29,8 @@ use crate::landmarks::{NUM_NODES, Point};
 pub const DIM: usize = NUM_NODES * 2;
 /// Key prefix of the correction's tensors (`mean`, `offset`, `weight`) and metadata (`fit`).
 pub const PREFIX: &str = "shape_correction.";
-/// Ridge weights tried by [`cross_validate`], in model-frame units (1 ≈ 1024² px²): the best
-/// on the shipped model's training images was 0.1, on the held-out run's 0.03.
-pub const LAMBDAS: [f64; 7] = [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0];
+/// Ridge weights tried by [`cross_validate`], for shapes of unit RMS radius.
+pub const LAMBDAS: [f64; 7] = [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0];
 /// Fewest images a correction is fitted on: fewer cannot say anything about 240 coordinates.
 pub const MIN_IMAGES: usize = 20;
 /// Largest shift the correction may give a node, model frame (a fifth of the image): a
@@ -45,9 +47,14 @@ pub struct ShapeCorrection {
     pub fit: FitInfo,
 }
 
+/// [`FitInfo::frame`] of the corrections this code makes and reads.
+pub const FRAME: &str = "shape centroid, RMS radius";
+
 /// How a correction was fitted (the weights file's `shape_correction.fit` metadata).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FitInfo {
+    /// The frame the regression works in ([`FRAME`]); a file naming another is refused.
+    pub frame: String,
     /// Ridge weight, model-frame units.
     pub lambda: f64,
     /// The images and predictions it was fitted on, in words.
@@ -65,8 +72,36 @@ pub fn flatten(points: &[Point; NUM_NODES]) -> [f64; DIM] {
     std::array::from_fn(|i| points[i / 2][i % 2] as f64)
 }
 
+/// A shape's own frame: its centroid and its RMS distance from it.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    centre: [f64; 2],
+    radius: f64,
+}
+
+impl Frame {
+    /// `None` for a shape without extent (every node in one place) or with a value that is not
+    /// finite.
+    fn of(shape: &[f64; DIM]) -> Option<Frame> {
+        let n = NUM_NODES as f64;
+        let centre = [0, 1].map(|axis| (0..NUM_NODES).map(|k| shape[2 * k + axis]).sum::<f64>() / n);
+        let radius =
+            ((0..NUM_NODES).map(|k| (shape[2 * k] - centre[0]).powi(2) + (shape[2 * k + 1] - centre[1]).powi(2)).sum::<f64>() / n)
+                .sqrt();
+        (radius.is_finite() && radius > 1e-6).then_some(Frame { centre, radius })
+    }
+
+    /// The shape in this frame: centred and scaled to unit RMS radius.
+    fn normalise(&self, shape: &[f64; DIM]) -> [f64; DIM] {
+        std::array::from_fn(|i| (shape[i] - self.centre[i % 2]) / self.radius)
+    }
+}
+
 impl ShapeCorrection {
-    /// Ridge regression of `truth − placed` on `placed` (both model frame), weight `lambda`.
+    /// Ridge regression, weight `lambda`, of the corrections `truth − placed` on the placed
+    /// shapes (both model frame), each first expressed in the placed shape's own frame (centred,
+    /// scaled to unit RMS radius): so the correction moves with the shape when a patient stands
+    /// elsewhere in the image or the image is framed wider, instead of assuming JSRT's framing.
     pub fn fit(placed: &[[f64; DIM]], truth: &[[f64; DIM]], lambda: f64, fitted_on: String) -> Result<Self, String> {
         let n = placed.len();
         if n < MIN_IMAGES || truth.len() != n {
@@ -75,23 +110,27 @@ impl ShapeCorrection {
         if !(lambda.is_finite() && lambda > 0.0) {
             return Err(format!("ridge weight {lambda}: must be positive"));
         }
-        let mean_of = |rows: &mut dyn Iterator<Item = [f64; DIM]>| {
+        let mut xs = Vec::with_capacity(n);
+        let mut ys = Vec::with_capacity(n);
+        for (i, (p, t)) in placed.iter().zip(truth).enumerate() {
+            let f = Frame::of(p).ok_or_else(|| format!("placed shape {i} has no extent"))?;
+            xs.push(f.normalise(p));
+            ys.push(std::array::from_fn::<f64, DIM, _>(|k| (t[k] - p[k]) / f.radius));
+        }
+        let mean_of = |rows: &[[f64; DIM]]| {
             let mut m = [0.0; DIM];
             for r in rows {
                 m.iter_mut().zip(r).for_each(|(a, b)| *a += b / n as f64);
             }
             m
         };
-        let mean = mean_of(&mut placed.iter().copied());
-        let residual: Vec<[f64; DIM]> =
-            placed.iter().zip(truth).map(|(p, t)| std::array::from_fn(|i| t[i] - p[i])).collect();
-        let offset = mean_of(&mut residual.iter().copied());
-        // Normal equations (XᵀX + λI) W = XᵀY on the centred placed shapes X and residuals Y.
+        let (mean, offset) = (mean_of(&xs), mean_of(&ys));
+        // Normal equations (XᵀX + λI) W = XᵀY on the centred shapes X and corrections Y.
         let mut gram = vec![0.0; DIM * DIM];
         let mut rhs = vec![0.0; DIM * DIM];
-        for (p, r) in placed.iter().zip(&residual) {
-            let x: [f64; DIM] = std::array::from_fn(|i| p[i] - mean[i]);
-            let y: [f64; DIM] = std::array::from_fn(|i| r[i] - offset[i]);
+        for (x, y) in xs.iter().zip(&ys) {
+            let x: [f64; DIM] = std::array::from_fn(|i| x[i] - mean[i]);
+            let y: [f64; DIM] = std::array::from_fn(|i| y[i] - offset[i]);
             for i in 0..DIM {
                 for j in 0..DIM {
                     gram[i * DIM + j] += x[i] * x[j];
@@ -102,21 +141,24 @@ impl ShapeCorrection {
         (0..DIM).for_each(|i| gram[i * DIM + i] += lambda);
         let weight = solve_spd(gram, rhs)?;
         let to32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-        let fit = FitInfo { lambda, fitted_on, error_before_1024: None, error_after_1024: None };
+        let fit = FitInfo { frame: FRAME.into(), lambda, fitted_on, error_before_1024: None, error_after_1024: None };
         Ok(ShapeCorrection { mean: to32(&mean), offset: to32(&offset), weight: to32(&weight), fit })
     }
 
     /// The corrected shape, model frame; `None` when it would move a node further than
-    /// [`MAX_SHIFT`] (a shape unlike any it was fitted on).
+    /// [`MAX_SHIFT`] (a shape unlike any it was fitted on) or the shape has no extent.
     pub fn correct(&self, placed: &[Point; NUM_NODES]) -> Option<[Point; NUM_NODES]> {
-        let x = flatten(placed);
+        let flat = flatten(placed);
+        let frame = Frame::of(&flat)?;
+        let x = frame.normalise(&flat);
         let mut shift: Vec<f64> = self.offset.iter().map(|&v| v as f64).collect();
         for (i, xi) in x.iter().enumerate() {
             let d = xi - self.mean[i] as f64;
             let row = &self.weight[i * DIM..(i + 1) * DIM];
             shift.iter_mut().zip(row).for_each(|(s, &w)| *s += d * w as f64);
         }
-        let moved: [Point; NUM_NODES] = std::array::from_fn(|n| [shift[2 * n] as f32, shift[2 * n + 1] as f32]);
+        let moved: [Point; NUM_NODES] =
+            std::array::from_fn(|n| [(shift[2 * n] * frame.radius) as f32, (shift[2 * n + 1] * frame.radius) as f32]);
         let far = |d: &Point| d[0].hypot(d[1]) > MAX_SHIFT || !d[0].is_finite() || !d[1].is_finite();
         if moved.iter().any(far) {
             return None;
@@ -170,6 +212,9 @@ impl ShapeCorrection {
         let fit_text = sd.metadata.get("fit").ok_or_else(|| format!("shape correction: metadata `{PREFIX}fit` missing"))?;
         let fit: FitInfo =
             serde_json::from_str(fit_text).map_err(|e| format!("shape correction: metadata `{PREFIX}fit`: {e}"))?;
+        if fit.frame != FRAME {
+            return Err(format!("shape correction: frame {:?}, this version reads {FRAME:?}", fit.frame));
+        }
         Ok(ShapeCorrection { mean: take("mean", &[DIM])?, offset: take("offset", &[DIM])?, weight: take("weight", &[DIM, DIM])?, fit })
     }
 }
@@ -274,22 +319,24 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    /// Shapes around a base shape, and "truths" that differ from them by a fixed linear map
-    /// (a stretch of every x about 0.5 and a shift down) plus noise.
+    /// Shapes around a base shape, stretched, scaled and placed at random, and "truths" that
+    /// differ from them by a law linear in the shape's own frame (every x 8 % further from the
+    /// centroid, everything 3 % of the radius lower) plus noise.
     fn shapes(n: usize, seed: u64) -> (Vec<[f64; DIM]>, Vec<[f64; DIM]>) {
         let mut rng = StdRng::seed_from_u64(seed);
-        let base: [f64; DIM] = std::array::from_fn(|i| 0.3 + 0.4 * ((i * 37 % 101) as f64 / 101.0));
+        let base: [f64; DIM] = std::array::from_fn(|i| ((i * 37 % 101) as f64 / 101.0) - 0.5);
         (0..n)
             .map(|_| {
-                let (dx, dy, s): (f64, f64, f64) =
-                    (rng.random_range(-0.03..0.03), rng.random_range(-0.03..0.03), rng.random_range(0.9..1.1));
+                let stretch = [rng.random_range(0.9..1.1), rng.random_range(0.9..1.1)];
+                let centre = [rng.random_range(0.45..0.55), rng.random_range(0.45..0.55)];
+                let scale: f64 = rng.random_range(0.8..1.2);
                 let placed: [f64; DIM] = std::array::from_fn(|i| {
-                    let c = if i.is_multiple_of(2) { dx } else { dy };
-                    0.5 + (base[i] - 0.5) * s + c + rng.random_range(-0.002..0.002)
+                    centre[i % 2] + scale * base[i] * stretch[i % 2] + rng.random_range(-0.002..0.002)
                 });
+                let f = Frame::of(&placed).unwrap();
                 let truth: [f64; DIM] = std::array::from_fn(|i| {
-                    let v = if i.is_multiple_of(2) { 0.5 + (placed[i] - 0.5) * 1.08 } else { placed[i] + 0.01 };
-                    v + rng.random_range(-0.001..0.001)
+                    let law = if i.is_multiple_of(2) { 0.08 * (placed[i] - f.centre[0]) } else { 0.03 * f.radius };
+                    placed[i] + law + rng.random_range(-0.001..0.001)
                 });
                 (placed, truth)
             })
@@ -315,6 +362,14 @@ mod tests {
             after += mean_distance(&flatten(&c.correct(&to_points(q)).unwrap()), u);
         }
         assert!(after < 0.3 * before, "{after} vs {before}");
+        // The correction moves with the shape: the same shape shifted and shrunk is corrected
+        // by the same shift and shrink.
+        let p = to_points(&q[0]);
+        let moved: [Point; NUM_NODES] = std::array::from_fn(|k| [0.8 * p[k][0] + 0.07, 0.8 * p[k][1] - 0.05]);
+        let (a, b) = (c.correct(&p).unwrap(), c.correct(&moved).unwrap());
+        for k in 0..NUM_NODES {
+            assert!((0.8 * a[k][0] + 0.07 - b[k][0]).abs() < 1e-5 && (0.8 * a[k][1] - 0.05 - b[k][1]).abs() < 1e-5, "node {k}");
+        }
         // A shape far from anything seen is left alone rather than thrown further.
         let wild: [Point; NUM_NODES] = std::array::from_fn(|k| [(k % 7) as f32 * 3.0, -(k as f32)]);
         assert!(c.correct(&wild).is_none());
@@ -348,7 +403,13 @@ mod tests {
             mean: vec![0.5; DIM],
             offset: (0..DIM).map(shift).collect(),
             weight: vec![0.0; DIM * DIM],
-            fit: FitInfo { lambda: 0.1, fitted_on: "by hand".into(), error_before_1024: Some(2.0), error_after_1024: Some(1.0) },
+            fit: FitInfo {
+                frame: FRAME.into(),
+                lambda: 0.1,
+                fitted_on: "by hand".into(),
+                error_before_1024: Some(2.0),
+                error_after_1024: Some(1.0),
+            },
         };
         let (w, h) = (80u32, 64u32);
         let g: Vec<f32> = (0..w * h).map(|i| ((i * 7919) % 251) as f32 / 250.0).collect();
@@ -360,10 +421,15 @@ mod tests {
         let moved = predict(&m, &g, w, h, sampling);
         assert!(moved.shape_corrected && !plain.shape_corrected);
         assert_eq!((moved.std, moved.score, moved.test_time_warps), (plain.std, plain.score, 2));
+        // The shift is in units of the shape's RMS radius (pixels here, as the letterbox scales
+        // both axes alike).
+        let centre = [0, 1].map(|a| plain.mean.iter().map(|p| p[a] as f64).sum::<f64>() / NUM_NODES as f64);
+        let radius = (plain.mean.iter().map(|p| (p[0] as f64 - centre[0]).powi(2) + (p[1] as f64 - centre[1]).powi(2)).sum::<f64>()
+            / NUM_NODES as f64)
+            .sqrt() as f32;
         for n in [0, 60, 119] {
-            // The side of the letterboxed square is the image's longer side, 80 px.
-            assert!((moved.mean[n][0] - plain.mean[n][0] - 0.8).abs() < 1e-3, "node {n}");
-            assert!((moved.mean[n][1] - plain.mean[n][1] + 1.6).abs() < 1e-3, "node {n}");
+            assert!((moved.mean[n][0] - plain.mean[n][0] - 0.01 * radius).abs() < 1e-3, "node {n}");
+            assert!((moved.mean[n][1] - plain.mean[n][1] + 0.02 * radius).abs() < 1e-3, "node {n}");
         }
         assert!(m.describe().ends_with("shape correction"), "{}", m.describe());
 
@@ -411,6 +477,9 @@ mod tests {
         let mut bad = sd.clone();
         bad.metadata.insert("fit".into(), "{".into());
         assert!(ShapeCorrection::from_state_dict(&bad).unwrap_err().contains("shape_correction.fit"));
+        let mut bad = sd.clone();
+        bad.metadata.insert("fit".into(), serde_json::to_string(&FitInfo { frame: "image".into(), ..c.fit.clone() }).unwrap());
+        assert!(ShapeCorrection::from_state_dict(&bad).unwrap_err().contains("frame \"image\""));
         let mut bad = sd;
         bad.tensors.get_mut("mean").unwrap().values[3] = f32::NAN;
         assert!(ShapeCorrection::from_state_dict(&bad).unwrap_err().contains("not finite"));

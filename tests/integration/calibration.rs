@@ -362,7 +362,7 @@ fn infer_places_landmarks_as_the_weights_say_unless_told_otherwise() {
 fn a_shape_correction_fitted_on_train_places_every_val_image_closer() {
     // `calibrate` fits the ridge regression on the 174 training images' landmarks (here the
     // image alone, N = 4) and stores it; every prediction with the file applies it last. The
-    // shipped model with 7 warps went from 18.55 to 16.17 px on val (assets/README.md).
+    // shipped model with 7 warps went from 18.55 to 16.11 px on val (assets/README.md).
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("corrected.safetensors");
     let jsrt = jsrt();

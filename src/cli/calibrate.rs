@@ -148,52 +148,31 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let mut placed = Vec::new();
     predict_each(&profile_samples, tta, &mut |a, ap| {
         let g = &a.grey;
-        placed.push((g.name.clone(), a.landmarks, g.width, g.height, ap.averaged(tta)));
+        placed.push(Placed { name: g.name.clone(), reference: a.landmarks, width: g.width, height: g.height, prediction: ap.averaged(tta) });
     })?;
     let profile_desc = format!(
         "{} ({})",
         dataset::describe_sets(&profile_samples),
         crate::model::calibration::fitted_images(profile_samples.len(), &args.profile_split)
     );
-    let mut correction_note = None;
-    let correction = match (args.no_shape_correction, placed.is_empty()) {
-        (true, _) => None,
-        (false, true) => {
-            correction_note = Some("shape correction: none (it is fitted on the --profile-split images)".to_string());
-            None
-        }
+    let (correction, correction_note) = match (args.no_shape_correction, placed.is_empty()) {
+        (true, _) => (None, None),
+        (false, true) => (None, Some("shape correction: none (it is fitted on the --profile-split images)".to_string())),
         (false, false) => {
-            let model_frame = |(_, refs, _, _, p): &(String, [crate::landmarks::Point; NUM_NODES], u32, u32, Prediction)| {
-                let lb = p.letterbox;
-                (shape_correction::flatten(&p.mean.map(|q| lb.to_model(q))), shape_correction::flatten(&refs.map(|q| lb.to_model(q))))
-            };
-            let (x, t): (Vec<_>, Vec<_>) = placed.iter().map(model_frame).unzip();
             let fitted_on = format!(
                 "{profile_desc}, N = {}, seed {}, {tta} test-time warps, {} companion model(s)",
                 args.samples,
                 args.seed,
                 model.companions().len()
             );
-            match shape_correction::cross_validate(&x, &t, CORRECTION_FOLDS, fitted_on) {
-                Ok(cv) => {
-                    // The profile's errors are those of landmarks corrected by a fit that did
-                    // not see them, as a new image's are.
-                    for (entry, q) in placed.iter_mut().zip(&cv.out_of_fold) {
-                        let lb = entry.4.letterbox;
-                        entry.4.mean = std::array::from_fn(|n| lb.to_image([q[2 * n] as f32, q[2 * n + 1] as f32]));
-                        entry.4.shape_corrected = true;
-                    }
-                    Some(cv)
-                }
-                Err(e) => {
-                    correction_note = Some(format!("shape correction: none ({e})"));
-                    None
-                }
+            match fit_shape_correction(&mut placed, fitted_on) {
+                Ok(cv) => (Some(cv), None),
+                Err(e) => (None, Some(format!("shape correction: none ({e})"))),
             }
         }
     };
     let profiled: Vec<ImageAccuracy> =
-        placed.iter().map(|(name, refs, w, h, p)| score_prediction(name, p, refs, *w, *h)).collect();
+        placed.iter().map(|p| score_prediction(&p.name, &p.prediction, &p.reference, p.width, p.height)).collect();
     let profile = calibration::measure_profile(
         &profiled.iter().collect::<Vec<_>>(),
         profile_desc,
@@ -302,6 +281,36 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         writeln!(out, "node table: {}", path.display())?;
     }
     Ok(out)
+}
+
+/// An image of the profile split as the model placed its landmarks, beside its reference.
+struct Placed {
+    name: String,
+    reference: [crate::landmarks::Point; NUM_NODES],
+    width: u32,
+    height: u32,
+    prediction: Prediction,
+}
+
+/// Fit the shape correction on the placed images (model frame, ridge weight by
+/// cross-validation) and replace each one's landmarks by the out-of-fold corrected ones: the
+/// node profile is then measured on errors of landmarks corrected by a fit that did not see
+/// them, as a new image's are.
+fn fit_shape_correction(placed: &mut [Placed], fitted_on: String) -> Result<shape_correction::CrossValidated, String> {
+    let model_frame = |p: &Placed| {
+        let lb = p.prediction.letterbox;
+        (shape_correction::flatten(&p.prediction.mean.map(|q| lb.to_model(q))), shape_correction::flatten(&p.reference.map(|q| lb.to_model(q))))
+    };
+    let (x, t): (Vec<_>, Vec<_>) = placed.iter().map(model_frame).unzip();
+    let cv = shape_correction::cross_validate(&x, &t, CORRECTION_FOLDS, fitted_on)?;
+    for ((p, q), before) in placed.iter_mut().zip(&cv.out_of_fold).zip(&x) {
+        if q != before {
+            let lb = p.prediction.letterbox;
+            p.prediction.mean = std::array::from_fn(|n| lb.to_image([q[2 * n] as f32, q[2 * n + 1] as f32]));
+            p.prediction.shape_corrected = true;
+        }
+    }
+    Ok(cv)
 }
 
 /// Mean node error and Dice of the landmarks on the image alone, averaged over the warps

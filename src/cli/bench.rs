@@ -8,7 +8,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use crate::model::config::ModelConfig;
 use crate::model::uncertainty::draw_latents;
-use crate::model::{DeviceChoice, HybridGNet, Sampling, ShapeCorrection, predict, select_device, shape_correction};
+use crate::model::{DeviceChoice, HybridGNet, Sampling, ShapeCorrection, predict, select_device};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -94,7 +94,7 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
     println!(
         "|------:|----------:|---------------:|---------------:|-------------:|----------:|------------------------:|------------------:|------------------------------:|---------------------:|"
     );
-    let correction = synthetic_correction();
+    let correction = ShapeCorrection::example();
     for &size in &args.sizes {
         let mut model = HybridGNet::random(&ModelConfig::released(size), 0, &selected.device);
         let image: Vec<f32> =
@@ -133,23 +133,6 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// A shape correction fitted on jittered copies of the template shape: its cost (one 240 × 240
-/// product for the mean, one per sample for the CTR) does not depend on what it learnt.
-fn synthetic_correction() -> ShapeCorrection {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let base = crate::landmarks::template();
-    let (placed, truth): (Vec<_>, Vec<_>) = (0..40)
-        .map(|_| {
-            let p: [f64; shape_correction::DIM] =
-                std::array::from_fn(|i| base[i / 2][i % 2] as f64 / 1024.0 + rng.random_range(-0.01..0.01));
-            let t: [f64; shape_correction::DIM] = std::array::from_fn(|i| p[i] * 1.02 + rng.random_range(-0.002..0.002));
-            (p, t)
-        })
-        .unzip();
-    ShapeCorrection::fit(&placed, &truth, 0.1, "bench".into()).expect("40 jittered shapes determine a correction")
 }
 
 /// `bench --train`: median seconds of each part of a training step, per input size.

@@ -121,24 +121,30 @@ fn generated_annotation() -> Vec<u8> {
     a.to_json()
 }
 
-/// Small random models with and without skip blocks, written by our own writer.
+fn small_seed_config() -> ModelConfig {
+    ModelConfig { input_size: 64, channels: [4, 8, 8, 16, 16, 16], latents: 8, skip_blocks: true, skip_maps: [4, 3] }
+}
+
+/// Small random models with and without skip blocks (and one with a shape correction),
+/// written by our own writer.
 fn generated_safetensors() -> Result<Vec<Vec<u8>>, String> {
     let dir = tempdir()?;
     let mut out = Vec::new();
+    let cpu = burn::tensor::Device::flex();
     for skip_blocks in [true, false] {
-        let config = ModelConfig {
-            input_size: 64,
-            channels: [4, 8, 8, 16, 16, 16],
-            latents: 8,
-            skip_blocks,
-            skip_maps: [4, 3],
-        };
+        let config = ModelConfig { skip_blocks, ..small_seed_config() };
         let path = dir.join(format!("seed-{skip_blocks}.safetensors"));
         random_state_dict(&config, 1)
             .write_safetensors(&path, &[(crate::model::weights::SKIP_MAPS_KEY, "4,3".into())])
             .map_err(|e| e.to_string())?;
         out.push(std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?);
     }
+    // One more with a shape correction, whose tensors and note the loader checks.
+    let mut model = crate::model::HybridGNet::random(&ModelConfig { skip_blocks: false, ..small_seed_config() }, 1, &cpu);
+    model.set_shape_correction(Some(crate::model::ShapeCorrection::example()));
+    let path = dir.join("seed-corrected.safetensors");
+    model.save(&path).map_err(|e| e.to_string())?;
+    out.push(std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(out)
 }

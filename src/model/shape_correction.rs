@@ -219,6 +219,24 @@ impl ShapeCorrection {
     }
 }
 
+impl ShapeCorrection {
+    /// A correction fitted on jittered copies of the template shape (2 % wider truths): for
+    /// benchmarks and fuzzing seeds, where what it learnt does not matter.
+    pub fn example() -> ShapeCorrection {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let base = crate::landmarks::template();
+        let (placed, truth): (Vec<_>, Vec<_>) = (0..40)
+            .map(|_| {
+                let p: [f64; DIM] = std::array::from_fn(|i| base[i / 2][i % 2] as f64 / 1024.0 + rng.random_range(-0.01..0.01));
+                let t: [f64; DIM] = std::array::from_fn(|i| p[i] * 1.02 + rng.random_range(-0.002..0.002));
+                (p, t)
+            })
+            .unzip();
+        ShapeCorrection::fit(&placed, &truth, 0.1, "example".into()).expect("40 jittered shapes determine a correction")
+    }
+}
+
 /// Solve `a · x = b` for a symmetric positive definite `a` (`DIM × DIM`) and `DIM` right-hand
 /// sides (the columns of `b`), by Cholesky factorisation.
 fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>) -> Result<Vec<f64>, String> {

@@ -306,7 +306,7 @@ fn fit_shape_correction(placed: &mut [Placed], fitted_on: String) -> Result<shap
     for ((p, q), before) in placed.iter_mut().zip(&cv.out_of_fold).zip(&x) {
         if q != before {
             let lb = p.prediction.letterbox;
-            p.prediction.mean = std::array::from_fn(|n| lb.to_image([q[2 * n] as f32, q[2 * n + 1] as f32]));
+            p.prediction.mean = shape_correction::unflatten(q).map(|q| lb.to_image(q));
             p.prediction.shape_corrected = true;
         }
     }

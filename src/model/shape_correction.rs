@@ -72,6 +72,11 @@ pub fn flatten(points: &[Point; NUM_NODES]) -> [f64; DIM] {
     std::array::from_fn(|i| points[i / 2][i % 2] as f64)
 }
 
+/// The inverse of [`flatten`].
+pub fn unflatten(shape: &[f64; DIM]) -> [Point; NUM_NODES] {
+    std::array::from_fn(|k| [shape[2 * k] as f32, shape[2 * k + 1] as f32])
+}
+
 /// A shape's own frame: its centroid and its RMS distance from it.
 #[derive(Debug, Clone, Copy)]
 struct Frame {
@@ -166,18 +171,14 @@ impl ShapeCorrection {
         Some(std::array::from_fn(|n| [placed[n][0] + moved[n][0], placed[n][1] + moved[n][1]]))
     }
 
-    /// Correct a prediction's mean landmarks (image pixels, through its letterbox); its std,
-    /// σ² and calibration stay. Returns whether it was corrected (see [`Self::correct`]).
-    pub fn apply(&self, p: &mut Prediction) -> bool {
+    /// Correct a prediction's mean landmarks (image pixels, through its letterbox) and mark it
+    /// [`Prediction::shape_corrected`]; its std, σ² and calibration stay. A shape
+    /// [`Self::correct`] leaves alone stays unmarked.
+    pub fn apply(&self, p: &mut Prediction) {
         let lb = p.letterbox;
-        let placed: [Point; NUM_NODES] = std::array::from_fn(|n| lb.to_model(p.mean[n]));
-        match self.correct(&placed) {
-            Some(q) => {
-                p.mean = std::array::from_fn(|n| lb.to_image(q[n]));
-                p.shape_corrected = true;
-                true
-            }
-            None => false,
+        if let Some(q) = self.correct(&p.mean.map(|q| lb.to_model(q))) {
+            p.mean = q.map(|q| lb.to_image(q));
+            p.shape_corrected = true;
         }
     }
 
@@ -217,9 +218,7 @@ impl ShapeCorrection {
         }
         Ok(ShapeCorrection { mean: take("mean", &[DIM])?, offset: take("offset", &[DIM])?, weight: take("weight", &[DIM, DIM])?, fit })
     }
-}
 
-impl ShapeCorrection {
     /// A correction fitted on jittered copies of the template shape (2 % wider truths): for
     /// benchmarks and fuzzing seeds, where what it learnt does not matter.
     pub fn example() -> ShapeCorrection {
@@ -311,8 +310,7 @@ pub fn cross_validate(placed: &[[f64; DIM]], truth: &[[f64; DIM]], folds: usize,
             let (p, t): (Vec<_>, Vec<_>) = (0..n).filter(keep).map(|i| (placed[i], truth[i])).unzip();
             let c = ShapeCorrection::fit(&p, &t, lambda, String::new())?;
             for i in (0..n).filter(|i| i % folds == f) {
-                let shape: [Point; NUM_NODES] = std::array::from_fn(|k| [placed[i][2 * k] as f32, placed[i][2 * k + 1] as f32]);
-                if let Some(q) = c.correct(&shape) {
+                if let Some(q) = c.correct(&unflatten(&placed[i])) {
                     oof[i] = flatten(&q);
                 }
             }
@@ -361,9 +359,6 @@ mod tests {
             .unzip()
     }
 
-    fn to_points(s: &[f64; DIM]) -> [Point; NUM_NODES] {
-        std::array::from_fn(|k| [s[2 * k] as f32, s[2 * k + 1] as f32])
-    }
 
     #[test]
     fn a_systematic_linear_error_is_learned_on_some_shapes_and_removed_on_others() {
@@ -377,12 +372,12 @@ mod tests {
         let (mut before, mut after) = (0.0, 0.0);
         for (q, u) in q.iter().zip(&u) {
             before += mean_distance(q, u);
-            after += mean_distance(&flatten(&c.correct(&to_points(q)).unwrap()), u);
+            after += mean_distance(&flatten(&c.correct(&unflatten(q)).unwrap()), u);
         }
         assert!(after < 0.3 * before, "{after} vs {before}");
         // The correction moves with the shape: the same shape shifted and shrunk is corrected
         // by the same shift and shrink.
-        let p = to_points(&q[0]);
+        let p = unflatten(&q[0]);
         let moved: [Point; NUM_NODES] = std::array::from_fn(|k| [0.8 * p[k][0] + 0.07, 0.8 * p[k][1] - 0.05]);
         let (a, b) = (c.correct(&p).unwrap(), c.correct(&moved).unwrap());
         for k in 0..NUM_NODES {

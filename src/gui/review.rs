@@ -156,7 +156,7 @@ impl Review {
         if let Some(c) = &a.calibrated {
             ui.label(format!("expected node error {:.1} px on average (calibrated on validation images)", c.mean()));
         }
-        if score_1024 > super::worklist::OOD_SCORE_1024 {
+        if a.calibrated.as_ref().is_some_and(|c| c.flags(score_1024)) {
             ui.label(RichText::new("! unusually uncertain: check this segmentation closely").color(Color32::from_rgb(240, 170, 60)));
         }
         ui.horizontal(|ui| {

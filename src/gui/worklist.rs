@@ -23,18 +23,18 @@ pub struct ReviewInfo {
     pub status: Status,
     /// Mean node std, pixels at 1024 (so images of any size compare).
     pub score_1024: f32,
+    /// Whether the score is above the flag threshold of the model that made the prediction.
+    pub ood: bool,
 }
 
-/// Image score (mean node std at 1024 px) above which an image is flagged as unusually
-/// uncertain: 1.2 × the highest score of the shipped model on the JSRT val split (9.75 at
-/// N = 50). The three drawn non-chest images of `validate` score 20.6–23.2, above it; an
-/// occluding square doubles the std of the nodes it covers, but the image score only where
-/// much is covered, so the flag is a screen, not a proof (assets/README.md).
-pub const OOD_SCORE_1024: f32 = 11.7;
-
 impl ReviewInfo {
+    /// Flagged as unusually uncertain: the image score is above the threshold the model's
+    /// calibration carries (1.2 × its highest score on validation images; none without a
+    /// calibration). The drawn non-chest images of `validate` score about twice the highest
+    /// val image; an occluding square doubles the std of the nodes it covers, but the image
+    /// score only where much is covered, so the flag is a screen, not a proof (assets/README.md).
     pub fn ood(&self) -> bool {
-        self.score_1024 > OOD_SCORE_1024
+        self.ood
     }
 }
 
@@ -129,7 +129,8 @@ pub fn read_info(image: &Path) -> Option<ReviewInfo> {
 
 pub fn info_of(a: &Annotation) -> ReviewInfo {
     let side = a.image.width.max(a.image.height).max(1) as f32;
-    ReviewInfo { status: a.status, score_1024: a.score * 1024.0 / side }
+    let score_1024 = a.score * 1024.0 / side;
+    ReviewInfo { status: a.status, score_1024, ood: a.calibrated.as_ref().is_some_and(|c| c.flags(score_1024)) }
 }
 
 #[cfg(test)]
@@ -152,9 +153,9 @@ mod tests {
         let mut w = Worklist::new(vec!["a.png".into(), "b.png".into(), "c.png".into(), "d.png".into()]);
         w.current = Some(0);
         w.errors.insert(3, "broken".into());
-        let info = |s| ReviewInfo { status: Status::Unreviewed, score_1024: s };
+        let info = |s| ReviewInfo { status: Status::Unreviewed, score_1024: s, ood: s > 10.0 };
         w.reviews.insert("a.png".into(), info(2.0));
-        w.reviews.insert("b.png".into(), info(OOD_SCORE_1024 + 1.0));
+        w.reviews.insert("b.png".into(), info(11.0));
         w.reviews.insert("c.png".into(), info(5.0));
         w.sort_by_uncertainty();
         let names: Vec<_> = w.files.iter().map(|f| f.to_string_lossy().into_owned()).collect();

@@ -52,7 +52,17 @@ pub struct Calibration {
     /// The organ maps' input, when it is a node profile rather than the std.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<NodeProfile>,
+    /// Image score (mean node std, px at 1024) above which an image is flagged as unusually
+    /// uncertain: [`OOD_MARGIN`] × the highest score among the fitting images. It belongs to
+    /// the model, whose spread sets the scale (absent in files calibrated before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ood_score_1024: Option<f64>,
 }
+
+/// How far above the highest score seen on the fitting images an image must score to be
+/// flagged. The non-chest images of `validate` score about twice the highest val image
+/// (assets/README.md), so 1.2 flags them with room while sparing the val images.
+pub const OOD_MARGIN: f64 = 1.2;
 
 /// `typical_error[n] · (std[n] / typical_std[n])^node_exponent · (image mean std / typical
 /// mean std)^image_exponent`, px at 1024: a node's usual error, scaled by how unsure the model
@@ -116,6 +126,9 @@ pub struct Calibrated {
     pub reliability: Vec<ReliabilityRow>,
     /// Pixels of the image per pixel at 1024.
     pub px_per_1024: f32,
+    /// The model's flag threshold for the image score, px at 1024 ([`Calibration::ood_score_1024`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ood_score_1024: Option<f32>,
 }
 
 impl Calibrated {
@@ -129,7 +142,16 @@ impl Calibrated {
         if !(self.scale_top_px.is_finite() && self.scale_top_px > 0.0 && self.px_per_1024.is_finite() && self.px_per_1024 > 0.0) {
             return Err("the colour scale must be positive".into());
         }
+        if self.ood_score_1024.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+            return Err("the flag threshold must be finite and positive".into());
+        }
         Ok(())
+    }
+
+    /// Does an image score (mean node std, px at 1024) exceed the model's flag threshold?
+    /// Never without one.
+    pub fn flags(&self, score_1024: f32) -> bool {
+        self.ood_score_1024.is_some_and(|t| score_1024 > t)
     }
 
     /// Mean expected node error, pixels: the calibrated image score.
@@ -153,6 +175,7 @@ impl Calibration {
             scale_top_px: self.scale_top_1024 as f32 * px_per_1024,
             reliability: self.reliability.clone(),
             px_per_1024,
+            ood_score_1024: self.ood_score_1024.map(|t| t as f32),
         }
     }
 
@@ -192,6 +215,9 @@ impl Calibration {
         if !(self.scale_top_1024.is_finite() && self.scale_top_1024 > 0.0) {
             return Err("the colour scale's top must be positive".into());
         }
+        if self.ood_score_1024.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+            return Err("the flag threshold must be finite and positive".into());
+        }
         self.profile.as_ref().map_or(Ok(()), NodeProfile::check)
     }
 
@@ -224,6 +250,7 @@ mod tests {
             scale_top_1024: 40.0,
             reliability: vec![ReliabilityRow { lo: 0.0, hi: 40.0, nodes: 3, mean_expected: 12.0, mean_error: 11.0 }],
             profile: None,
+            ood_score_1024: None,
         }
     }
 
@@ -288,6 +315,15 @@ mod tests {
         let mut bad = example();
         bad.organ_maps[2].knots.clear();
         assert!(Calibration::from_json(&bad.to_json()).unwrap_err().contains("Heart map: no knots"));
+        let mut bad = example();
+        bad.ood_score_1024 = Some(-1.0);
+        assert!(Calibration::from_json(&bad.to_json()).unwrap_err().contains("flag threshold"));
+        // Files calibrated before the threshold existed still read, and flag nothing.
+        assert!(!c.to_json().contains("ood_score"));
+        let applied = c.apply(&[5.0; NUM_NODES], 1024);
+        assert!(!applied.flags(1e6));
+        let with = Calibration { ood_score_1024: Some(12.0), ..example() }.apply(&[5.0; NUM_NODES], 2048);
+        assert!(with.flags(12.5) && !with.flags(11.9), "the threshold is px at 1024, whatever the image size");
         assert!(Calibration::from_json("{").is_err());
     }
 }

@@ -5,7 +5,7 @@
 use crate::landmarks::{NUM_NODES, Organ};
 use crate::metrics::correlation::{pearson, spearman};
 use crate::metrics::isotonic::MonotoneMap;
-use crate::model::calibration::{Calibration, NodeProfile, ReliabilityRow};
+use crate::model::calibration::{Calibration, NodeProfile, OOD_MARGIN, ReliabilityRow};
 
 use super::accuracy::ImageAccuracy;
 
@@ -142,6 +142,7 @@ pub fn fit(method: Method, images: &[&ImageAccuracy], profile: Option<&NodeProfi
             scale_top_1024: 1.0,
             reliability: Vec::new(),
             profile: Some(p),
+            ood_score_1024: None,
         };
     }
     let mut node_err = [0.0f64; NUM_NODES];
@@ -209,6 +210,7 @@ pub fn fit(method: Method, images: &[&ImageAccuracy], profile: Option<&NodeProfi
         scale_top_1024: 1.0,
         reliability: Vec::new(),
         profile: None,
+        ood_score_1024: None,
     }
 }
 
@@ -306,6 +308,8 @@ pub fn finish(mut c: Calibration, oof: &[[f64; NUM_NODES]], images: &[&ImageAccu
         })
         .collect();
     c.fitted_on = fitted_on;
+    let highest = images.iter().map(|a| a.score_1024).filter(|s| s.is_finite()).fold(f64::NAN, f64::max);
+    c.ood_score_1024 = (highest > 0.0).then(|| OOD_MARGIN * highest);
     c
 }
 

@@ -235,6 +235,16 @@ fn calibrate_writes_weights_whose_predictions_and_csvs_carry_expected_error() {
     let q = predict(&shipped, &g.pixels, g.width, g.height, sampling);
     assert_eq!(p.mean, q.mean);
     let cal = p.calibrated.as_ref().expect("calibrated prediction");
+    // The flag threshold is the model's: 1.2 × the highest val score; a val image stays under
+    // it and the drawn non-chest images (checkerboard, texture, rings) go over.
+    let t = c.ood_score_1024.expect("calibrate records the flag threshold");
+    assert_eq!(cal.ood_score_1024, Some(t as f32));
+    assert!(!cal.flags(cxr_review::validation::probes::score_1024(&p, g.width, g.height) as f32), "{t}");
+    for img in cxr_review::validation::probes::non_chest_images() {
+        let q = predict(&model, &img.pixels, img.width, img.height, sampling);
+        let score = cxr_review::validation::probes::score_1024(&q, img.width, img.height) as f32;
+        assert!(q.calibrated.as_ref().unwrap().flags(score), "{}: score {score}, threshold {t}", img.name);
+    }
     // Organ scale: expected error / std is one ratio per organ, above 1 (raw std is too small).
     let ratios: Vec<f32> = (0..120).map(|n| cal.expected_error[n] / p.node_std(n)).collect();
     for organ in [0..44, 44..94, 94..120] {

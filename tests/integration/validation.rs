@@ -43,26 +43,26 @@ fn val_summary() -> AccuracySummary {
 #[test]
 fn shipped_model_segments_val_images() {
     // Issue 5's acceptance on the val split (lungs ≥ 0.95, heart ≥ 0.90) and issue 12's heart
-    // target (≥ 0.935); `validate` (N = 50) measured lungs 0.962, heart 0.942 and 16.11 px with
-    // 7 test-time warps and the shape correction (assets/README.md).
+    // target (≥ 0.935); `validate` (N = 50) measured lungs 0.964, heart 0.943 and 15.31 px with
+    // 7 test-time warps and the shape correction (the β = 1e-3 model, assets/README.md).
     let s = val_summary();
-    assert!(s.dice_lungs.0 >= 0.958, "{s:?}");
+    assert!(s.dice_lungs.0 >= 0.962, "{s:?}");
     assert!(s.dice_heart.0 >= 0.935, "{s:?}");
-    assert!(s.error_1024.0 < 17.0, "{s:?}");
+    assert!(s.error_1024.0 < 16.0, "{s:?}");
 }
 
 #[test]
 fn node_std_tracks_node_error() {
-    // Positive, and clearly so: `validate` measured r = 0.183 over these 2520 nodes at N = 50
-    // (0.180 before the shape correction, 0.224 with the landmarks of the image alone).
+    // Positive, and clearly so: `validate` measured r = 0.242 over these 2520 nodes at N = 50
+    // (the β = 1e-2 model before it: 0.177).
     let s = val_summary();
-    assert!(s.pearson_r.unwrap() > 0.15, "node std must track node error: {s:?}");
+    assert!(s.pearson_r.unwrap() > 0.2, "node std must track node error: {s:?}");
 }
 
 #[test]
 fn test_time_warps_place_val_landmarks_closer_than_the_image_alone() {
-    // `calibrate --test-time-warps 7` (N = 50) measured 19.47 px on the image alone and
-    // 18.55 px averaged over 7 warps on these 21 images (assets/README.md).
+    // `calibrate --test-time-warps 7` (N = 50) measured 17.66 px on the image alone and
+    // 17.08 px averaged over 7 warps on these 21 images (assets/README.md).
     let m = model();
     assert_eq!(m.test_time_warps, DEFAULT_WARPS, "the shipped weights record their test-time warps");
     let (mut alone, mut averaged) = (Vec::new(), Vec::new());
@@ -80,8 +80,9 @@ fn test_time_warps_place_val_landmarks_closer_than_the_image_alone() {
 
 #[test]
 fn the_shipped_pair_is_the_shipped_model_plus_a_companion_that_places_val_landmarks_closer() {
-    // `calibrate --companion` (N = 50, 7 warps) measured 18.55 px for the shipped model and
-    // 17.87 px for the pair on these 21 images (assets/README.md, "Companion models").
+    // `calibrate --companion` (N = 50, 7 warps, each file's own shape correction) measured
+    // 15.31 px for the shipped model and 14.94 px for the pair on these 21 images, Dice lungs
+    // 0.964 and 0.966 (assets/README.md, "Companion models").
     let single = model();
     let path = shipped::default_weights().unwrap().with_file_name("hybridgnet_jsrt_pair.safetensors");
     let pair = HybridGNet::load(&path, &Device::flex()).expect("the pair ships beside the model");
@@ -99,16 +100,16 @@ fn the_shipped_pair_is_the_shipped_model_plus_a_companion_that_places_val_landma
     drop(single_sd.take_prefixed(shape_correction::PREFIX));
     assert_eq!(sd.tensors, single_sd.tensors, "rebuild the pair when the shipped model changes");
     assert!(pair.shape_correction().is_some() && single.shape_correction().is_some());
+    // Each file as it predicts: warps, companion, then its own shape correction.
     let (mut alone, mut both) = (Vec::new(), Vec::new());
     for a in val(21) {
         let g = &a.grey;
-        let ap = predict_augmented(&pair, &g.pixels, g.width, g.height, SAMPLING, pair.test_time_warps);
-        alone.push(score_prediction(&g.name, &ap.without_companions(pair.test_time_warps), &a.landmarks, g.width, g.height));
-        both.push(score_prediction(&g.name, &ap.averaged(pair.test_time_warps), &a.landmarks, g.width, g.height));
+        alone.push(score_prediction(&g.name, &predict(&single, &g.pixels, g.width, g.height, SAMPLING), &a.landmarks, g.width, g.height));
+        both.push(score_prediction(&g.name, &predict(&pair, &g.pixels, g.width, g.height, SAMPLING), &a.landmarks, g.width, g.height));
     }
     let (alone, both) = (summarise(&alone), summarise(&both));
     eprintln!("shipped model {alone:?}\npair {both:?}");
-    assert!(both.error_1024.0 < alone.error_1024.0 - 0.4, "{alone:?} vs {both:?}");
+    assert!(both.error_1024.0 < alone.error_1024.0 - 0.2, "{alone:?} vs {both:?}");
     assert!(both.dice_lungs.0 > alone.dice_lungs.0, "{alone:?} vs {both:?}");
 }
 

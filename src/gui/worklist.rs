@@ -23,19 +23,13 @@ pub struct ReviewInfo {
     pub status: Status,
     /// Mean node std, pixels at 1024 (so images of any size compare).
     pub score_1024: f32,
-    /// Whether the score is above the flag threshold of the model that made the prediction.
+    /// Flagged as unusually uncertain: the score is above the threshold that the calibration of
+    /// the model that made the prediction carries (1.2 × its highest score on validation
+    /// images; none without a calibration). The drawn non-chest images of `validate` score
+    /// about twice the highest val image; an occluding square doubles the std of the nodes it
+    /// covers, but the image score only where much is covered, so the flag is a screen, not a
+    /// proof (assets/README.md).
     pub ood: bool,
-}
-
-impl ReviewInfo {
-    /// Flagged as unusually uncertain: the image score is above the threshold the model's
-    /// calibration carries (1.2 × its highest score on validation images; none without a
-    /// calibration). The drawn non-chest images of `validate` score about twice the highest
-    /// val image; an occluding square doubles the std of the nodes it covers, but the image
-    /// score only where much is covered, so the flag is a screen, not a proof (assets/README.md).
-    pub fn ood(&self) -> bool {
-        self.ood
-    }
 }
 
 impl Worklist {
@@ -98,7 +92,7 @@ impl Worklist {
                         Status::Corrected => "[C]",
                         Status::Rejected => "[R]",
                     };
-                    name = format!("{mark} {name}  {:.1}{}", r.score_1024, if r.ood() { " OOD" } else { "" });
+                    name = format!("{mark} {name}  {:.1}{}", r.score_1024, if r.ood { " OOD" } else { "" });
                 }
                 let mut text = RichText::new(name);
                 if self.errors.contains_key(&i) {
@@ -162,6 +156,28 @@ mod tests {
         assert_eq!(names, ["b.png", "c.png", "a.png", "d.png"]);
         assert_eq!(w.current, Some(2));
         assert_eq!(w.errors.get(&3).map(String::as_str), Some("broken"));
-        assert!(w.reviews[&PathBuf::from("b.png")].ood() && !w.reviews[&PathBuf::from("a.png")].ood());
+        assert!(w.reviews[&PathBuf::from("b.png")].ood && !w.reviews[&PathBuf::from("a.png")].ood);
+    }
+
+    #[test]
+    fn an_image_is_flagged_by_the_threshold_its_model_carried() {
+        use crate::model::calibration::Calibrated;
+        use crate::review::annotation::ModelIdentity;
+        let img = crate::xray::phantom::chest_phantom();
+        let flat: Vec<f32> = crate::landmarks::template().iter().flat_map(|q| [q[0] / 1024.0, q[1] / 1024.0]).collect();
+        let p = crate::model::uncertainty::summarise(&flat, 1, &[0.0; 4], crate::model::preprocess::Letterbox::new(1024, 1024), None);
+        let model = ModelIdentity { weights: "w".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0, shape_corrected: false };
+        let mut a = Annotation::from_prediction(Path::new("x.png"), "ab".into(), &img, &p, model);
+        let calibrated = |t| Calibrated { expected_error: vec![1.0; 120], scale_top_px: 40.0, reliability: Vec::new(), px_per_1024: 1.0, ood_score_1024: t };
+        a.score = 8.0;
+        // No calibration, or one written before thresholds existed: never flagged.
+        assert!(!info_of(&a).ood);
+        a.calibrated = Some(calibrated(None));
+        assert!(!info_of(&a).ood);
+        // The threshold is in px at 1024: this 1024-px image scores 8 there.
+        a.calibrated = Some(calibrated(Some(6.7)));
+        assert!(info_of(&a).ood);
+        a.calibrated = Some(calibrated(Some(9.0)));
+        assert!(!info_of(&a).ood);
     }
 }

@@ -150,13 +150,12 @@ impl Review {
         }
         ui.separator();
         let a = &self.annotation;
-        let side = a.image.width.max(a.image.height) as f32;
-        let score_1024 = a.score * 1024.0 / side;
-        ui.label(format!("image score {:.2} px (mean node std; {:.2} at 1024)", a.score, score_1024));
+        let info = super::worklist::info_of(a);
+        ui.label(format!("image score {:.2} px (mean node std; {:.2} at 1024)", a.score, info.score_1024));
         if let Some(c) = &a.calibrated {
             ui.label(format!("expected node error {:.1} px on average (calibrated on validation images)", c.mean()));
         }
-        if a.calibrated.as_ref().is_some_and(|c| c.flags(score_1024)) {
+        if info.ood {
             ui.label(RichText::new("! unusually uncertain: check this segmentation closely").color(Color32::from_rgb(240, 170, 60)));
         }
         ui.horizontal(|ui| {

@@ -162,12 +162,7 @@ mod tests {
     #[test]
     fn an_image_is_flagged_by_the_threshold_its_model_carried() {
         use crate::model::calibration::Calibrated;
-        use crate::review::annotation::ModelIdentity;
-        let img = crate::xray::phantom::chest_phantom();
-        let flat: Vec<f32> = crate::landmarks::template().iter().flat_map(|q| [q[0] / 1024.0, q[1] / 1024.0]).collect();
-        let p = crate::model::uncertainty::summarise(&flat, 1, &[0.0; 4], crate::model::preprocess::Letterbox::new(1024, 1024), None);
-        let model = ModelIdentity { weights: "w".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0, shape_corrected: false };
-        let mut a = Annotation::from_prediction(Path::new("x.png"), "ab".into(), &img, &p, model);
+        let mut a = crate::review::annotation::tests::example_annotation();
         let calibrated = |t| Calibrated { expected_error: vec![1.0; 120], scale_top_px: 40.0, reliability: Vec::new(), px_per_1024: 1.0, ood_score_1024: t };
         a.score = 8.0;
         // No calibration, or one written before thresholds existed: never flagged.

@@ -64,6 +64,13 @@ pub struct Calibration {
 /// (assets/README.md), so 1.2 flags them with room while sparing the val images.
 pub const OOD_MARGIN: f64 = 1.2;
 
+fn check_flag_threshold(t: Option<f64>) -> Result<(), String> {
+    match t {
+        Some(t) if !(t.is_finite() && t > 0.0) => Err("the flag threshold must be finite and positive".into()),
+        _ => Ok(()),
+    }
+}
+
 /// `typical_error[n] · (std[n] / typical_std[n])^node_exponent · (image mean std / typical
 /// mean std)^image_exponent`, px at 1024: a node's usual error, scaled by how unsure the model
 /// is of this node and of this image compared with usual.
@@ -142,10 +149,7 @@ impl Calibrated {
         if !(self.scale_top_px.is_finite() && self.scale_top_px > 0.0 && self.px_per_1024.is_finite() && self.px_per_1024 > 0.0) {
             return Err("the colour scale must be positive".into());
         }
-        if self.ood_score_1024.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
-            return Err("the flag threshold must be finite and positive".into());
-        }
-        Ok(())
+        check_flag_threshold(self.ood_score_1024.map(f64::from))
     }
 
     /// Does an image score (mean node std, px at 1024) exceed the model's flag threshold?
@@ -215,9 +219,7 @@ impl Calibration {
         if !(self.scale_top_1024.is_finite() && self.scale_top_1024 > 0.0) {
             return Err("the colour scale's top must be positive".into());
         }
-        if self.ood_score_1024.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
-            return Err("the flag threshold must be finite and positive".into());
-        }
+        check_flag_threshold(self.ood_score_1024)?;
         self.profile.as_ref().map_or(Ok(()), NodeProfile::check)
     }
 

@@ -359,7 +359,6 @@ mod tests {
             .unzip()
     }
 
-
     #[test]
     fn a_systematic_linear_error_is_learned_on_some_shapes_and_removed_on_others() {
         let (p, t) = shapes(60, 1);

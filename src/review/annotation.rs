@@ -279,7 +279,7 @@ pub fn rfc3339(secs: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -295,8 +295,8 @@ mod tests {
         assert_eq!(path_for(Path::new("/d/a.dcm"), Some(Path::new("/o"))), PathBuf::from("/o/a.dcm.cxr.json"));
     }
 
-    #[test]
-    fn short_node_lists_are_refused() {
+    /// The template shape as a one-sample prediction on the 1024-px phantom.
+    pub fn example_annotation() -> Annotation {
         let img = crate::xray::phantom::chest_phantom();
         let p = crate::model::uncertainty::summarise(
             &crate::landmarks::template().iter().flat_map(|q| [q[0] / 1024.0, q[1] / 1024.0]).collect::<Vec<_>>(),
@@ -306,7 +306,12 @@ mod tests {
             None,
         );
         let model = ModelIdentity { weights: "w".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0, shape_corrected: false };
-        let mut a = Annotation::from_prediction(Path::new("x.png"), "ab".into(), &img, &p, model);
+        Annotation::from_prediction(Path::new("x.png"), "ab".into(), &img, &p, model)
+    }
+
+    #[test]
+    fn short_node_lists_are_refused() {
+        let mut a = example_annotation();
         assert!(Annotation::parse(&a.to_json(), Path::new("a.json")).is_ok());
         a.corrected.pop();
         let err = Annotation::parse(&a.to_json(), Path::new("a.json")).unwrap_err().to_string();

@@ -86,6 +86,11 @@ fn mean_sd(v: impl Iterator<Item = f64>) -> (f64, f64) {
     (s.mean, s.sd)
 }
 
+/// The highest image score (mean node std, px at 1024) among `images`; −∞ for none.
+pub fn highest_score_1024<'a>(images: impl IntoIterator<Item = &'a ImageAccuracy>) -> f64 {
+    images.into_iter().map(|i| i.score_1024).fold(f64::NEG_INFINITY, f64::max)
+}
+
 pub fn summarise(images: &[ImageAccuracy]) -> AccuracySummary {
     let std: Vec<f64> = images.iter().flat_map(|i| i.node_std_1024).collect();
     let err: Vec<f64> = images.iter().flat_map(|i| i.node_error_1024).collect();
@@ -100,6 +105,6 @@ pub fn summarise(images: &[ImageAccuracy]) -> AccuracySummary {
             &images.iter().map(|i| i.score_1024).collect::<Vec<_>>(),
             &images.iter().map(|i| i.mean_error_1024()).collect::<Vec<_>>(),
         ),
-        max_score_1024: images.iter().map(|i| i.score_1024).fold(f64::NEG_INFINITY, f64::max),
+        max_score_1024: highest_score_1024(images),
     }
 }

@@ -308,8 +308,8 @@ pub fn finish(mut c: Calibration, oof: &[[f64; NUM_NODES]], images: &[&ImageAccu
         })
         .collect();
     c.fitted_on = fitted_on;
-    let highest = images.iter().map(|a| a.score_1024).filter(|s| s.is_finite()).fold(f64::NAN, f64::max);
-    c.ood_score_1024 = (highest > 0.0).then(|| OOD_MARGIN * highest);
+    let highest = super::accuracy::highest_score_1024(images.iter().copied());
+    c.ood_score_1024 = (highest.is_finite() && highest > 0.0).then(|| OOD_MARGIN * highest);
     c
 }
 

@@ -77,6 +77,10 @@ pub struct Args {
     /// Train without augmentation (for checks; the recipe augments).
     #[arg(long)]
     pub no_augment: bool,
+    /// Multiply the augmentation's zoom, rotation and shift ranges by this [default: 1; the
+    /// recipe's last stage anneals it, "Milder warps" in assets/README.md].
+    #[arg(long, value_name = "K")]
+    pub warp_strength: Option<f32>,
     /// Latent samples per validation image for the logged spread [default: 10; 1 = none].
     #[arg(long)]
     pub val_samples: Option<usize>,
@@ -131,7 +135,7 @@ impl Args {
                 ..AugmentConfig::default()
             }
         } else {
-            d.augment
+            d.augment.with_warp_strength(self.warp_strength.unwrap_or(1.0))
         };
         TrainOptions {
             size: self.size.unwrap_or(d.size),
@@ -171,6 +175,7 @@ impl Args {
             ("--skip-maps", self.skip_maps.is_some_and(|m| m != state.config.skip_maps)),
             ("--seed", self.seed.is_some() && new.seed != o.seed),
             ("--no-augment", self.no_augment && new.augment != o.augment),
+            ("--warp-strength", self.warp_strength.is_some() && new.augment != o.augment),
             ("--val-samples", self.val_samples.is_some() && new.val_samples != o.val_samples),
             ("--limit", state.data.is_some() && self.limit.is_some() && self.limit != limit),
             ("--hold-out-test", self.hold_out_test && state.data.as_ref().is_some_and(|d| !d.hold_out_test)),
@@ -278,6 +283,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         o.batch,
         o.lr,
         selected.description
+    );
+    let a = &o.augment;
+    eprintln!(
+        "augmentation: zoom {:.3}-{:.3}, rotation ±{:.1}°, shift ±{:.3}, gamma {}-{}, noise σ {:.4}",
+        a.scale.0, a.scale.1, a.max_rotation_deg, a.max_shift, a.gamma.0, a.gamma.1, a.noise_sigma
     );
 
     // Pre-processing (decode, pad, resize) happens once; epochs reuse the cached inputs.

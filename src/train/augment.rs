@@ -39,6 +39,21 @@ impl Default for AugmentConfig {
     }
 }
 
+impl AugmentConfig {
+    /// The same ranges with the geometric ones (zoom about 1, rotation, shift) multiplied by
+    /// `k`: a fine-tune at `k` < 1 spends its capacity nearer the framing it will be scored on.
+    pub fn with_warp_strength(self, k: f32) -> Self {
+        let k = k.max(0.0);
+        let around_one = |v: f32| 1.0 + (v - 1.0) * k;
+        AugmentConfig {
+            scale: (around_one(self.scale.0), around_one(self.scale.1)),
+            max_rotation_deg: self.max_rotation_deg * k,
+            max_shift: self.max_shift * k,
+            ..self
+        }
+    }
+}
+
 fn bounds(points: &[[f32; 2]]) -> ([f32; 2], [f32; 2]) {
     let mut lo = [f32::INFINITY; 2];
     let mut hi = [f32::NEG_INFINITY; 2];
@@ -109,6 +124,23 @@ mod tests {
 
     fn template_target() -> [[f32; 2]; NUM_NODES] {
         crate::landmarks::template().map(|p| [p[0] / 1024.0, p[1] / 1024.0])
+    }
+
+    #[test]
+    fn warp_strength_scales_the_geometric_ranges_only() {
+        let d = AugmentConfig::default();
+        let half = d.with_warp_strength(0.5);
+        assert!((half.scale.0 - 0.925).abs() < 1e-6 && (half.scale.1 - 1.075).abs() < 1e-6);
+        assert_eq!((half.max_rotation_deg, half.max_shift), (5.0, 0.05));
+        assert_eq!((half.gamma, half.noise_sigma, half.margin), (d.gamma, d.noise_sigma, d.margin));
+        assert_eq!(d.with_warp_strength(1.0), d);
+        // At zero every warp is the identity on the landmarks of a frame they already fit.
+        let t = template_target();
+        let a = random_affine(&t, &d.with_warp_strength(0.0), &mut StdRng::seed_from_u64(5));
+        for q in &t {
+            let m = a.apply(*q);
+            assert!((m[0] - q[0]).abs() < 1e-6 && (m[1] - q[1]).abs() < 1e-6);
+        }
     }
 
     #[test]

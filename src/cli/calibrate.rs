@@ -36,8 +36,8 @@ pub struct Args {
     /// Where to write the calibrated weights (may be the input file).
     #[arg(long)]
     pub out: PathBuf,
-    /// `auto` (the best out-of-fold Pearson r) or one of: raw, organ-scale, organ-isotonic,
-    /// node-scale, organ-isotonic-node-factor, node-profile.
+    /// `auto` (the best out-of-fold Pearson r among the maps to px: every one but raw) or one
+    /// of: raw, organ-scale, organ-isotonic, node-scale, organ-isotonic-node-factor, node-profile.
     #[arg(long, default_value = "auto")]
     pub method: String,
     /// The split on which `node-profile` measures each node's usual error and std (the model's
@@ -251,7 +251,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         )?;
     }
     out.push_str(&report.table);
-    writeln!(out, "chosen: {} ({})", report.method.name(), if chosen.is_some() { "--method" } else { "best out-of-fold Pearson r" })?;
+    writeln!(out, "chosen: {} ({})", report.method.name(), if chosen.is_some() { "--method" } else { "best out-of-fold Pearson r among the maps to px" })?;
     if let Some(note) = &profile_note {
         writeln!(out, "{note}")?;
     }
@@ -400,13 +400,10 @@ pub fn choose_and_fit(
         agreements.push((m, g));
         oofs.push(oof);
     }
-    let best = chosen.filter(|m| methods.contains(m)).unwrap_or_else(|| {
-        agreements
-            .iter()
-            .max_by(|a, b| a.1.pearson_r.unwrap_or(-1.0).total_cmp(&b.1.pearson_r.unwrap_or(-1.0)))
-            .map(|x| x.0)
-            .unwrap_or(Method::Raw)
-    });
+    let best = chosen
+        .filter(|m| methods.contains(m))
+        .or_else(|| calibration::auto_choice(&agreements))
+        .unwrap_or(Method::Raw);
     let k = methods.iter().position(|m| *m == best).expect("method listed");
     Choice { method: best, fitted: calibration::fit(best, images, profile), oof: oofs.swap_remove(k), table, agreements }
 }

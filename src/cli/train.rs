@@ -77,10 +77,13 @@ pub struct Args {
     /// Train without augmentation (for checks; the recipe augments).
     #[arg(long)]
     pub no_augment: bool,
-    /// Multiply the augmentation's zoom, rotation and shift ranges by this [default: 1; the
-    /// recipe's last stage anneals it, "Milder warps" in assets/README.md].
+    /// Multiply the augmentation's rotation and shift ranges, and the zoom's distance from 1,
+    /// by this [default: 1] (assets/README.md, "milder warps").
     #[arg(long, value_name = "K")]
     pub warp_strength: Option<f32>,
+    /// The zoom's own factor, in place of --warp-strength's [default: --warp-strength].
+    #[arg(long, value_name = "K")]
+    pub zoom_strength: Option<f32>,
     /// Latent samples per validation image for the logged spread [default: 10; 1 = none].
     #[arg(long)]
     pub val_samples: Option<usize>,
@@ -135,7 +138,8 @@ impl Args {
                 ..AugmentConfig::default()
             }
         } else {
-            d.augment.with_warp_strength(self.warp_strength.unwrap_or(1.0))
+            let k = self.warp_strength.unwrap_or(1.0);
+            d.augment.with_warp_strength(k, self.zoom_strength.unwrap_or(k))
         };
         TrainOptions {
             size: self.size.unwrap_or(d.size),
@@ -176,6 +180,7 @@ impl Args {
             ("--seed", self.seed.is_some() && new.seed != o.seed),
             ("--no-augment", self.no_augment && new.augment != o.augment),
             ("--warp-strength", self.warp_strength.is_some() && new.augment != o.augment),
+            ("--zoom-strength", self.zoom_strength.is_some() && new.augment != o.augment),
             ("--val-samples", self.val_samples.is_some() && new.val_samples != o.val_samples),
             ("--limit", state.data.is_some() && self.limit.is_some() && self.limit != limit),
             ("--hold-out-test", self.hold_out_test && state.data.as_ref().is_some_and(|d| !d.hold_out_test)),

@@ -40,11 +40,12 @@ impl Default for AugmentConfig {
 }
 
 impl AugmentConfig {
-    /// The same ranges with the geometric ones (zoom about 1, rotation, shift) multiplied by
-    /// `k`: a fine-tune at `k` < 1 spends its capacity nearer the framing it will be scored on.
-    pub fn with_warp_strength(self, k: f32) -> Self {
-        let k = k.max(0.0);
-        let around_one = |v: f32| 1.0 + (v - 1.0) * k;
+    /// The same ranges with the geometric ones multiplied: the zoom's distance from 1 by `zoom`,
+    /// rotation and shift by `k`. A fine-tune below 1 spends its capacity nearer the framing it
+    /// will be scored on (and, assets/README.md shows, forgets wider ones).
+    pub fn with_warp_strength(self, k: f32, zoom: f32) -> Self {
+        let (k, zoom) = (k.max(0.0), zoom.max(0.0));
+        let around_one = |v: f32| 1.0 + (v - 1.0) * zoom;
         AugmentConfig {
             scale: (around_one(self.scale.0), around_one(self.scale.1)),
             max_rotation_deg: self.max_rotation_deg * k,
@@ -129,14 +130,17 @@ mod tests {
     #[test]
     fn warp_strength_scales_the_geometric_ranges_only() {
         let d = AugmentConfig::default();
-        let half = d.with_warp_strength(0.5);
+        let half = d.with_warp_strength(0.5, 0.5);
         assert!((half.scale.0 - 0.925).abs() < 1e-6 && (half.scale.1 - 1.075).abs() < 1e-6);
         assert_eq!((half.max_rotation_deg, half.max_shift), (5.0, 0.05));
         assert_eq!((half.gamma, half.noise_sigma, half.margin), (d.gamma, d.noise_sigma, d.margin));
-        assert_eq!(d.with_warp_strength(1.0), d);
+        assert_eq!(d.with_warp_strength(1.0, 1.0), d);
+        // The zoom has its own factor.
+        let kept = d.with_warp_strength(0.5, 1.0);
+        assert_eq!((kept.scale, kept.max_rotation_deg, kept.max_shift), (d.scale, 5.0, 0.05));
         // At zero every warp is the identity on the landmarks of a frame they already fit.
         let t = template_target();
-        let a = random_affine(&t, &d.with_warp_strength(0.0), &mut StdRng::seed_from_u64(5));
+        let a = random_affine(&t, &d.with_warp_strength(0.0, 0.0), &mut StdRng::seed_from_u64(5));
         for q in &t {
             let m = a.apply(*q);
             assert!((m[0] - q[0]).abs() < 1e-6 && (m[1] - q[1]).abs() < 1e-6);

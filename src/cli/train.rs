@@ -361,3 +361,30 @@ fn epoch_line(r: &EpochReport, epochs: usize) -> String {
         if r.best { "  best" } else { "" }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn augment_of(flags: &[&str]) -> AugmentConfig {
+        let argv = ["train", "--out", "m.safetensors"].iter().chain(flags);
+        Cli::try_parse_from(argv).unwrap().args.options_over(TrainOptions::default()).augment
+    }
+
+    #[test]
+    fn warp_and_zoom_strength_reach_the_recipe() {
+        let d = AugmentConfig::default();
+        assert_eq!(augment_of(&[]), d);
+        assert_eq!(augment_of(&["--warp-strength", "0.5"]), d.with_warp_strength(0.5, 0.5));
+        let kept = augment_of(&["--warp-strength", "0.5", "--zoom-strength", "1"]);
+        assert_eq!((kept.scale, kept.max_rotation_deg, kept.max_shift), (d.scale, 5.0, 0.05));
+        assert_eq!(augment_of(&["--no-augment", "--warp-strength", "0.5"]).max_rotation_deg, 0.0);
+    }
+}

@@ -43,20 +43,20 @@ fn val_summary() -> AccuracySummary {
 #[test]
 fn shipped_model_segments_val_images() {
     // Issue 5's acceptance on the val split (lungs ≥ 0.95, heart ≥ 0.90) and issue 12's heart
-    // target (≥ 0.935); `validate` (N = 50) measured lungs 0.964, heart 0.943 and 15.31 px with
-    // 7 test-time warps and the shape correction (the β = 1e-3 model, assets/README.md).
+    // target (≥ 0.935); `validate` (N = 50) measured lungs 0.9655, heart 0.944 and 15.06 px with
+    // 7 test-time warps and the shape correction (the β = 3e-4 model, assets/README.md).
     let s = val_summary();
-    assert!(s.dice_lungs.0 >= 0.962, "{s:?}");
+    assert!(s.dice_lungs.0 >= 0.964, "{s:?}");
     assert!(s.dice_heart.0 >= 0.935, "{s:?}");
-    assert!(s.error_1024.0 < 16.0, "{s:?}");
+    assert!(s.error_1024.0 < 15.5, "{s:?}");
 }
 
 #[test]
 fn node_std_tracks_node_error() {
-    // Positive, and clearly so: `validate` measured r = 0.242 over these 2520 nodes at N = 50
-    // (the β = 1e-2 model before it: 0.177).
+    // Positive, and clearly so: `validate` measured r = 0.257 over these 2520 nodes at N = 50
+    // (the β = 1e-3 model before it: 0.242; the β = 1e-2 one: 0.177).
     let s = val_summary();
-    assert!(s.pearson_r.unwrap() > 0.2, "node std must track node error: {s:?}");
+    assert!(s.pearson_r.unwrap() > 0.22, "node std must track node error: {s:?}");
 }
 
 #[test]

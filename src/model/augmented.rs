@@ -221,7 +221,9 @@ mod tests {
         assert_ne!(avg.mean, plain.mean);
         // A model that records warps predicts that way.
         m.test_time_warps = 4;
-        assert_eq!(predict(&m, &g, w, h, sampling), avg);
+        let p = predict(&m, &g, w, h, sampling);
+        assert_eq!(p.ctr, crate::model::uncertainty::ctr_about_mean(&avg, None).or(avg.ctr));
+        assert_eq!(Prediction { ctr: avg.ctr, ..p }, avg);
         assert!(m.describe().ends_with("4 test-time warps"), "{}", m.describe());
     }
 
@@ -256,7 +258,10 @@ mod tests {
             }
             assert_ne!(avg.mean, alone.mean);
             m.test_time_warps = k;
-            assert_eq!(predict(&m, &g, w, h, sampling), avg, "predict averages the companion in");
+            // predict also centres the ratio's spread on the averaged landmarks.
+            let p = predict(&m, &g, w, h, sampling);
+            assert_eq!(p.ctr, crate::model::uncertainty::ctr_about_mean(&avg, None).or(avg.ctr));
+            assert_eq!(Prediction { ctr: avg.ctr, ..p }, avg, "predict averages the companion in");
         }
         assert!(m.describe().ends_with("3 test-time warps · 1 companion model"), "{}", m.describe());
         m.drop_companions();

@@ -62,6 +62,33 @@ pub struct Prediction {
     /// The model's shape correction moved [`Self::mean`] (see [`super::shape_correction`]).
     #[serde(default, skip_serializing_if = "is_false")]
     pub shape_corrected: bool,
+    /// The decoded samples behind [`Self::std`] and [`Self::ctr`], model units; kept so that
+    /// [`predict`] can re-centre the ratio's spread where the warps place the landmarks.
+    #[serde(skip)]
+    pub model_samples: ModelSamples,
+}
+
+/// Decoded samples, (n, 120, 2) row-major in model units. Not saved with annotations, and
+/// not part of what a prediction says: any two compare equal.
+#[derive(Clone, Default)]
+pub struct ModelSamples(pub Vec<f32>);
+
+impl PartialEq for ModelSamples {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for ModelSamples {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} samples", self.0.len() / (NUM_NODES * 2))
+    }
+}
+
+impl ModelSamples {
+    fn shapes(&self) -> impl Iterator<Item = [Point; NUM_NODES]> + '_ {
+        self.0.chunks_exact(NUM_NODES * 2).map(|s| std::array::from_fn(|k| [s[2 * k], s[2 * k + 1]]))
+    }
 }
 
 /// For `skip_serializing_if` on flags that older files lack.
@@ -107,12 +134,47 @@ pub fn predict_xray(model: &HybridGNet, image: &XrayImage, sampling: Sampling) -
 pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampling: Sampling) -> Prediction {
     let mut p = match (model.test_time_warps, model.companions().is_empty()) {
         (0, true) => sample(model, &encode(model, grey, width, height), sampling, None),
-        (k, _) => super::augmented::predict_augmented(model, grey, width, height, sampling, k).averaged(k),
+        (k, _) => {
+            let mut p = super::augmented::predict_augmented(model, grey, width, height, sampling, k).averaged(k);
+            // The samples scatter about the image's own mean; the warps and companions moved
+            // the landmarks, so the ratio's spread moves with them (else its mean can sit
+            // 0.02 from the ratio of the landmarks on screen).
+            p.ctr = ctr_about_mean(&p, model.shape_correction()).or(p.ctr);
+            p
+        }
     };
     if let Some(c) = model.shape_correction() {
         c.apply(&mut p);
     }
+    // Done with: a worklist holds many predictions, and annotations never save them.
+    p.model_samples = ModelSamples::default();
     p
+}
+
+/// The cardiothoracic ratio over `p`'s samples, each shifted node by node so that their mean
+/// is `p`'s (placed) mean, then moved by the shape correction as the mean will be.
+pub(crate) fn ctr_about_mean(p: &Prediction, correction: Option<&super::ShapeCorrection>) -> Option<crate::metrics::ctr::CtrSpread> {
+    let n = p.model_samples.0.len() / (NUM_NODES * 2);
+    if n == 0 {
+        return None;
+    }
+    let mut centre = [[0.0f64; 2]; NUM_NODES];
+    for shape in p.model_samples.shapes() {
+        for (c, q) in centre.iter_mut().zip(&shape) {
+            c[0] += q[0] as f64 / n as f64;
+            c[1] += q[1] as f64 / n as f64;
+        }
+    }
+    let placed = p.mean.map(|q| p.letterbox.to_model(q));
+    let offset: [Point; NUM_NODES] =
+        std::array::from_fn(|k| [(placed[k][0] as f64 - centre[k][0]) as f32, (placed[k][1] as f64 - centre[k][1]) as f32]);
+    crate::metrics::ctr::spread(p.model_samples.shapes().filter_map(|s| {
+        let moved: [Point; NUM_NODES] = std::array::from_fn(|k| [s[k][0] + offset[k][0], s[k][1] + offset[k][1]]);
+        match correction {
+            Some(c) => c.correct(&moved),
+            None => Some(moved),
+        }
+    }))
 }
 
 /// An image encoded once: what [`sample`] decodes, as often as asked.
@@ -241,6 +303,7 @@ pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox
         test_time_warps: 0,
         companions: 0,
         shape_corrected: false,
+        model_samples: ModelSamples(decoded.to_vec()),
     }
 }
 
@@ -273,6 +336,30 @@ mod tests {
         let (w, h) = (80u32, 60u32);
         let px = (0..w * h).map(|i| ((i % w) as f32 / w as f32 + (i / w) as f32 / h as f32) / 2.0).collect();
         (px, w, h)
+    }
+
+    #[test]
+    fn the_ratio_spread_is_centred_where_the_landmarks_are_placed() {
+        use crate::metrics::ctr::ctr;
+        // Two samples: the template shifted left and right (a shift leaves a ratio alone).
+        let lb = Letterbox::new(1024, 1024);
+        let t = crate::landmarks::template().map(|q| lb.to_model(q));
+        let mut decoded = Vec::new();
+        for dx in [-0.01f32, 0.01] {
+            decoded.extend(t.iter().flat_map(|q| [q[0] + dx, q[1]]));
+        }
+        let mut p = summarise(&decoded, 2, &[0.0], lb, Some(0));
+        // Placed elsewhere (as warps would): the heart 20 % wider about its centre.
+        let heart = crate::landmarks::Organ::Heart.nodes();
+        let cx = heart.clone().map(|n| p.mean[n][0]).sum::<f32>() / heart.len() as f32;
+        for n in heart {
+            p.mean[n][0] = cx + 1.2 * (p.mean[n][0] - cx);
+        }
+        let before = p.ctr.unwrap();
+        let after = ctr_about_mean(&p, None).unwrap();
+        let placed = ctr(&p.mean).unwrap().ratio;
+        assert!((before.mean - placed).abs() > 0.03, "{before:?} vs {placed}");
+        assert!((after.mean - placed).abs() < 1e-4 && after.sd < 1e-4 && after.samples == 2, "{after:?} vs {placed}");
     }
 
     #[test]

@@ -166,7 +166,8 @@ pub fn fit(method: Method, images: &[&ImageAccuracy], profile: Option<&NodeProfi
     };
     let ones = vec![1.0; NUM_NODES];
     let identity = || vec![MonotoneMap::identity(); 3];
-    let scale_map = |r: f64| MonotoneMap { knots: vec![[1.0, r.max(1e-6)]] };
+    // Through the origin: a single knot would hold every std below 1 px at its value.
+    let scale_map = |r: f64| MonotoneMap { knots: vec![[0.0, 0.0], [1.0, r.max(1e-6)]] };
     let isotonic = |factors: &[f64]| -> Vec<MonotoneMap> {
         Organ::ALL
             .iter()

@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 
 use super::HybridGNet;
 use super::preprocess::{Letterbox, model_input};
-use super::uncertainty::{Prediction, Sampling, decode_samples, encode_input, sample};
+use super::uncertainty::{Draws, Prediction, Sampling, decode_samples, encode_input, sample_draws};
 use crate::geometry::{Affine, warp};
 use crate::landmarks::{NUM_NODES, Point};
 
@@ -55,8 +55,11 @@ pub fn warps(count: usize) -> Vec<Affine> {
 /// A prediction on the image as given plus the landmarks of its warps.
 #[derive(Debug, Clone)]
 pub struct AugmentedPrediction {
-    /// On the image as given: the paper's mean and std (calibrated when the model is).
+    /// On the image as given: the paper's mean and std (calibrated when the model is); its
+    /// ratio spread is the samples' as decoded ([`Self::draws`] re-centres it).
     pub prediction: Prediction,
+    /// The image's decoded latent samples behind [`Self::prediction`].
+    pub draws: Draws,
     /// Per warp, in [`warps`]' order: the mean over its latent samples (at most
     /// [`WARP_SAMPLES`]) of every landmark, mapped back into the unwarped image, image pixels.
     pub warp_means: Vec<[Point; NUM_NODES]>,
@@ -158,7 +161,7 @@ pub fn predict_augmented(
 ) -> AugmentedPrediction {
     let size = model.config().input_size;
     let (input, letterbox) = model_input(grey, width, height, size);
-    let prediction = sample(model, &encode_input(model, &input, letterbox), sampling, None);
+    let (prediction, draws) = sample_draws(model, &encode_input(model, &input, letterbox), sampling, None);
     let few = match sampling {
         Sampling::Mean => Sampling::Mean,
         Sampling::Random { samples, seed } => Sampling::Random { samples: samples.min(WARP_SAMPLES), seed },
@@ -174,7 +177,7 @@ pub fn predict_augmented(
             mean_landmarks(c, &input, letterbox, image_and_warps, few)
         })
         .collect();
-    AugmentedPrediction { prediction, warp_means, companion_means }
+    AugmentedPrediction { prediction, draws, warp_means, companion_means }
 }
 
 #[cfg(test)]
@@ -222,7 +225,7 @@ mod tests {
         // A model that records warps predicts that way.
         m.test_time_warps = 4;
         let p = predict(&m, &g, w, h, sampling);
-        assert_eq!(p.ctr, crate::model::uncertainty::ctr_about_mean(&avg, None).or(avg.ctr));
+        assert_eq!(p.ctr, ap.draws.ctr_about(&avg, None).or(avg.ctr));
         assert_eq!(Prediction { ctr: avg.ctr, ..p }, avg);
         assert!(m.describe().ends_with("4 test-time warps"), "{}", m.describe());
     }
@@ -260,7 +263,7 @@ mod tests {
             m.test_time_warps = k;
             // predict also centres the ratio's spread on the averaged landmarks.
             let p = predict(&m, &g, w, h, sampling);
-            assert_eq!(p.ctr, crate::model::uncertainty::ctr_about_mean(&avg, None).or(avg.ctr));
+            assert_eq!(p.ctr, ap.draws.ctr_about(&avg, None).or(avg.ctr));
             assert_eq!(Prediction { ctr: avg.ctr, ..p }, avg, "predict averages the companion in");
         }
         assert!(m.describe().ends_with("3 test-time warps · 1 companion model"), "{}", m.describe());

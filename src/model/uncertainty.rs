@@ -62,32 +62,61 @@ pub struct Prediction {
     /// The model's shape correction moved [`Self::mean`] (see [`super::shape_correction`]).
     #[serde(default, skip_serializing_if = "is_false")]
     pub shape_corrected: bool,
-    /// The decoded samples behind [`Self::std`] and [`Self::ctr`], model units; kept so that
-    /// [`predict`] can re-centre the ratio's spread where the warps place the landmarks.
-    #[serde(skip)]
-    pub model_samples: ModelSamples,
 }
 
-/// Decoded samples, (n, 120, 2) row-major in model units. Not saved with annotations, and
-/// not part of what a prediction says: any two compare equal.
-#[derive(Clone, Default)]
-pub struct ModelSamples(pub Vec<f32>);
+/// The decoded samples behind a [`Prediction`]'s std and ratio spread: (n, 120, 2) row-major
+/// in model units. Kept beside a prediction (never in it) for as long as the landmarks may
+/// still move, so that the ratio's spread can follow them.
+#[derive(Clone, Default, PartialEq)]
+pub struct Draws(pub Vec<f32>);
 
-impl PartialEq for ModelSamples {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl std::fmt::Debug for ModelSamples {
+impl std::fmt::Debug for Draws {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} samples", self.0.len() / (NUM_NODES * 2))
+        write!(f, "Draws({} samples)", self.0.len() / (NUM_NODES * 2))
     }
 }
 
-impl ModelSamples {
+impl Draws {
     fn shapes(&self) -> impl Iterator<Item = [Point; NUM_NODES]> + '_ {
         self.0.chunks_exact(NUM_NODES * 2).map(|s| std::array::from_fn(|k| [s[2 * k], s[2 * k + 1]]))
+    }
+
+    /// The cardiothoracic ratio over the samples, each shifted node by node so that their mean
+    /// is `p`'s (placed) mean, then moved by the shape correction as the mean will be.
+    pub fn ctr_about(&self, p: &Prediction, correction: Option<&super::ShapeCorrection>) -> Option<crate::metrics::ctr::CtrSpread> {
+        let n = self.0.len() / (NUM_NODES * 2);
+        if n == 0 {
+            return None;
+        }
+        let mut centre = [[0.0f64; 2]; NUM_NODES];
+        for shape in self.shapes() {
+            for (c, q) in centre.iter_mut().zip(&shape) {
+                c[0] += q[0] as f64 / n as f64;
+                c[1] += q[1] as f64 / n as f64;
+            }
+        }
+        let placed = p.mean.map(|q| p.letterbox.to_model(q));
+        let offset: [Point; NUM_NODES] =
+            std::array::from_fn(|k| [(placed[k][0] as f64 - centre[k][0]) as f32, (placed[k][1] as f64 - centre[k][1]) as f32]);
+        self.ctr_shifted(Some(&offset), correction)
+    }
+
+    /// The ratio over the samples moved by `offset` (per node, model units) and `correction`.
+    fn ctr_shifted(
+        &self,
+        offset: Option<&[Point; NUM_NODES]>,
+        correction: Option<&super::ShapeCorrection>,
+    ) -> Option<crate::metrics::ctr::CtrSpread> {
+        crate::metrics::ctr::spread(self.shapes().filter_map(|s| {
+            let moved = match offset {
+                Some(o) => std::array::from_fn(|k| [s[k][0] + o[k][0], s[k][1] + o[k][1]]),
+                None => s,
+            };
+            match correction {
+                Some(c) => c.correct(&moved),
+                None => Some(moved),
+            }
+        }))
     }
 }
 
@@ -135,46 +164,19 @@ pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampli
     let mut p = match (model.test_time_warps, model.companions().is_empty()) {
         (0, true) => sample(model, &encode(model, grey, width, height), sampling, None),
         (k, _) => {
-            let mut p = super::augmented::predict_augmented(model, grey, width, height, sampling, k).averaged(k);
+            let augmented = super::augmented::predict_augmented(model, grey, width, height, sampling, k);
+            let mut p = augmented.averaged(k);
             // The samples scatter about the image's own mean; the warps and companions moved
             // the landmarks, so the ratio's spread moves with them (else its mean can sit
             // 0.02 from the ratio of the landmarks on screen).
-            p.ctr = ctr_about_mean(&p, model.shape_correction()).or(p.ctr);
+            p.ctr = augmented.draws.ctr_about(&p, model.shape_correction()).or(p.ctr);
             p
         }
     };
     if let Some(c) = model.shape_correction() {
         c.apply(&mut p);
     }
-    // Done with: a worklist holds many predictions, and annotations never save them.
-    p.model_samples = ModelSamples::default();
     p
-}
-
-/// The cardiothoracic ratio over `p`'s samples, each shifted node by node so that their mean
-/// is `p`'s (placed) mean, then moved by the shape correction as the mean will be.
-pub(crate) fn ctr_about_mean(p: &Prediction, correction: Option<&super::ShapeCorrection>) -> Option<crate::metrics::ctr::CtrSpread> {
-    let n = p.model_samples.0.len() / (NUM_NODES * 2);
-    if n == 0 {
-        return None;
-    }
-    let mut centre = [[0.0f64; 2]; NUM_NODES];
-    for shape in p.model_samples.shapes() {
-        for (c, q) in centre.iter_mut().zip(&shape) {
-            c[0] += q[0] as f64 / n as f64;
-            c[1] += q[1] as f64 / n as f64;
-        }
-    }
-    let placed = p.mean.map(|q| p.letterbox.to_model(q));
-    let offset: [Point; NUM_NODES] =
-        std::array::from_fn(|k| [(placed[k][0] as f64 - centre[k][0]) as f32, (placed[k][1] as f64 - centre[k][1]) as f32]);
-    crate::metrics::ctr::spread(p.model_samples.shapes().filter_map(|s| {
-        let moved: [Point; NUM_NODES] = std::array::from_fn(|k| [s[k][0] + offset[k][0], s[k][1] + offset[k][1]]);
-        match correction {
-            Some(c) => c.correct(&moved),
-            None => Some(moved),
-        }
-    }))
 }
 
 /// An image encoded once: what [`sample`] decodes, as often as asked.
@@ -203,6 +205,23 @@ pub fn encode_input(model: &HybridGNet, input: &[f32], letterbox: Letterbox) -> 
 /// log σ² (μ and the image features stay the image's own): probes use it to tell whether a
 /// change of spread comes from the encoder's σ or from the decoder's response to the image.
 pub fn sample(model: &HybridGNet, image: &EncodedImage, sampling: Sampling, logvar: Option<&[f32]>) -> Prediction {
+    let (mut p, draws) = sample_draws(model, image, sampling, logvar);
+    if let Some(c) = model.shape_correction() {
+        // The ratio of the samples as the model's correction places them (it moves the mean
+        // in `predict`; being linear, the corrected samples' mean is the corrected mean).
+        p.ctr = draws.ctr_shifted(None, Some(c));
+    }
+    p
+}
+
+/// As [`sample`], with the decoded samples beside the prediction and its ratio spread left as
+/// decoded (no shape correction): for callers that move the landmarks further.
+pub fn sample_draws(
+    model: &HybridGNet,
+    image: &EncodedImage,
+    sampling: Sampling,
+    logvar: Option<&[f32]>,
+) -> (Prediction, Draws) {
     let logvar = logvar.unwrap_or(&image.logvar);
     let (decoded, samples) = decode_samples(model, image, sampling, Some(logvar));
     let seed = match sampling {
@@ -210,19 +229,10 @@ pub fn sample(model: &HybridGNet, image: &EncodedImage, sampling: Sampling, logv
         Sampling::Random { seed, .. } => Some(seed),
     };
     let mut p = summarise(&decoded, samples, logvar, image.letterbox, seed);
-    if let Some(c) = model.shape_correction() {
-        // The ratio of the samples as the model's correction places them (it moves the mean
-        // in `predict`; being linear, the corrected samples' mean is the corrected mean).
-        p.ctr = crate::metrics::ctr::spread(
-            decoded
-                .chunks_exact(NUM_NODES * 2)
-                .filter_map(|s| c.correct(&std::array::from_fn(|k| [s[2 * k], s[2 * k + 1]]))),
-        );
-    }
     if let (Some(c), Sampling::Random { .. }) = (model.calibration(), sampling) {
         p.calibrate(c);
     }
-    p
+    (p, Draws(decoded))
 }
 
 /// Decode `sampling`'s latents (log σ² from `logvar`, else the encoder's) against an encoded
@@ -303,7 +313,6 @@ pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox
         test_time_warps: 0,
         companions: 0,
         shape_corrected: false,
-        model_samples: ModelSamples(decoded.to_vec()),
     }
 }
 
@@ -349,6 +358,7 @@ mod tests {
             decoded.extend(t.iter().flat_map(|q| [q[0] + dx, q[1]]));
         }
         let mut p = summarise(&decoded, 2, &[0.0], lb, Some(0));
+        let draws = Draws(decoded);
         // Placed elsewhere (as warps would): the heart 20 % wider about its centre.
         let heart = crate::landmarks::Organ::Heart.nodes();
         let cx = heart.clone().map(|n| p.mean[n][0]).sum::<f32>() / heart.len() as f32;
@@ -356,7 +366,7 @@ mod tests {
             p.mean[n][0] = cx + 1.2 * (p.mean[n][0] - cx);
         }
         let before = p.ctr.unwrap();
-        let after = ctr_about_mean(&p, None).unwrap();
+        let after = draws.ctr_about(&p, None).unwrap();
         let placed = ctr(&p.mean).unwrap().ratio;
         assert!((before.mean - placed).abs() > 0.03, "{before:?} vs {placed}");
         assert!((after.mean - placed).abs() < 1e-4 && after.sd < 1e-4 && after.samples == 2, "{after:?} vs {placed}");

@@ -78,7 +78,7 @@ impl std::fmt::Debug for Draws {
 
 impl Draws {
     fn shapes(&self) -> impl Iterator<Item = [Point; NUM_NODES]> + '_ {
-        self.0.chunks_exact(NUM_NODES * 2).map(|s| std::array::from_fn(|k| [s[2 * k], s[2 * k + 1]]))
+        shapes(&self.0)
     }
 
     /// The cardiothoracic ratio over the samples, each shifted node by node so that their mean
@@ -273,6 +273,11 @@ pub fn draw_latents(mu: &[f32], logvar: &[f32], n: usize, seed: u64) -> Vec<f32>
     z
 }
 
+/// The shapes of decoded samples, (n, 120, 2) row-major, one by one.
+fn shapes(decoded: &[f32]) -> impl Iterator<Item = [Point; NUM_NODES]> + '_ {
+    decoded.chunks_exact(NUM_NODES * 2).map(|s| std::array::from_fn(|k| [s[2 * k], s[2 * k + 1]]))
+}
+
 /// Statistics of decoded samples (n, 120, 2) in model units, mapped to image pixels.
 pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox, seed: Option<u64>) -> Prediction {
     assert_eq!(decoded.len(), n * NUM_NODES * 2, "decoded samples");
@@ -296,9 +301,7 @@ pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox
         latent_sigma2.iter().map(|&v| v as f64).sum::<f64>() as f32 / latent_sigma2.len().max(1) as f32;
     let score = std.iter().map(|s| (s[0] + s[1]) as f64 / 2.0).sum::<f64>() as f32 / NUM_NODES as f32;
     // The letterbox scales both axes alike, so model-space samples give the image's ratio.
-    let ctr = crate::metrics::ctr::spread(
-        decoded.chunks_exact(NUM_NODES * 2).map(|s| std::array::from_fn(|k| [s[2 * k], s[2 * k + 1]])),
-    );
+    let ctr = crate::metrics::ctr::spread(shapes(decoded));
     Prediction {
         mean,
         std,

@@ -88,13 +88,14 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
     println!();
     let k = args.test_time_warps;
     println!(
-        "| input | encode ms | decode N={n} ms | total N={n} ms | total N=1 ms | ratio N/1 | total N={n}, {k} warps ms | ratio warps/plain | total N={n}, shape-corrected ms | ratio corrected/plain |",
+        "| input | encode ms | decode N={n} ms | total N={n} ms | total N=1 ms | ratio N/1 | total N={n}, {k} warps ms | ratio warps/plain | total N={n}, shape-corrected ms | ratio corrected/plain | total N={n}, corrected + patch-refined ms | ratio refined/plain |",
         n = args.samples
     );
     println!(
-        "|------:|----------:|---------------:|---------------:|-------------:|----------:|------------------------:|------------------:|------------------------------:|---------------------:|"
+        "|------:|----------:|---------------:|---------------:|-------------:|----------:|------------------------:|------------------:|------------------------------:|---------------------:|-----------------------------------------:|--------------------:|"
     );
     let correction = ShapeCorrection::example();
+    let refinement = crate::model::PatchRefinement::example();
     for &size in &args.sizes {
         let mut model = HybridGNet::random(&ModelConfig::released(size), 0, &selected.device);
         let image: Vec<f32> =
@@ -125,11 +126,14 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         model.test_time_warps = 0;
         model.set_shape_correction(Some(correction.clone()));
         let corrected = total(&model, args.samples);
+        model.set_patch_refinement(Some(refinement.clone()));
+        let refined = total(&model, args.samples);
         println!(
-            "| {size:>5} | {encode:>9.1} | {decode:>14.1} | {total_n:>14.1} | {total_1:>12.1} | {:>9.2} | {warped:>23.1} | {:>17.2} | {corrected:>29.1} | {:>20.3} |",
+            "| {size:>5} | {encode:>9.1} | {decode:>14.1} | {total_n:>14.1} | {total_1:>12.1} | {:>9.2} | {warped:>23.1} | {:>17.2} | {corrected:>29.1} | {:>20.3} | {refined:>40.1} | {:>19.3} |",
             total_n / total_1,
             warped / total_n,
-            corrected / total_n
+            corrected / total_n,
+            refined / total_n
         );
     }
     Ok(())

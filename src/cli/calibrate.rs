@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use crate::formats::write_atomically;
 use crate::landmarks::NUM_NODES;
-use crate::model::{DeviceChoice, HybridGNet, Prediction, Sampling, augmented, select_device, shape_correction, shipped};
+use crate::model::patch_refinement::{Accumulator, Patches};
+use crate::model::{DeviceChoice, HybridGNet, PatchRefinement, Prediction, Sampling, augmented, select_device, shape_correction, shipped};
 use crate::train::dataset;
 use crate::validation::accuracy::{ImageAccuracy, score_prediction};
 use crate::validation::calibration::{self, Agreement, Method};
@@ -71,9 +72,15 @@ pub struct Args {
     #[arg(long)]
     pub no_companions: bool,
     /// Fit no shape correction (by default one is fitted on the --profile-split images and
-    /// moves every prediction's landmarks last; see `assets/README.md`, "Shape correction").
+    /// moves every prediction's landmarks before the patch refinement; see `assets/README.md`,
+    /// "Shape correction").
     #[arg(long)]
     pub no_shape_correction: bool,
+    /// Fit no patch refinement (by default one is fitted on the --profile-split images'
+    /// reference landmarks and moves every prediction's nodes after the shape correction; see
+    /// `assets/README.md`, "Patch refinement").
+    #[arg(long)]
+    pub no_patch_refinement: bool,
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
 }
@@ -102,6 +109,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     }
     // Fitted anew below (or left out): predictions here are made without it.
     model.set_shape_correction(None);
+    model.set_patch_refinement(None);
     for path in &args.companion {
         let c = HybridGNet::load(path, &device.device).with_context(|| format!("{}", path.display()))?;
         model.add_companion(c).map_err(|e| anyhow::anyhow!("--companion {}: {e}", path.display()))?;
@@ -145,10 +153,19 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         score_prediction(&g.name, p, &a.landmarks, g.width, g.height)
     };
     // The profile images' placed landmarks and references, kept to fit the shape correction.
+    // With the refinement's normal equations, one accumulator per fold.
     let mut placed = Vec::new();
+    let mut folds = vec![Accumulator::default(); CORRECTION_FOLDS];
     predict_each(&profile_samples, tta, &mut |a, ap| {
         let g = &a.grey;
-        placed.push(Placed { name: g.name.clone(), reference: a.landmarks, width: g.width, height: g.height, prediction: ap.averaged(tta) });
+        let prediction = ap.averaged(tta);
+        let patches = (!args.no_patch_refinement).then(|| Patches::new(&g.pixels, g.width, g.height));
+        if let Some(patches) = &patches {
+            let lb = prediction.letterbox;
+            let i = placed.len();
+            folds[i % CORRECTION_FOLDS].add(patches, &a.landmarks.map(|q| lb.to_model(q)), i as u64);
+        }
+        placed.push(Placed { name: g.name.clone(), reference: a.landmarks, width: g.width, height: g.height, prediction, patches });
     })?;
     let profile_desc = format!(
         "{} ({})",
@@ -171,6 +188,18 @@ pub fn report(args: Args) -> anyhow::Result<String> {
             }
         }
     };
+    let (refinement, refinement_note) = match (args.no_patch_refinement, placed.is_empty()) {
+        (true, _) => (None, None),
+        (false, true) => (None, Some("patch refinement: none (it is fitted on the --profile-split images)".to_string())),
+        (false, false) => {
+            let fitted_on = format!("{profile_desc}: reference landmarks displaced at random");
+            match fit_patch_refinement(&mut placed, &folds, fitted_on) {
+                Ok(r) => (Some(r), None),
+                Err(e) => (None, Some(format!("patch refinement: none ({e})"))),
+            }
+        }
+    };
+    drop(folds);
     let profiled: Vec<ImageAccuracy> =
         placed.iter().map(|p| score_prediction(&p.name, &p.prediction, &p.reference, p.width, p.height)).collect();
     let profile = calibration::measure_profile(
@@ -181,6 +210,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let mut image_alone = Vec::new();
     let mut model_alone = Vec::new();
     let mut uncorrected = Vec::new();
+    let mut corrected_only = Vec::new();
     let mut warp_std = Vec::new();
     predict_each(&samples, args.warps.max(tta), &mut |a, ap| {
         let to_1024 = 1024.0 / a.grey.width.max(a.grey.height) as f64;
@@ -189,6 +219,11 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         uncorrected.push(score(a, &p));
         if let Some(cv) = &correction {
             cv.correction.apply(&mut p);
+        }
+        corrected_only.push(score(a, &p));
+        if let Some(r) = &refinement {
+            let g = &a.grey;
+            crate::model::uncertainty::refine(r, &mut p, &Patches::new(&g.pixels, g.width, g.height));
         }
         scored.push(score(a, &p));
         image_alone.push(score(a, &ap.prediction));
@@ -222,6 +257,9 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     if correction.is_some() {
         placed_desc += ", shape-corrected";
     }
+    if refinement.is_some() {
+        placed_desc += ", patch-refined";
+    }
     let fitted_on = format!(
         "{sets} ({}), N = {}, seed {}, {placed_desc}; legend rows out of fold ({}-fold)",
         crate::model::calibration::fitted_images(samples.len(), &args.split),
@@ -232,8 +270,9 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let c = calibration::finish(report.fitted.clone(), &report.oof, &images, fitted_on);
     let mut out = String::new();
     writeln!(out, "model: {} ({}, {})", weights.display(), model.describe(), device.description)?;
-    let corrected = correction.as_ref().map(|_| scored.as_slice());
-    out.push_str(&placement_line(&image_alone, &model_alone, &uncorrected, corrected, tta, model.companions().len()));
+    let corrected = correction.as_ref().map(|_| corrected_only.as_slice());
+    let refined = refinement.as_ref().map(|_| scored.as_slice());
+    out.push_str(&placement_line(&image_alone, &model_alone, &uncorrected, corrected, refined, tta, model.companions().len()));
     if let Some(note) = &correction_note {
         writeln!(out, "{note}")?;
     }
@@ -248,6 +287,20 @@ pub fn report(args: Args) -> anyhow::Result<String> {
             f.error_after_1024.unwrap_or(f64::NAN),
             f.lambda,
             tried.join(", ")
+        )?;
+    }
+    if let Some(note) = &refinement_note {
+        writeln!(out, "{note}")?;
+    }
+    if let Some(r) = &refinement {
+        let f = &r.fit;
+        writeln!(
+            out,
+            "patch refinement: fitted on {} ({} images); {CORRECTION_FOLDS}-fold error of the corrected landmarks there {:.2} -> {:.2} px",
+            f.fitted_on,
+            f.images,
+            f.error_before_1024.unwrap_or(f64::NAN),
+            f.error_after_1024.unwrap_or(f64::NAN)
         )?;
     }
     out.push_str(&report.table);
@@ -268,6 +321,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     }
     model.set_calibration(Some(c));
     model.set_shape_correction(correction.map(|cv| cv.correction));
+    model.set_patch_refinement(refinement);
     model.save(&args.out).with_context(|| format!("{}", args.out.display()))?;
     writeln!(out, "wrote {}", args.out.display())?;
     if let Some(path) = &args.nodes {
@@ -290,6 +344,40 @@ struct Placed {
     width: u32,
     height: u32,
     prediction: Prediction,
+    /// The image as the patch refinement reads it (dropped once the refinement is fitted).
+    patches: Option<Patches>,
+}
+
+/// Mean node error of a placed image, px at 1024 (the letterboxed side).
+fn placed_error_1024(p: &Placed) -> f64 {
+    let lb = p.prediction.letterbox;
+    let err = p.prediction.mean.iter().zip(&p.reference).map(|(a, b)| {
+        let (a, b) = (lb.to_model(*a), lb.to_model(*b));
+        ((a[0] - b[0]) as f64).hypot((a[1] - b[1]) as f64)
+    });
+    err.sum::<f64>() / NUM_NODES as f64 * 1024.0
+}
+
+/// Fit the patch refinement on every placed image's reference, and move each image's
+/// (corrected) landmarks by a refinement fitted without it: the node profile is then measured
+/// on errors a new image would have. `folds[f]` holds the images `i` with `i % folds == f`.
+fn fit_patch_refinement(placed: &mut [Placed], folds: &[Accumulator], fitted_on: String) -> Result<PatchRefinement, String> {
+    let k = folds.len();
+    // Every fit first, so that a failure leaves every image as it was.
+    let out_of_fold = (0..k)
+        .map(|f| Accumulator::merged(folds.iter().enumerate().filter(|(g, _)| *g != f).map(|(_, a)| a)).solve(String::new()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut r = Accumulator::merged(folds).solve(fitted_on)?;
+    let n = placed.len() as f64;
+    let before = placed.iter().map(placed_error_1024).sum::<f64>() / n;
+    for (i, p) in placed.iter_mut().enumerate() {
+        let patches = p.patches.take().expect("patches of every placed image");
+        crate::model::uncertainty::refine(&out_of_fold[i % k], &mut p.prediction, &patches);
+    }
+    let after = placed.iter().map(placed_error_1024).sum::<f64>() / n;
+    r.fit.error_before_1024 = Some(before);
+    r.fit.error_after_1024 = Some(after);
+    Ok(r)
 }
 
 /// Fit the shape correction on the placed images (model frame, ridge weight by
@@ -321,6 +409,7 @@ fn placement_line(
     model_alone: &[ImageAccuracy],
     averaged: &[ImageAccuracy],
     corrected: Option<&[ImageAccuracy]>,
+    refined: Option<&[ImageAccuracy]>,
     warps: usize,
     companions: usize,
 ) -> String {
@@ -343,6 +432,9 @@ fn placement_line(
     }
     if let Some(c) = corrected {
         line += &format!("; shape-corrected: {}", summary(c));
+    }
+    if let Some(r) = refined {
+        line += &format!("; patch-refined: {}", summary(r));
     }
     line + "\n"
 }

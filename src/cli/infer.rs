@@ -49,6 +49,10 @@ pub struct Args {
     /// weights hold (fitted by `calibrate` on the training images).
     #[arg(long)]
     pub no_shape_correction: bool,
+    /// Leave the nodes where the model (and its shape correction) place them, without the
+    /// patch refinement the weights hold (fitted by `calibrate` on the training images).
+    #[arg(long)]
+    pub no_patch_refinement: bool,
     /// Add the DICOM patient name, ID, birth date and accession number to summary.csv.
     /// Without it no patient attribute is written anywhere.
     #[arg(long)]
@@ -105,6 +109,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.no_shape_correction {
         model.set_shape_correction(None);
+    }
+    if args.no_patch_refinement {
+        model.set_patch_refinement(None);
     }
     eprintln!(
         "model: {} ({}), device: {}",
@@ -287,6 +294,7 @@ mod tests {
             test_time_warps: None,
             no_companions: false,
             no_shape_correction: false,
+            no_patch_refinement: false,
         };
 
         let err = run(args()).unwrap_err().to_string();
@@ -337,6 +345,7 @@ mod tests {
             test_time_warps: None,
             no_companions: false,
             no_shape_correction: false,
+            no_patch_refinement: false,
         };
         let err = format!("{:#}", run(args).unwrap_err());
         assert!(err.contains("missing.safetensors"), "{err}");

@@ -60,6 +60,10 @@ pub struct Args {
     /// weights hold (fitted by `calibrate` on the training images).
     #[arg(long)]
     pub no_shape_correction: bool,
+    /// Leave the nodes where the model (and its shape correction) place them, without the
+    /// patch refinement the weights hold (fitted by `calibrate` on the training images).
+    #[arg(long)]
+    pub no_patch_refinement: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -78,6 +82,9 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     }
     if args.no_shape_correction {
         model.set_shape_correction(None);
+    }
+    if args.no_patch_refinement {
+        model.set_patch_refinement(None);
     }
     let mut samples = dataset::read_split_sets(&args.data, &args.split)?;
     if let Some(n) = args.limit {

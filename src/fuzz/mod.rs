@@ -201,6 +201,11 @@ fn run_target(target: Target, bytes: &[u8], path: &Path) -> Result<(), String> {
             if let Some(c) = model.shape_correction() {
                 let _ = c.correct(&crate::landmarks::template().map(|p| [p[0] / 1024.0, p[1] / 1024.0]));
             }
+            // So must a refinement, on any image.
+            if let Some(r) = model.patch_refinement() {
+                let patches = crate::model::patch_refinement::Patches::new(&[0.5; 64], 8, 8);
+                let _ = r.refine(&patches, &crate::landmarks::template().map(|p| [p[0] / 1024.0, p[1] / 1024.0]));
+            }
             Ok(())
         }
     }

@@ -20,6 +20,7 @@ pub mod encoder;
 pub mod graph;
 pub mod lookup;
 pub mod norm;
+pub mod patch_refinement;
 pub mod preprocess;
 pub mod shape_correction;
 pub mod shipped;
@@ -36,6 +37,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 pub use backend::{DeviceChoice, SelectedDevice, select_device};
 pub use calibration::Calibration;
 pub use shape_correction::ShapeCorrection;
+pub use patch_refinement::PatchRefinement;
 pub use config::ModelConfig;
 pub use decoder::Decoded;
 pub use encoder::Encoding;
@@ -71,6 +73,9 @@ pub struct HybridGNet {
     /// The last step of every prediction: a linear correction of the placed landmarks fitted
     /// on the training images (see [`shape_correction`]); tensors under `shape_correction.`.
     shape_correction: Option<ShapeCorrection>,
+    /// After the shape correction: every node moved by what its image patches say (see
+    /// [`patch_refinement`]); tensor under `patch_refinement.`.
+    patch_refinement: Option<PatchRefinement>,
 }
 
 /// Metadata key of [`HybridGNet::held_out_test`].
@@ -108,13 +113,21 @@ impl HybridGNet {
             ),
             false => None,
         };
+        let patch_refinement = match sd.tensors.keys().any(|k| k.starts_with(patch_refinement::PREFIX)) {
+            true => Some(
+                PatchRefinement::from_state_dict(&sd.to_mut().take_prefixed(patch_refinement::PREFIX))
+                    .map_err(|reason| WeightsError::Architecture { file: sd.source.clone(), reason })?,
+            ),
+            false => None,
+        };
         let mut parts = Vec::new();
         while sd.tensors.keys().any(|k| k.starts_with(&companion_prefix(parts.len()))) {
             let i = parts.len();
             let mut part = sd.to_mut().take_prefixed(&companion_prefix(i));
             part.source = PathBuf::from(format!("{} (companion {i})", sd.source.display()));
             let own_correction = format!("{}fit", shape_correction::PREFIX);
-            for key in [calibration::CALIBRATION_KEY, TEST_TIME_WARPS_KEY, own_correction.as_str()] {
+            let own_refinement = format!("{}fit", patch_refinement::PREFIX);
+            for key in [calibration::CALIBRATION_KEY, TEST_TIME_WARPS_KEY, own_correction.as_str(), own_refinement.as_str()] {
                 if part.metadata.contains_key(key) {
                     return Err(WeightsError::Architecture {
                         file: part.source,
@@ -158,6 +171,7 @@ impl HybridGNet {
             test_time_warps,
             companions: Vec::new(),
             shape_correction,
+            patch_refinement,
         };
         for part in parts {
             let companion = Self::from_state_dict(&part, device)?;
@@ -186,6 +200,7 @@ impl HybridGNet {
             test_time_warps: 0,
             companions: Vec::new(),
             shape_correction: None,
+            patch_refinement: None,
         }
     }
 
@@ -214,6 +229,9 @@ impl HybridGNet {
         if let Some(c) = &self.shape_correction {
             sd.insert_prefixed(shape_correction::PREFIX, c.to_state_dict());
         }
+        if let Some(r) = &self.patch_refinement {
+            sd.insert_prefixed(patch_refinement::PREFIX, r.to_state_dict());
+        }
         sd
     }
 
@@ -236,6 +254,7 @@ impl HybridGNet {
         companion.calibration = None;
         companion.test_time_warps = 0;
         companion.shape_correction = None;
+        companion.patch_refinement = None;
         self.held_out_test &= companion.held_out_test;
         self.companions.push(companion);
         Ok(())
@@ -253,6 +272,16 @@ impl HybridGNet {
     /// Attach (or remove) the correction applied to every prediction's landmarks.
     pub fn set_shape_correction(&mut self, correction: Option<ShapeCorrection>) {
         self.shape_correction = correction;
+    }
+
+    pub fn patch_refinement(&self) -> Option<&PatchRefinement> {
+        self.patch_refinement.as_ref()
+    }
+
+    /// Attach (or remove) the refinement that moves every prediction's nodes after the shape
+    /// correction.
+    pub fn set_patch_refinement(&mut self, refinement: Option<PatchRefinement>) {
+        self.patch_refinement = refinement;
     }
 
     pub fn calibration(&self) -> Option<&Calibration> {
@@ -293,6 +322,9 @@ impl HybridGNet {
         }
         if self.shape_correction.is_some() {
             d += " · shape correction";
+        }
+        if self.patch_refinement.is_some() {
+            d += " · patch refinement";
         }
         d
     }

@@ -12,8 +12,9 @@
 //! radius), so it depends neither on the image's size nor on where the chest sits in it: a
 //! correction in fixed image coordinates learns JSRT's framing, and on val shapes moved and
 //! shrunk as a wider framing would (zoom 0.85) it gained nothing, where this one keeps the whole
-//! gain. It is the last step of a prediction: after the test-time warps and the companions are
-//! averaged. The std stays the model's latent spread.
+//! gain. It moves a prediction after the test-time warps and the companions are averaged, and
+//! before the patch refinement ([`super::patch_refinement`]). The std stays the model's latent
+//! spread.
 //! `calibrate` fits it (the ridge weight chosen by cross-validation over the training images)
 //! and stores it in the weights file under [`PREFIX`].
 
@@ -144,7 +145,7 @@ impl ShapeCorrection {
             }
         }
         (0..DIM).for_each(|i| gram[i * DIM + i] += lambda);
-        let weight = solve_spd(gram, rhs)?;
+        let weight = solve_spd(gram, rhs, DIM, DIM).map_err(|_| "the placed shapes do not determine a correction (singular system)".to_string())?;
         let to32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
         let fit = FitInfo { frame: FRAME.into(), lambda, fitted_on, error_before_1024: None, error_after_1024: None };
         Ok(ShapeCorrection { mean: to32(&mean), offset: to32(&offset), weight: to32(&weight), fit })
@@ -236,14 +237,13 @@ impl ShapeCorrection {
     }
 }
 
-/// Solve `a · x = b` for a symmetric positive definite `a` (`DIM × DIM`) and `DIM` right-hand
-/// sides (the columns of `b`), by Cholesky factorisation.
-fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>) -> Result<Vec<f64>, String> {
-    let n = DIM;
+/// Solve `a · x = b` for a symmetric positive definite `a` (`n × n`, row-major) and `cols`
+/// right-hand sides (the columns of `b`, `n × cols`), by Cholesky factorisation.
+pub(super) fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>, n: usize, cols: usize) -> Result<Vec<f64>, String> {
     for j in 0..n {
         let d = a[j * n + j] - (0..j).map(|k| a[j * n + k] * a[j * n + k]).sum::<f64>();
         if !(d > 0.0 && d.is_finite()) {
-            return Err("the placed shapes do not determine a correction (singular system)".into());
+            return Err("the data do not determine a fit (singular system)".into());
         }
         let d = d.sqrt();
         a[j * n + j] = d;
@@ -256,22 +256,22 @@ fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>) -> Result<Vec<f64>, String> {
     for i in 0..n {
         for k in 0..i {
             let l = a[i * n + k];
-            for c in 0..n {
-                b[i * n + c] -= l * b[k * n + c];
+            for c in 0..cols {
+                b[i * cols + c] -= l * b[k * cols + c];
             }
         }
         let d = a[i * n + i];
-        (0..n).for_each(|c| b[i * n + c] /= d);
+        (0..cols).for_each(|c| b[i * cols + c] /= d);
     }
     for i in (0..n).rev() {
         for k in i + 1..n {
             let l = a[k * n + i];
-            for c in 0..n {
-                b[i * n + c] -= l * b[k * n + c];
+            for c in 0..cols {
+                b[i * cols + c] -= l * b[k * cols + c];
             }
         }
         let d = a[i * n + i];
-        (0..n).for_each(|c| b[i * n + c] /= d);
+        (0..cols).for_each(|c| b[i * cols + c] /= d);
     }
     Ok(b)
 }
@@ -400,9 +400,9 @@ mod tests {
                 }
             }
         }
-        let got = solve_spd(a, b).unwrap();
+        let got = solve_spd(a, b, DIM, DIM).unwrap();
         assert!(got.iter().zip(&x).all(|(g, x)| (g - x).abs() < 1e-6));
-        assert!(solve_spd(vec![0.0; DIM * DIM], vec![0.0; DIM * DIM]).is_err());
+        assert!(solve_spd(vec![0.0; DIM * DIM], vec![0.0; DIM * DIM], DIM, DIM).is_err());
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub struct Prediction {
     /// The model's shape correction moved [`Self::mean`] (see [`super::shape_correction`]).
     #[serde(default, skip_serializing_if = "is_false")]
     pub shape_corrected: bool,
+    /// The model's patch refinement moved [`Self::mean`] after that (see
+    /// [`super::patch_refinement`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub patch_refined: bool,
 }
 
 /// The decoded samples behind a [`Prediction`]'s std and ratio spread: (n, 120, 2) row-major
@@ -158,8 +162,8 @@ pub fn predict_xray(model: &HybridGNet, image: &XrayImage, sampling: Sampling) -
 /// Predict on a grey image in [0, 1] (row-major, `width`×`height`). A model with
 /// [`HybridGNet::test_time_warps`] places the landmarks by averaging over that many warps
 /// of the image besides the image itself, and with companion models averages theirs in
-/// ([`super::augmented`]); last, its shape correction moves the landmarks
-/// ([`super::shape_correction`]).
+/// ([`super::augmented`]); then its shape correction moves the landmarks
+/// ([`super::shape_correction`]), and last its patch refinement ([`super::patch_refinement`]).
 pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampling: Sampling) -> Prediction {
     let mut p = match (model.test_time_warps, model.companions().is_empty()) {
         (0, true) => sample(model, &encode(model, grey, width, height), sampling, None),
@@ -176,7 +180,21 @@ pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampli
     if let Some(c) = model.shape_correction() {
         c.apply(&mut p);
     }
+    if let Some(r) = model.patch_refinement() {
+        refine(r, &mut p, &super::patch_refinement::Patches::new(grey, width, height));
+    }
     p
+}
+
+/// Move a prediction's nodes by `refinement`, and its ratio's spread with them (the samples
+/// scatter about the landmarks as they were; the refinement moves only the mean).
+pub fn refine(refinement: &super::PatchRefinement, p: &mut Prediction, patches: &super::patch_refinement::Patches) {
+    use crate::metrics::ctr::ctr;
+    let before = ctr(&p.mean);
+    refinement.apply(p, patches);
+    if let (Some(spread), Some(a), Some(b)) = (p.ctr.as_mut(), before, ctr(&p.mean)) {
+        spread.mean += b.ratio - a.ratio;
+    }
 }
 
 /// An image encoded once: what [`sample`] decodes, as often as asked.
@@ -316,6 +334,7 @@ pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox
         test_time_warps: 0,
         companions: 0,
         shape_corrected: false,
+        patch_refined: false,
     }
 }
 

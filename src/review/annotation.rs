@@ -66,6 +66,9 @@ pub struct ModelIdentity {
     /// The model's shape correction moved `predicted` (absent: it did not).
     #[serde(default, skip_serializing_if = "crate::model::uncertainty::is_false")]
     pub shape_corrected: bool,
+    /// The model's patch refinement moved `predicted` after that (absent: it did not).
+    #[serde(default, skip_serializing_if = "crate::model::uncertainty::is_false")]
+    pub patch_refined: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -305,7 +308,7 @@ pub(crate) mod tests {
             crate::model::preprocess::Letterbox::new(1024, 1024),
             None,
         );
-        let model = ModelIdentity { weights: "w".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0, shape_corrected: false };
+        let model = ModelIdentity { weights: "w".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0, shape_corrected: false, patch_refined: false };
         Annotation::from_prediction(Path::new("x.png"), "ab".into(), &img, &p, model)
     }
 

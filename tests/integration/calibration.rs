@@ -157,15 +157,19 @@ fn a_companion_model_is_calibrated_into_the_same_file_and_averaged_into_every_pr
     let g = &a.grey;
     let sampling = Sampling::Random { samples: 10, seed: 1 };
     let p = predict(&pair, &g.pixels, g.width, g.height, sampling);
-    // Without a training split the pair gets no shape correction: compare uncorrected members.
+    // Without a training split the pair gets no shape correction nor patch refinement: compare
+    // members without them.
     assert!(pair.shape_correction().is_none() && report.contains("shape correction: none"), "{report}");
+    assert!(pair.patch_refinement().is_none() && report.contains("patch refinement: none"), "{report}");
     let mut alone = shipped_model();
     alone.override_test_time_warps(Some(0)).unwrap();
     alone.set_shape_correction(None);
+    alone.set_patch_refinement(None);
     let q = predict(&alone, &g.pixels, g.width, g.height, sampling);
     let mut other = HybridGNet::load(&companion, &Device::flex()).unwrap();
     other.override_test_time_warps(Some(0)).unwrap();
     other.set_shape_correction(None);
+    other.set_patch_refinement(None);
     let c = predict(&other, &g.pixels, g.width, g.height, sampling);
     assert_eq!((p.companions, p.std), (1, q.std), "the spread stays the shipped model's");
     for n in 0..120 {
@@ -223,7 +227,8 @@ fn calibrate_writes_weights_whose_predictions_and_csvs_carry_expected_error() {
     assert!(c.fitted_on.contains("jsrt 21") && c.fitted_on.contains("3-fold"), "{}", c.fitted_on);
     assert!(!c.reliability.is_empty() && c.scale_top_1024 > 0.0, "{c:?}");
     // Weights otherwise unchanged: the same prediction as the input file's without its shape
-    // correction (fitted on the training split, which --profile-split none leaves out).
+    // correction and patch refinement (fitted on the training split, which --profile-split
+    // none leaves out).
     assert!(model.shape_correction().is_none());
     let s = &dataset::read_split(&jsrt, "val").unwrap()[0];
     let a = load_sample(s).unwrap();
@@ -232,6 +237,8 @@ fn calibrate_writes_weights_whose_predictions_and_csvs_carry_expected_error() {
     let p = predict(&model, &g.pixels, g.width, g.height, sampling);
     let mut shipped = shipped_model();
     shipped.set_shape_correction(None);
+    shipped.set_patch_refinement(None);
+    assert!(model.patch_refinement().is_none());
     let q = predict(&shipped, &g.pixels, g.width, g.height, sampling);
     assert_eq!(p.mean, q.mean);
     let cal = p.calibrated.as_ref().expect("calibrated prediction");
@@ -369,10 +376,12 @@ fn infer_places_landmarks_as_the_weights_say_unless_told_otherwise() {
 }
 
 #[test]
-fn a_shape_correction_fitted_on_train_places_every_val_image_closer() {
+fn a_shape_correction_and_a_patch_refinement_fitted_on_train_place_every_val_image_closer() {
     // `calibrate` fits the ridge regression on the 174 training images' landmarks (here the
-    // image alone, N = 4) and stores it; every prediction with the file applies it last. The
-    // shipped model with 7 warps went from 18.55 to 16.11 px on val (assets/README.md).
+    // image alone, N = 4) and the patch refinement on their references, and stores both; every
+    // prediction with the file applies them last. The shipped model with 7 warps went from
+    // 18.55 to 16.11 px on val with the correction, and from 15.06 to 14.19 px with the
+    // refinement after it (assets/README.md).
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("corrected.safetensors");
     let jsrt = jsrt();
@@ -383,53 +392,68 @@ fn a_shape_correction_fitted_on_train_places_every_val_image_closer() {
     let report = cxr_review::cli::calibrate::report(CalibrateCli::try_parse_from(argv).unwrap().args).unwrap();
     eprint!("{report}");
     assert!(report.contains("shape correction: fitted on jsrt 174 (174 images of `train`)"), "{report}");
+    assert!(report.contains("patch refinement: fitted on jsrt 174 (174 images of `train`)"), "{report}");
     let model = HybridGNet::load(&out, &Device::flex()).unwrap();
     let fit = model.shape_correction().expect("the file carries the correction").fit.clone();
-    // Out of fold on the training images themselves it already helps.
+    // Out of fold on the training images themselves both already help.
     assert!(fit.error_after_1024.unwrap() < fit.error_before_1024.unwrap() - 0.5, "{fit:?}");
-    assert!(model.calibration().unwrap().fitted_on.contains("shape-corrected"));
+    let refit = model.patch_refinement().expect("the file carries the refinement").fit.clone();
+    assert!(refit.error_after_1024.unwrap() < refit.error_before_1024.unwrap() - 0.4, "{refit:?}");
+    assert!((refit.error_before_1024.unwrap() - fit.error_after_1024.unwrap()).abs() < 1e-9, "{fit:?} {refit:?}");
+    assert!(model.calibration().unwrap().fitted_on.contains("shape-corrected, patch-refined"));
+    let mut corrected = HybridGNet::load(&out, &Device::flex()).unwrap();
+    corrected.set_patch_refinement(None);
     let mut plain = HybridGNet::load(&out, &Device::flex()).unwrap();
     plain.set_shape_correction(None);
+    plain.set_patch_refinement(None);
     let sampling = Sampling::Random { samples: 4, seed: 0 };
-    let (mut with, mut without) = (Vec::new(), Vec::new());
+    let (mut refined, mut with, mut without) = (Vec::new(), Vec::new(), Vec::new());
     let val = dataset::read_split(&jsrt, "val").unwrap();
     for s in &val {
         let a = load_sample(s).unwrap();
         let g = &a.grey;
-        with.push(score_image(&model, &g.name, &g.pixels, g.width, g.height, &a.landmarks, sampling));
+        refined.push(score_image(&model, &g.name, &g.pixels, g.width, g.height, &a.landmarks, sampling));
+        with.push(score_image(&corrected, &g.name, &g.pixels, g.width, g.height, &a.landmarks, sampling));
         without.push(score_image(&plain, &g.name, &g.pixels, g.width, g.height, &a.landmarks, sampling));
     }
     let mean = |v: &[ImageAccuracy], f: fn(&ImageAccuracy) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
-    let (e1, e0) = (mean(&with, ImageAccuracy::mean_error_1024), mean(&without, ImageAccuracy::mean_error_1024));
-    let (d1, d0) = (mean(&with, |a| a.dice_lungs), mean(&without, |a| a.dice_lungs));
-    let (h1, h0) = (mean(&with, |a| a.dice_heart), mean(&without, |a| a.dice_heart));
-    eprintln!("val: {e0:.2} -> {e1:.2} px, Dice lungs {d0:.4} -> {d1:.4}, heart {h0:.4} -> {h1:.4}");
-    assert!(e1 < e0 - 1.0 && d1 > d0 && h1 > h0, "val: {e0:.2} -> {e1:.2} px, lungs {d0:.4} -> {d1:.4}, heart {h0:.4} -> {h1:.4}");
+    let (e2, e1, e0) =
+        (mean(&refined, ImageAccuracy::mean_error_1024), mean(&with, ImageAccuracy::mean_error_1024), mean(&without, ImageAccuracy::mean_error_1024));
+    let (d2, d1, d0) = (mean(&refined, |a| a.dice_lungs), mean(&with, |a| a.dice_lungs), mean(&without, |a| a.dice_lungs));
+    let (h2, h1, h0) = (mean(&refined, |a| a.dice_heart), mean(&with, |a| a.dice_heart), mean(&without, |a| a.dice_heart));
+    let line = format!("val: {e0:.2} -> {e1:.2} -> {e2:.2} px, lungs {d0:.4} -> {d1:.4} -> {d2:.4}, heart {h0:.4} -> {h1:.4} -> {h2:.4}");
+    eprintln!("{line}");
+    assert!(e1 < e0 - 1.0 && d1 > d0 && h1 > h0, "{line}");
+    assert!(e2 < e1 - 0.4 && d2 > d1 && h2 > h1, "{line}");
     // Closer on most images, not only on average.
     let closer = with.iter().zip(&without).filter(|(a, b)| a.mean_error_1024() < b.mean_error_1024()).count();
-    assert!(closer >= 16, "closer on {closer} of 21 images");
+    assert!(closer >= 16, "corrected: closer on {closer} of 21 images");
+    let closer = refined.iter().zip(&with).filter(|(a, b)| a.mean_error_1024() < b.mean_error_1024()).count();
+    assert!(closer >= 15, "refined: closer on {closer} of 21 images");
 
-    // `infer --no-shape-correction` writes the landmarks as the model places them.
+    // `infer --no-shape-correction --no-patch-refinement` writes the landmarks as the model
+    // places them, `--no-patch-refinement` as the correction leaves them.
     let s = &val[0];
     let a = load_sample(s).unwrap();
-    let p = predict(&plain, &a.grey.pixels, a.grey.width, a.grey.height, Sampling::Random { samples: 5, seed: 0 });
-    let q = predict(&model, &a.grey.pixels, a.grey.width, a.grey.height, Sampling::Random { samples: 5, seed: 0 });
-    assert!(q.shape_corrected && !p.shape_corrected && p.std == q.std);
-    for (flag, expect) in [(true, &p), (false, &q)] {
-        let infer_out = dir.path().join(format!("infer_{flag}"));
+    let g = &a.grey;
+    let p = predict(&plain, &g.pixels, g.width, g.height, Sampling::Random { samples: 5, seed: 0 });
+    let c = predict(&corrected, &g.pixels, g.width, g.height, Sampling::Random { samples: 5, seed: 0 });
+    let q = predict(&model, &g.pixels, g.width, g.height, Sampling::Random { samples: 5, seed: 0 });
+    assert!(q.shape_corrected && !p.shape_corrected && p.std == q.std && c.std == q.std);
+    assert!(c.mean != q.mean && q.patch_refined && !c.patch_refined);
+    for (flags, expect) in [(&["--no-shape-correction", "--no-patch-refinement"][..], &p), (&["--no-patch-refinement"][..], &c), (&[][..], &q)] {
+        let infer_out = dir.path().join(format!("infer_{}", flags.len()));
         let mut argv = vec![
             "infer", s.image.to_str().unwrap(), "--out", infer_out.to_str().unwrap(), "--weights", out.to_str().unwrap(),
             "--samples", "5", "--device", "cpu",
         ];
-        if flag {
-            argv.push("--no-shape-correction");
-        }
+        argv.extend_from_slice(flags);
         cxr_review::cli::infer::run(InferCli::try_parse_from(argv).unwrap().args).unwrap();
         let stem = s.image.file_stem().unwrap().to_str().unwrap();
         let table = chexmask_u::NodeTable::read(&infer_out.join(format!("{stem}.csv"))).unwrap();
         for n in [0, 50, 110] {
             let d = (table.mean[n][0] - expect.mean[n][0]).abs() + (table.mean[n][1] - expect.mean[n][1]).abs();
-            assert!(d < 0.01, "node {n}: {:?} vs {:?} (--no-shape-correction {flag})", table.mean[n], expect.mean[n]);
+            assert!(d < 0.01, "node {n}: {:?} vs {:?} ({flags:?})", table.mean[n], expect.mean[n]);
         }
     }
 }

@@ -1,0 +1,510 @@
+//! A last, local step: each node looks at the image around where it was placed and moves by
+//! what a linear map of that patch says the reference would be.
+//!
+//! The network sees the image at 256 × 256, where one input pixel is 4 px at 1024, and its
+//! nodes end up ~15 px from the reference on val (`assets/README.md`, "Patch refinement").
+//! Here every node reads two small patches of the image at 512 × 512 (smoothed with σ 2 and
+//! 4 px, 9 × 9 samples 3 px apart, in the node's own frame: across and along its contour),
+//! and a ridge regression per node maps them to the offset of the reference across and along
+//! the contour. The regression is fitted on the training images' reference landmarks, each
+//! displaced at random by a few pixels as the model's errors displace them, so it needs no
+//! model: `calibrate` fits it and stores it under [`PREFIX`]; every prediction applies it after
+//! the shape correction. The std stays the model's latent spread.
+
+use std::collections::BTreeMap;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+
+use super::preprocess::{Letterbox, model_input};
+use super::uncertainty::Prediction;
+use super::weights::{StateDict, StateTensor};
+use crate::landmarks::{NUM_NODES, Organ, Point};
+
+/// Key prefix of the refinement's tensor (`weight`) and metadata (`fit`).
+pub const PREFIX: &str = "patch_refinement.";
+/// Side of the letterboxed square the patches are read from, px.
+pub const SIDE: usize = 512;
+/// Gaussian smoothing of each patch scale, px at [`SIDE`].
+pub const SIGMAS: [f32; 2] = [2.0, 4.0];
+/// A patch has (2·HALF + 1)² samples …
+pub const HALF: usize = 4;
+/// … [`STEP`] px at [`SIDE`] apart.
+pub const STEP: f32 = 3.0;
+const PATCH: usize = (2 * HALF + 1) * (2 * HALF + 1);
+/// Regression inputs per node: every patch sample, then a constant.
+pub const INPUTS: usize = SIGMAS.len() * PATCH + 1;
+/// Standard deviation of the random displacements across and along the contour that the
+/// regression learns to undo, px at 1024: about the model's own error across the contour.
+pub const DISPLACEMENT_SD_1024: f64 = 6.0;
+/// Random displacements of every training image's reference.
+pub const DISPLACEMENTS: usize = 16;
+/// Ridge weight (inputs are patches standardised to unit RMS).
+pub const LAMBDA: f64 = 100.0;
+/// Longest move allowed, px at 1024: a patch asking for more is outside what was fitted.
+pub const MAX_MOVE_1024: f32 = 30.0;
+/// Fewest images a refinement is fitted on.
+pub const MIN_IMAGES: usize = 10;
+
+/// The image letterboxed to [`SIDE`] and smoothed at every scale of [`SIGMAS`].
+pub struct Patches {
+    scales: Vec<Vec<f32>>,
+    pub letterbox: Letterbox,
+}
+
+impl Patches {
+    /// From a grey image in [0, 1] (row-major, `width`×`height`), letterboxed as the model's
+    /// input is.
+    pub fn new(grey: &[f32], width: u32, height: u32) -> Self {
+        let (square, letterbox) = model_input(grey, width, height, SIDE);
+        let scales = SIGMAS.iter().map(|&s| blur(&square, SIDE, s)).collect();
+        Patches { scales, letterbox }
+    }
+
+    /// Bilinear value of scale `s` at model-frame point `q` (edges clamped).
+    fn at(&self, s: usize, q: [f32; 2]) -> f32 {
+        let img = &self.scales[s];
+        let max = (SIDE - 1) as f32;
+        let x = (q[0] * SIDE as f32 - 0.5).clamp(0.0, max);
+        let y = (q[1] * SIDE as f32 - 0.5).clamp(0.0, max);
+        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+        let (x1, y1) = ((x0 + 1).min(SIDE - 1), (y0 + 1).min(SIDE - 1));
+        let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+        let row = |y: usize| img[y * SIDE + x0] * (1.0 - fx) + img[y * SIDE + x1] * fx;
+        row(y0) * (1.0 - fy) + row(y1) * fy
+    }
+
+    /// Node inputs at model-frame point `q` in the frame (normal `n`, tangent `t`): each
+    /// scale's patch minus its mean over its RMS, then 1.
+    fn inputs(&self, q: Point, n: [f32; 2], t: [f32; 2], out: &mut [f64; INPUTS]) {
+        let step = STEP / SIDE as f32;
+        let h = HALF as i32;
+        for s in 0..self.scales.len() {
+            let patch = &mut out[s * PATCH..(s + 1) * PATCH];
+            let mut k = 0;
+            for u in -h..=h {
+                for v in -h..=h {
+                    let (u, v) = (u as f32 * step, v as f32 * step);
+                    patch[k] = self.at(s, [q[0] + u * n[0] + v * t[0], q[1] + u * n[1] + v * t[1]]) as f64;
+                    k += 1;
+                }
+            }
+            let mean = patch.iter().sum::<f64>() / PATCH as f64;
+            patch.iter_mut().for_each(|v| *v -= mean);
+            let rms = (patch.iter().map(|v| v * v).sum::<f64>() / PATCH as f64).sqrt() + 1e-4;
+            patch.iter_mut().for_each(|v| *v /= rms);
+        }
+        out[INPUTS - 1] = 1.0;
+    }
+}
+
+/// Separable Gaussian blur of a `side`² image, edges clamped. Both passes run over contiguous
+/// rows (a padded copy of each row, then whole rows weighted and summed), which the compiler
+/// vectorises.
+fn blur(img: &[f32], side: usize, sigma: f32) -> Vec<f32> {
+    let r = (3.0 * sigma).ceil() as usize;
+    let w: Vec<f32> = (0..=2 * r).map(|i| (-((i as f32 - r as f32).powi(2)) / (2.0 * sigma * sigma)).exp()).collect();
+    let total: f32 = w.iter().sum();
+    let w: Vec<f32> = w.iter().map(|v| v / total).collect();
+    let mut rows = vec![0.0f32; img.len()];
+    let mut padded = vec![0.0f32; side + 2 * r];
+    for (src, dst) in img.chunks_exact(side).zip(rows.chunks_exact_mut(side)) {
+        padded[..r].fill(src[0]);
+        padded[r..r + side].copy_from_slice(src);
+        padded[r + side..].fill(src[side - 1]);
+        for (k, wk) in w.iter().enumerate() {
+            for (d, s) in dst.iter_mut().zip(&padded[k..k + side]) {
+                *d += wk * s;
+            }
+        }
+    }
+    let mut out = vec![0.0f32; img.len()];
+    for (y, dst) in out.chunks_exact_mut(side).enumerate() {
+        for (k, wk) in w.iter().enumerate() {
+            let sy = (y + k).saturating_sub(r).min(side - 1);
+            for (d, s) in dst.iter_mut().zip(&rows[sy * side..(sy + 1) * side]) {
+                *d += wk * s;
+            }
+        }
+    }
+    out
+}
+
+/// Unit normal and tangent of every node of a shape (closed contours; tangent from the
+/// previous node to the next, normal a quarter turn from it).
+pub fn frames(points: &[Point; NUM_NODES]) -> [([f32; 2], [f32; 2]); NUM_NODES] {
+    let mut out = [([0.0, 0.0], [1.0, 0.0]); NUM_NODES];
+    for organ in Organ::ALL {
+        let r = organ.nodes();
+        let (start, len) = (r.start, r.len());
+        for j in 0..len {
+            let prev = points[start + (j + len - 1) % len];
+            let next = points[start + (j + 1) % len];
+            let (dx, dy) = (next[0] - prev[0], next[1] - prev[1]);
+            let l = dx.hypot(dy);
+            let t = if l > 1e-9 && l.is_finite() { [dx / l, dy / l] } else { [1.0, 0.0] };
+            out[start + j] = ([-t[1], t[0]], t);
+        }
+    }
+    out
+}
+
+/// How a refinement was fitted (the weights file's `patch_refinement.fit` metadata).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitInfo {
+    pub fitted_on: String,
+    pub images: usize,
+    pub lambda: f64,
+    pub displacement_sd_1024: f64,
+    /// Mean node error of the model's landmarks before and after, out of fold, px at 1024,
+    /// when it was cross-validated.
+    #[serde(default)]
+    pub error_before_1024: Option<f64>,
+    #[serde(default)]
+    pub error_after_1024: Option<f64>,
+}
+
+/// Per node, a linear map from the node's patches to the reference's offset across and along
+/// its contour (px at 1024).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchRefinement {
+    /// `NUM_NODES × INPUTS × 2`, row-major.
+    weight: Vec<f32>,
+    pub fit: FitInfo,
+}
+
+impl PatchRefinement {
+    /// The shape (model frame) with every node moved by its patches' offset.
+    pub fn refine(&self, patches: &Patches, points: &[Point; NUM_NODES]) -> [Point; NUM_NODES] {
+        let frames = frames(points);
+        let mut x = [0.0f64; INPUTS];
+        std::array::from_fn(|k| {
+            let (n, t) = frames[k];
+            patches.inputs(points[k], n, t, &mut x);
+            let w = &self.weight[k * INPUTS * 2..(k + 1) * INPUTS * 2];
+            let (mut across, mut along) = (0.0f64, 0.0f64);
+            for (i, v) in x.iter().enumerate() {
+                across += v * w[2 * i] as f64;
+                along += v * w[2 * i + 1] as f64;
+            }
+            let (mut a, mut b) = (across as f32, along as f32);
+            let len = a.hypot(b);
+            if !len.is_finite() {
+                return points[k];
+            }
+            if len > MAX_MOVE_1024 {
+                (a, b) = (a * MAX_MOVE_1024 / len, b * MAX_MOVE_1024 / len);
+            }
+            let q = points[k];
+            [q[0] + (a * n[0] + b * t[0]) / 1024.0, q[1] + (a * n[1] + b * t[1]) / 1024.0]
+        })
+    }
+
+    /// Move a prediction's landmarks (image pixels) by [`Self::refine`].
+    pub fn apply(&self, p: &mut Prediction, patches: &Patches) {
+        let lb = p.letterbox;
+        let moved = self.refine(patches, &p.mean.map(|q| lb.to_model(q)));
+        p.mean = moved.map(|q| lb.to_image(q));
+        p.patch_refined = true;
+    }
+
+    /// The tensor and metadata stored under [`PREFIX`] (without it).
+    pub fn to_state_dict(&self) -> StateDict {
+        let tensors =
+            BTreeMap::from([("weight".to_string(), StateTensor { shape: vec![NUM_NODES, INPUTS, 2], values: self.weight.clone() })]);
+        let fit = serde_json::to_string(&self.fit).expect("plain numbers and text");
+        StateDict { source: Default::default(), tensors, metadata: BTreeMap::from([("fit".to_string(), fit)]) }
+    }
+
+    /// Read what [`Self::to_state_dict`] wrote; the error says which part is wrong.
+    pub fn from_state_dict(sd: &StateDict) -> Result<Self, String> {
+        let t = sd.tensors.get("weight").ok_or_else(|| format!("patch refinement: tensor `{PREFIX}weight` missing"))?;
+        let shape = [NUM_NODES, INPUTS, 2];
+        if t.shape != shape || t.values.len() != shape.iter().product::<usize>() {
+            return Err(format!("patch refinement: `{PREFIX}weight` has shape {:?}, expected {shape:?}", t.shape));
+        }
+        if t.values.iter().any(|v| !v.is_finite()) {
+            return Err(format!("patch refinement: `{PREFIX}weight` holds a value that is not finite"));
+        }
+        let fit = sd.metadata.get("fit").ok_or_else(|| format!("patch refinement: metadata `{PREFIX}fit` missing"))?;
+        let fit = serde_json::from_str(fit).map_err(|e| format!("patch refinement: metadata `{PREFIX}fit`: {e}"))?;
+        Ok(PatchRefinement { weight: t.values.clone(), fit })
+    }
+}
+
+impl PatchRefinement {
+    /// A refinement fitted on a synthetic image whose organs are bright discs about the
+    /// template's contours: for fuzzing seeds and tests, where what it learnt hardly matters.
+    pub fn example() -> PatchRefinement {
+        let reference = crate::landmarks::template().map(|q| [q[0] / 1024.0, q[1] / 1024.0]);
+        let side = 96usize;
+        let grey: Vec<f32> = (0..side * side)
+            .map(|i| {
+                let q = [((i % side) as f32 + 0.5) / side as f32, ((i / side) as f32 + 0.5) / side as f32];
+                // Brighter nearer the nodes: edges roughly where the contours are.
+                let d = reference.iter().map(|p| (p[0] - q[0]).hypot(p[1] - q[1])).fold(f32::MAX, f32::min);
+                (-d * 20.0).exp()
+            })
+            .collect();
+        let patches = Patches::new(&grey, side as u32, side as u32);
+        let mut acc = Accumulator::default();
+        for seed in 0..MIN_IMAGES as u64 {
+            acc.add(&patches, &reference, seed);
+        }
+        acc.solve("example".into()).expect("ten displaced copies determine a refinement")
+    }
+}
+
+/// The normal equations of every node's regression, summed over images.
+#[derive(Clone)]
+pub struct Accumulator {
+    /// `NUM_NODES × INPUTS × INPUTS`.
+    gram: Vec<f64>,
+    /// `NUM_NODES × INPUTS × 2`.
+    rhs: Vec<f64>,
+    pub images: usize,
+}
+
+impl Default for Accumulator {
+    fn default() -> Self {
+        Accumulator { gram: vec![0.0; NUM_NODES * INPUTS * INPUTS], rhs: vec![0.0; NUM_NODES * INPUTS * 2], images: 0 }
+    }
+}
+
+impl Accumulator {
+    /// Add an image: its reference (model frame) displaced [`DISPLACEMENTS`] times at random
+    /// (seeded by `seed`), every node's patches at the displaced place, and the way back.
+    pub fn add(&mut self, patches: &Patches, reference: &[Point; NUM_NODES], seed: u64) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let normal = Normal::new(0.0, DISPLACEMENT_SD_1024 / 1024.0).expect("positive sd");
+        let truth_frames = frames(reference);
+        let mut x = [0.0f64; INPUTS];
+        for _ in 0..DISPLACEMENTS {
+            let displaced: [Point; NUM_NODES] = std::array::from_fn(|k| {
+                let (n, t) = truth_frames[k];
+                let (a, b): (f64, f64) = (normal.sample(&mut rng), normal.sample(&mut rng));
+                let (a, b) = (a as f32, b as f32);
+                [reference[k][0] + a * n[0] + b * t[0], reference[k][1] + a * n[1] + b * t[1]]
+            });
+            let frames = frames(&displaced);
+            for k in 0..NUM_NODES {
+                let (n, t) = frames[k];
+                patches.inputs(displaced[k], n, t, &mut x);
+                let d = [(reference[k][0] - displaced[k][0]) as f64 * 1024.0, (reference[k][1] - displaced[k][1]) as f64 * 1024.0];
+                let y = [d[0] * n[0] as f64 + d[1] * n[1] as f64, d[0] * t[0] as f64 + d[1] * t[1] as f64];
+                let g = &mut self.gram[k * INPUTS * INPUTS..(k + 1) * INPUTS * INPUTS];
+                // Upper triangle only; `solve` mirrors it.
+                for i in 0..INPUTS {
+                    let xi = x[i];
+                    let row = &mut g[i * INPUTS..(i + 1) * INPUTS];
+                    for j in i..INPUTS {
+                        row[j] += xi * x[j];
+                    }
+                }
+                let r = &mut self.rhs[k * INPUTS * 2..(k + 1) * INPUTS * 2];
+                for i in 0..INPUTS {
+                    r[2 * i] += x[i] * y[0];
+                    r[2 * i + 1] += x[i] * y[1];
+                }
+            }
+        }
+        self.images += 1;
+    }
+
+    /// The sum of several accumulators.
+    pub fn merged<'a>(parts: impl IntoIterator<Item = &'a Accumulator>) -> Accumulator {
+        let mut out = Accumulator::default();
+        for p in parts {
+            out.gram.iter_mut().zip(&p.gram).for_each(|(a, b)| *a += b);
+            out.rhs.iter_mut().zip(&p.rhs).for_each(|(a, b)| *a += b);
+            out.images += p.images;
+        }
+        out
+    }
+
+    /// Solve every node's ridge regression (the constant not penalised).
+    pub fn solve(&self, fitted_on: String) -> Result<PatchRefinement, String> {
+        if self.images < MIN_IMAGES {
+            return Err(format!("a patch refinement needs at least {MIN_IMAGES} annotated images, got {}", self.images));
+        }
+        let mut weight = Vec::with_capacity(NUM_NODES * INPUTS * 2);
+        for k in 0..NUM_NODES {
+            let mut a = self.gram[k * INPUTS * INPUTS..(k + 1) * INPUTS * INPUTS].to_vec();
+            for i in 0..INPUTS {
+                for j in 0..i {
+                    a[i * INPUTS + j] = a[j * INPUTS + i];
+                }
+                if i + 1 < INPUTS {
+                    a[i * INPUTS + i] += LAMBDA;
+                }
+            }
+            let b = self.rhs[k * INPUTS * 2..(k + 1) * INPUTS * 2].to_vec();
+            let w = super::shape_correction::solve_spd(a, b, INPUTS, 2).map_err(|e| format!("patch refinement, node {k}: {e}"))?;
+            weight.extend(w.iter().map(|&v| v as f32));
+        }
+        let fit = FitInfo {
+            fitted_on,
+            images: self.images,
+            lambda: LAMBDA,
+            displacement_sd_1024: DISPLACEMENT_SD_1024,
+            error_before_1024: None,
+            error_after_1024: None,
+        };
+        Ok(PatchRefinement { weight, fit })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::landmarks::template;
+
+    /// A synthetic chest: bright disc-like organs whose edges are the template's contours,
+    /// drawn as a grey image `side`² with the template in model frame.
+    fn phantom(side: u32, shape: &[Point; NUM_NODES]) -> Vec<f32> {
+        let mut img = vec![0.2f32; (side * side) as usize];
+        for organ in Organ::ALL {
+            let poly: Vec<Point> = shape[organ.nodes()].to_vec();
+            let level = if organ == Organ::Heart { 0.55 } else { 0.9 };
+            for y in 0..side {
+                for x in 0..side {
+                    let q = [(x as f32 + 0.5) / side as f32, (y as f32 + 0.5) / side as f32];
+                    if inside(&poly, q) {
+                        img[(y * side + x) as usize] = level;
+                    }
+                }
+            }
+        }
+        img
+    }
+
+    fn inside(poly: &[Point], q: Point) -> bool {
+        let mut c = false;
+        let n = poly.len();
+        for i in 0..n {
+            let (a, b) = (poly[i], poly[(i + n - 1) % n]);
+            if (a[1] > q[1]) != (b[1] > q[1]) && q[0] < (b[0] - a[0]) * (q[1] - a[1]) / (b[1] - a[1]) + a[0] {
+                c = !c;
+            }
+        }
+        c
+    }
+
+    fn model_frame_template() -> [Point; NUM_NODES] {
+        template().map(|q| [q[0] / 1024.0, q[1] / 1024.0])
+    }
+
+    fn mean_error_1024(a: &[Point; NUM_NODES], b: &[Point; NUM_NODES]) -> f32 {
+        a.iter().zip(b).map(|(p, q)| (p[0] - q[0]).hypot(p[1] - q[1])).sum::<f32>() / NUM_NODES as f32 * 1024.0
+    }
+
+    /// The template, a phantom `side`² drawn from it, and a refinement fitted on its reference
+    /// displaced at random ([`MIN_IMAGES`] times over).
+    fn fitted_on_phantom(side: u32) -> ([Point; NUM_NODES], Patches, PatchRefinement) {
+        let reference = model_frame_template();
+        let patches = Patches::new(&phantom(side, &reference), side, side);
+        let mut acc = Accumulator::default();
+        for seed in 0..MIN_IMAGES as u64 {
+            acc.add(&patches, &reference, seed);
+        }
+        let r = acc.solve("phantom".into()).unwrap();
+        (reference, patches, r)
+    }
+
+    #[test]
+    fn learns_to_move_displaced_nodes_back_to_the_edge() {
+        // Every node displaced 8 px across its contour, alternately in and out: refined, the
+        // nodes sit nearer the edges they were fitted on.
+        let (reference, patches, r) = fitted_on_phantom(256);
+        let frames = frames(&reference);
+        let displaced: [Point; NUM_NODES] = std::array::from_fn(|k| {
+            let a = if k % 2 == 0 { 8.0 } else { -8.0 } / 1024.0;
+            [reference[k][0] + a * frames[k].0[0], reference[k][1] + a * frames[k].0[1]]
+        });
+        let before = mean_error_1024(&displaced, &reference);
+        let after = mean_error_1024(&r.refine(&patches, &displaced), &reference);
+        assert!(after < 0.6 * before, "{before} -> {after} px");
+    }
+
+    #[test]
+    fn round_trips_and_refuses_a_wrong_shape() {
+        let (_, _, r) = fitted_on_phantom(128);
+        assert_eq!(PatchRefinement::from_state_dict(&r.to_state_dict()).unwrap(), r);
+        let mut sd = r.to_state_dict();
+        sd.tensors.get_mut("weight").unwrap().shape = vec![NUM_NODES, INPUTS - 1, 2];
+        let e = PatchRefinement::from_state_dict(&sd).unwrap_err();
+        assert!(e.contains("expected [120"), "{e}");
+        let mut sd = r.to_state_dict();
+        sd.tensors.get_mut("weight").unwrap().values[5] = f32::NAN;
+        assert!(PatchRefinement::from_state_dict(&sd).unwrap_err().contains("not finite"));
+        let e = Accumulator::default().solve(String::new()).unwrap_err();
+        assert!(e.contains("at least"), "{e}");
+    }
+
+    #[test]
+    fn the_blur_is_a_normalised_gaussian_with_clamped_edges() {
+        let side = 17;
+        let img: Vec<f32> = (0..side * side).map(|i| ((i * 7919) % 13) as f32 / 13.0).collect();
+        let fast = blur(&img, side, 1.5);
+        let r = 5i64;
+        let g = |d: i64| (-(d * d) as f32 / (2.0 * 1.5 * 1.5)).exp();
+        let norm: f32 = (-r..=r).map(g).sum();
+        let at = |x: i64, y: i64| img[(y.clamp(0, side as i64 - 1) as usize) * side + x.clamp(0, side as i64 - 1) as usize];
+        for (y, x) in [(0, 0), (3, 16), (8, 8), (16, 2)] {
+            let direct: f32 =
+                (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dx, dy))).map(|(dx, dy)| g(dx) * g(dy) * at(x + dx, y + dy)).sum::<f32>()
+                    / (norm * norm);
+            assert!((fast[y as usize * side + x as usize] - direct).abs() < 1e-5, "({x}, {y})");
+        }
+    }
+
+    #[test]
+    fn the_weights_file_carries_it_and_predict_applies_it_last() {
+        use crate::model::{HybridGNet, Sampling, predict, testing};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("refined.safetensors");
+        let mut model = testing::small_model(2);
+        let (_, _, r) = fitted_on_phantom(64);
+        let img = phantom(64, &model_frame_template());
+        let sampling = Sampling::Random { samples: 3, seed: 1 };
+        let plain = predict(&model, &img, 64, 64, sampling);
+        model.set_patch_refinement(Some(r.clone()));
+        model.save(&path).unwrap();
+        let loaded = HybridGNet::load(&path, &testing::cpu()).unwrap();
+        assert_eq!(loaded.patch_refinement(), Some(&r));
+        let refined = predict(&loaded, &img, 64, 64, sampling);
+        assert!(refined.patch_refined && !plain.patch_refined);
+        assert_eq!(refined.std, plain.std, "the spread stays the latent one");
+        let patches = Patches::new(&img, 64, 64);
+        let mut expected = plain.clone();
+        r.apply(&mut expected, &patches);
+        assert_eq!(refined.mean, expected.mean);
+        assert_ne!(refined.mean, plain.mean);
+        // A file whose refinement has the wrong shape is refused, naming the file and the part.
+        let mut sd = loaded.state_dict();
+        sd.tensors.get_mut("patch_refinement.weight").unwrap().shape = vec![NUM_NODES * INPUTS, 2];
+        let bad = dir.path().join("bad.safetensors");
+        sd.write_safetensors(&bad, &[]).unwrap();
+        let e = HybridGNet::load(&bad, &testing::cpu()).unwrap_err().to_string();
+        assert!(e.contains("bad.safetensors") && e.contains("patch_refinement.weight"), "{e}");
+    }
+
+    #[test]
+    fn moves_are_bounded() {
+        // A regression asking for moves far beyond the bound (huge weights on the constant): every
+        // node moves exactly the bound, in the direction asked.
+        let (reference, patches, mut r) = fitted_on_phantom(128);
+        for k in 0..NUM_NODES {
+            let constant = (k * INPUTS + INPUTS - 1) * 2;
+            r.weight[constant] = 400.0;
+            r.weight[constant + 1] = 300.0;
+        }
+        let moved = r.refine(&patches, &reference);
+        for (a, b) in moved.iter().zip(&reference) {
+            let d = (a[0] - b[0]).hypot(a[1] - b[1]) * 1024.0;
+            assert!((d - MAX_MOVE_1024).abs() < 1e-2, "{d}");
+        }
+    }
+}

@@ -25,7 +25,10 @@ use crate::landmarks::{NUM_NODES, Organ, Point};
 
 /// Key prefix of the refinement's tensor (`weight`) and metadata (`fit`).
 pub const PREFIX: &str = "patch_refinement.";
-/// Side of the letterboxed square the patches are read from, px.
+/// Side of the letterboxed square the patches are read from, px. A stored refinement's
+/// weights mean something only for the patches they were fitted on: [`SIDE`], [`SIGMAS`],
+/// [`HALF`] and [`STEP`] are part of the weights file's format (the tensor's shape checks only
+/// [`INPUTS`]), so changing them means refitting every shipped file.
 pub const SIDE: usize = 512;
 /// Gaussian smoothing of each patch scale, px at [`SIDE`].
 pub const SIGMAS: [f32; 2] = [2.0, 4.0];

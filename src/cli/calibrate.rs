@@ -223,7 +223,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         corrected_only.push(score(a, &p));
         if let Some(r) = &refinement {
             let g = &a.grey;
-            crate::model::uncertainty::refine(r, &mut p, &Patches::new(&g.pixels, g.width, g.height));
+            r.apply(&mut p, &Patches::new(&g.pixels, g.width, g.height));
         }
         scored.push(score(a, &p));
         image_alone.push(score(a, &ap.prediction));
@@ -351,11 +351,8 @@ struct Placed {
 /// Mean node error of a placed image, px at 1024 (the letterboxed side).
 fn placed_error_1024(p: &Placed) -> f64 {
     let lb = p.prediction.letterbox;
-    let err = p.prediction.mean.iter().zip(&p.reference).map(|(a, b)| {
-        let (a, b) = (lb.to_model(*a), lb.to_model(*b));
-        ((a[0] - b[0]) as f64).hypot((a[1] - b[1]) as f64)
-    });
-    err.sum::<f64>() / NUM_NODES as f64 * 1024.0
+    let model_frame = |points: &[crate::landmarks::Point; NUM_NODES]| shape_correction::flatten(&points.map(|q| lb.to_model(q)));
+    shape_correction::mean_distance(&model_frame(&p.prediction.mean), &model_frame(&p.reference)) * 1024.0
 }
 
 /// Fit the patch refinement on every placed image's reference, and move each image's
@@ -372,7 +369,7 @@ fn fit_patch_refinement(placed: &mut [Placed], folds: &[Accumulator], fitted_on:
     let before = placed.iter().map(placed_error_1024).sum::<f64>() / n;
     for (i, p) in placed.iter_mut().enumerate() {
         let patches = p.patches.take().expect("patches of every placed image");
-        crate::model::uncertainty::refine(&out_of_fold[i % k], &mut p.prediction, &patches);
+        out_of_fold[i % k].apply(&mut p.prediction, &patches);
     }
     let after = placed.iter().map(placed_error_1024).sum::<f64>() / n;
     r.fit.error_before_1024 = Some(before);

@@ -277,7 +277,7 @@ pub(super) fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>, n: usize, cols: usize)
 }
 
 /// Mean node distance between two shapes, model frame.
-fn mean_distance(a: &[f64; DIM], b: &[f64; DIM]) -> f64 {
+pub fn mean_distance(a: &[f64; DIM], b: &[f64; DIM]) -> f64 {
     (0..NUM_NODES).map(|n| (a[2 * n] - b[2 * n]).hypot(a[2 * n + 1] - b[2 * n + 1])).sum::<f64>() / NUM_NODES as f64
 }
 

@@ -181,20 +181,9 @@ pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampli
         c.apply(&mut p);
     }
     if let Some(r) = model.patch_refinement() {
-        refine(r, &mut p, &super::patch_refinement::Patches::new(grey, width, height));
+        r.apply(&mut p, &super::patch_refinement::Patches::new(grey, width, height));
     }
     p
-}
-
-/// Move a prediction's nodes by `refinement`, and its ratio's spread with them (the samples
-/// scatter about the landmarks as they were; the refinement moves only the mean).
-pub fn refine(refinement: &super::PatchRefinement, p: &mut Prediction, patches: &super::patch_refinement::Patches) {
-    use crate::metrics::ctr::ctr;
-    let before = ctr(&p.mean);
-    refinement.apply(p, patches);
-    if let (Some(spread), Some(a), Some(b)) = (p.ctr.as_mut(), before, ctr(&p.mean)) {
-        spread.mean += b.ratio - a.ratio;
-    }
 }
 
 /// An image encoded once: what [`sample`] decodes, as often as asked.

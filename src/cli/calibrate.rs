@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use crate::formats::write_atomically;
 use crate::landmarks::NUM_NODES;
 use crate::model::patch_refinement::{Accumulator, Patches};
-use crate::model::{DeviceChoice, HybridGNet, PatchRefinement, Prediction, Sampling, augmented, select_device, shape_correction, shipped};
+use crate::model::{DeviceChoice, HybridGNet, contour_spacing, PatchRefinement, Prediction, Sampling, augmented, select_device, shape_correction, shipped};
 use crate::train::dataset;
 use crate::validation::accuracy::{ImageAccuracy, score_prediction};
 use crate::validation::calibration::{self, Agreement, Method};
@@ -81,6 +81,11 @@ pub struct Args {
     /// `assets/README.md`, "Patch refinement").
     #[arg(long)]
     pub no_patch_refinement: bool,
+    /// Leave the nodes' spacing along their contours as the steps before leave it (by default
+    /// every prediction's nodes are re-spaced last, as the landmark protocol spaces them, and
+    /// the map is fitted on those landmarks; see `assets/README.md`, "Contour spacing").
+    #[arg(long)]
+    pub no_contour_spacing: bool,
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
 }
@@ -110,6 +115,11 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     // Fitted anew below (or left out): predictions here are made without it.
     model.set_shape_correction(None);
     model.set_patch_refinement(None);
+    // The steps that move the landmarks are applied by hand below; the spacing flag is set
+    // now because it also makes each prediction carry the re-spaced samples' std, which the
+    // map is fitted on.
+    let spacing = !args.no_contour_spacing;
+    model.contour_spacing = spacing;
     for path in &args.companion {
         let c = HybridGNet::load(path, &device.device).with_context(|| format!("{}", path.display()))?;
         model.add_companion(c).map_err(|e| anyhow::anyhow!("--companion {}: {e}", path.display()))?;
@@ -200,6 +210,15 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         }
     };
     drop(folds);
+    // Re-spacing fits nothing, so its gain on the profile images is an honest one.
+    let spacing_gain = (spacing && !placed.is_empty()).then(|| {
+        let n = placed.len() as f64;
+        let before = placed.iter().map(placed_error_1024).sum::<f64>() / n;
+        for p in &mut placed {
+            contour_spacing::apply(&mut p.prediction);
+        }
+        (before, placed.iter().map(placed_error_1024).sum::<f64>() / n)
+    });
     let profiled: Vec<ImageAccuracy> =
         placed.iter().map(|p| score_prediction(&p.name, &p.prediction, &p.reference, p.width, p.height)).collect();
     let profile = calibration::measure_profile(
@@ -211,6 +230,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let mut model_alone = Vec::new();
     let mut uncorrected = Vec::new();
     let mut corrected_only = Vec::new();
+    let mut refined_only = Vec::new();
     let mut warp_std = Vec::new();
     predict_each(&samples, args.warps.max(tta), &mut |a, ap| {
         let to_1024 = 1024.0 / a.grey.width.max(a.grey.height) as f64;
@@ -224,6 +244,10 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         if let Some(r) = &refinement {
             let g = &a.grey;
             r.apply(&mut p, &Patches::new(&g.pixels, g.width, g.height));
+        }
+        refined_only.push(score(a, &p));
+        if spacing {
+            contour_spacing::apply(&mut p);
         }
         scored.push(score(a, &p));
         image_alone.push(score(a, &ap.prediction));
@@ -260,6 +284,9 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     if refinement.is_some() {
         placed_desc += ", patch-refined";
     }
+    if spacing {
+        placed_desc += ", contour-spaced";
+    }
     let fitted_on = format!(
         "{sets} ({}), N = {}, seed {}, {placed_desc}; legend rows out of fold ({}-fold)",
         crate::model::calibration::fitted_images(samples.len(), &args.split),
@@ -271,8 +298,9 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let mut out = String::new();
     writeln!(out, "model: {} ({}, {})", weights.display(), model.describe(), device.description)?;
     let corrected = correction.as_ref().map(|_| corrected_only.as_slice());
-    let refined = refinement.as_ref().map(|_| scored.as_slice());
-    out.push_str(&placement_line(&image_alone, &model_alone, &uncorrected, corrected, refined, tta, model.companions().len()));
+    let refined = refinement.as_ref().map(|_| refined_only.as_slice());
+    let spaced = spacing.then_some(scored.as_slice());
+    out.push_str(&placement_line(&image_alone, &model_alone, &uncorrected, corrected, refined, spaced, tta, model.companions().len()));
     if let Some(note) = &correction_note {
         writeln!(out, "{note}")?;
     }
@@ -302,6 +330,9 @@ pub fn report(args: Args) -> anyhow::Result<String> {
             f.error_before_1024.unwrap_or(f64::NAN),
             f.error_after_1024.unwrap_or(f64::NAN)
         )?;
+    }
+    if let Some((before, after)) = spacing_gain {
+        writeln!(out, "contour spacing: error of the placed landmarks on the --profile-split images {before:.2} -> {after:.2} px")?;
     }
     out.push_str(&report.table);
     writeln!(out, "chosen: {} ({})", report.method.name(), if chosen.is_some() { "--method" } else { "best out-of-fold Pearson r among the maps to px" })?;
@@ -407,6 +438,7 @@ fn placement_line(
     averaged: &[ImageAccuracy],
     corrected: Option<&[ImageAccuracy]>,
     refined: Option<&[ImageAccuracy]>,
+    spaced: Option<&[ImageAccuracy]>,
     warps: usize,
     companions: usize,
 ) -> String {
@@ -432,6 +464,9 @@ fn placement_line(
     }
     if let Some(r) = refined {
         line += &format!("; patch-refined: {}", summary(r));
+    }
+    if let Some(r) = spaced {
+        line += &format!("; contour-spaced: {}", summary(r));
     }
     line + "\n"
 }

@@ -53,6 +53,10 @@ pub struct Args {
     /// patch refinement the weights hold (fitted by `calibrate` on the training images).
     #[arg(long)]
     pub no_patch_refinement: bool,
+    /// Leave the nodes where the steps before place them, without re-spacing them along their
+    /// contours as the landmark protocol spaces them (which `calibrate` turns on).
+    #[arg(long)]
+    pub no_contour_spacing: bool,
     /// Add the DICOM patient name, ID, birth date and accession number to summary.csv.
     /// Without it no patient attribute is written anywhere.
     #[arg(long)]
@@ -112,6 +116,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.no_patch_refinement {
         model.set_patch_refinement(None);
+    }
+    if args.no_contour_spacing {
+        model.contour_spacing = false;
     }
     eprintln!(
         "model: {} ({}), device: {}",
@@ -295,6 +302,7 @@ mod tests {
             no_companions: false,
             no_shape_correction: false,
             no_patch_refinement: false,
+            no_contour_spacing: false,
         };
 
         let err = run(args()).unwrap_err().to_string();
@@ -346,6 +354,7 @@ mod tests {
             no_companions: false,
             no_shape_correction: false,
             no_patch_refinement: false,
+            no_contour_spacing: false,
         };
         let err = format!("{:#}", run(args).unwrap_err());
         assert!(err.contains("missing.safetensors"), "{err}");

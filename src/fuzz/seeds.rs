@@ -103,7 +103,7 @@ fn generated_annotation() -> Vec<u8> {
             pixel_spacing_mm: Some([0.175, 0.175]),
             sop_instance_uid: Some("1.2.826.0.1.3680043.8.498.1".into()),
         },
-        model: ModelIdentity { weights: "w.safetensors".into(), weights_sha256: "cd".repeat(32), samples: 50, seed: Some(0), test_time_warps: 0, companions: 0, shape_corrected: false, patch_refined: false },
+        model: ModelIdentity { weights: "w.safetensors".into(), weights_sha256: "cd".repeat(32), samples: 50, seed: Some(0), test_time_warps: 0, companions: 0, shape_corrected: false, patch_refined: false, contour_spaced: false },
         predicted_std: vec![[2.0, 3.0]; NUM_NODES],
         predicted,
         score: 2.5,
@@ -139,11 +139,12 @@ fn generated_safetensors() -> Result<Vec<Vec<u8>>, String> {
             .map_err(|e| e.to_string())?;
         out.push(std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?);
     }
-    // One more with a shape correction and a patch refinement, whose tensors and notes the
-    // loader checks.
+    // One more with a shape correction, a patch refinement and contour spacing, whose tensors
+    // and notes the loader checks.
     let mut model = crate::model::HybridGNet::random(&ModelConfig { skip_blocks: false, ..small_seed_config() }, 1, &cpu);
     model.set_shape_correction(Some(crate::model::ShapeCorrection::example()));
     model.set_patch_refinement(Some(crate::model::PatchRefinement::example()));
+    model.contour_spacing = true;
     let path = dir.join("seed-corrected.safetensors");
     model.save(&path).map_err(|e| e.to_string())?;
     out.push(std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?);

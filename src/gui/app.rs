@@ -268,6 +268,7 @@ impl CxrApp {
                         companions: prediction.companions,
                         shape_corrected: prediction.shape_corrected,
                         patch_refined: prediction.patch_refined,
+                        contour_spaced: prediction.contour_spaced,
                     };
                     let path = self.shown_path.clone().unwrap_or_else(|| PathBuf::from(&shown.image.source.label));
                     let a = Annotation::from_prediction(&path, self.shown_sha.clone(), &shown.image, &prediction, identity);

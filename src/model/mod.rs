@@ -20,6 +20,7 @@ pub mod encoder;
 pub mod graph;
 pub mod lookup;
 pub mod norm;
+pub mod contour_spacing;
 pub mod patch_refinement;
 pub mod preprocess;
 pub mod shape_correction;
@@ -76,6 +77,9 @@ pub struct HybridGNet {
     /// After the shape correction: every node moved by what its image patches say (see
     /// [`patch_refinement`]); tensor under `patch_refinement.`.
     patch_refinement: Option<PatchRefinement>,
+    /// Last of all: the nodes re-spaced along their contours as the landmark protocol spaces
+    /// them (see [`contour_spacing`]); metadata `contour_spacing`, written by `calibrate`.
+    pub contour_spacing: bool,
 }
 
 /// Metadata key of [`HybridGNet::held_out_test`].
@@ -127,7 +131,13 @@ impl HybridGNet {
             part.source = PathBuf::from(format!("{} (companion {i})", sd.source.display()));
             let own_correction = format!("{}fit", shape_correction::PREFIX);
             let own_refinement = format!("{}fit", patch_refinement::PREFIX);
-            for key in [calibration::CALIBRATION_KEY, TEST_TIME_WARPS_KEY, own_correction.as_str(), own_refinement.as_str()] {
+            for key in [
+                calibration::CALIBRATION_KEY,
+                TEST_TIME_WARPS_KEY,
+                contour_spacing::KEY,
+                own_correction.as_str(),
+                own_refinement.as_str(),
+            ] {
                 if part.metadata.contains_key(key) {
                     return Err(WeightsError::Architecture {
                         file: part.source,
@@ -160,6 +170,16 @@ impl HybridGNet {
                 }
             })?,
         };
+        let contour_spacing = match sd.metadata.get(contour_spacing::KEY).map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(v) => {
+                return Err(WeightsError::Architecture {
+                    file: sd.source.clone(),
+                    reason: format!("metadata {} = {v:?}: expected true or false", contour_spacing::KEY),
+                });
+            }
+        };
         let mut model = HybridGNet {
             config,
             encoder,
@@ -172,6 +192,7 @@ impl HybridGNet {
             companions: Vec::new(),
             shape_correction,
             patch_refinement,
+            contour_spacing,
         };
         for part in parts {
             let companion = Self::from_state_dict(&part, device)?;
@@ -201,6 +222,7 @@ impl HybridGNet {
             companions: Vec::new(),
             shape_correction: None,
             patch_refinement: None,
+            contour_spacing: false,
         }
     }
 
@@ -232,6 +254,9 @@ impl HybridGNet {
         if let Some(r) = &self.patch_refinement {
             sd.insert_prefixed(patch_refinement::PREFIX, r.to_state_dict());
         }
+        if self.contour_spacing {
+            sd.metadata.insert(contour_spacing::KEY.into(), "true".into());
+        }
         sd
     }
 
@@ -255,6 +280,7 @@ impl HybridGNet {
         companion.test_time_warps = 0;
         companion.shape_correction = None;
         companion.patch_refinement = None;
+        companion.contour_spacing = false;
         self.held_out_test &= companion.held_out_test;
         self.companions.push(companion);
         Ok(())
@@ -325,6 +351,9 @@ impl HybridGNet {
         }
         if self.patch_refinement.is_some() {
             d += " · patch refinement";
+        }
+        if self.contour_spacing {
+            d += " · contour spacing";
         }
         d
     }
@@ -445,6 +474,26 @@ mod tests {
             let e = HybridGNet::load(&bad_path, &d).unwrap_err().to_string();
             assert!(e.contains("bad.safetensors") && e.contains(TEST_TIME_WARPS_KEY), "{e}");
         }
+    }
+
+    #[test]
+    fn contour_spacing_travels_in_the_metadata_and_bad_values_name_the_file() {
+        let d = cpu();
+        let mut model = HybridGNet::random(&small(true), 3, &d);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        model.save(&path).unwrap();
+        assert!(!HybridGNet::load(&path, &d).unwrap().contour_spacing);
+        model.contour_spacing = true;
+        model.save(&path).unwrap();
+        let loaded = HybridGNet::load(&path, &d).unwrap();
+        assert!(loaded.contour_spacing && loaded.describe().ends_with(" · contour spacing"));
+        let mut sd = model.state_dict();
+        sd.metadata.insert(contour_spacing::KEY.into(), "yes".into());
+        let bad_path = dir.path().join("bad.safetensors");
+        sd.write_safetensors(&bad_path, &[]).unwrap();
+        let e = HybridGNet::load(&bad_path, &d).unwrap_err().to_string();
+        assert!(e.contains("bad.safetensors") && e.contains(contour_spacing::KEY), "{e}");
     }
 
     #[test]

@@ -22,7 +22,6 @@ use super::preprocess::{Letterbox, model_input};
 use super::uncertainty::Prediction;
 use super::weights::{StateDict, StateTensor};
 use crate::landmarks::{NUM_NODES, Organ, Point};
-use crate::metrics::ctr::ctr;
 
 /// Key prefix of the refinement's tensor (`weight`) and metadata (`fit`).
 pub const PREFIX: &str = "patch_refinement.";
@@ -210,14 +209,10 @@ impl PatchRefinement {
     /// spread with them (the samples scatter about the landmarks as they were; the refinement
     /// moves only the mean).
     pub fn apply(&self, p: &mut Prediction, patches: &Patches) {
-        let before = ctr(&p.mean);
         let lb = p.letterbox;
         let moved = self.refine(patches, &p.mean.map(|q| lb.to_model(q)));
-        p.mean = moved.map(|q| lb.to_image(q));
+        p.move_mean(moved.map(|q| lb.to_image(q)));
         p.patch_refined = true;
-        if let (Some(spread), Some(a), Some(b)) = (p.ctr.as_mut(), before, ctr(&p.mean)) {
-            spread.mean += b.ratio - a.ratio;
-        }
     }
 
     /// The tensor and metadata stored under [`PREFIX`] (without it).

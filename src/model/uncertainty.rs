@@ -62,10 +62,19 @@ pub struct Prediction {
     /// The model's shape correction moved [`Self::mean`] (see [`super::shape_correction`]).
     #[serde(default, skip_serializing_if = "is_false")]
     pub shape_corrected: bool,
+    /// Per node: the std (x, y) of the samples re-spaced along their contours, for models
+    /// that re-space their landmarks ([`super::contour_spacing`]); what their calibration maps
+    /// ([`Self::calibration_std`]). [`Self::std`] stays the paper's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spaced_std: Option<Vec<Point>>,
     /// The model's patch refinement moved [`Self::mean`] after that (see
     /// [`super::patch_refinement`]).
     #[serde(default, skip_serializing_if = "is_false")]
     pub patch_refined: bool,
+    /// Last, [`Self::mean`]'s nodes were re-spaced along their contours (see
+    /// [`super::contour_spacing`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub contour_spaced: bool,
 }
 
 /// The decoded samples behind a [`Prediction`]'s std and ratio spread: (n, 120, 2) row-major
@@ -145,9 +154,29 @@ impl Prediction {
         self.calibrated.as_ref().map(|c| c.mean())
     }
 
+    /// Move [`Self::mean`] to `moved` (image pixels) and the ratio's spread with it: the
+    /// samples scatter about the landmarks as they were, and a step after the sampling moves
+    /// only the mean.
+    pub fn move_mean(&mut self, moved: [Point; NUM_NODES]) {
+        let before = crate::metrics::ctr::ctr(&self.mean);
+        self.mean = moved;
+        if let (Some(spread), Some(a), Some(b)) = (self.ctr.as_mut(), before, crate::metrics::ctr::ctr(&self.mean)) {
+            spread.mean += b.ratio - a.ratio;
+        }
+    }
+
+    /// The node's std as its model's calibration reads it: of the re-spaced samples when the
+    /// model re-spaces its landmarks ([`Self::spaced_std`]), else [`Self::node_std`].
+    pub fn calibration_std(&self, node: usize) -> f32 {
+        match &self.spaced_std {
+            Some(s) if s.len() == NUM_NODES => (s[node][0] + s[node][1]) / 2.0,
+            _ => self.node_std(node),
+        }
+    }
+
     /// Fill [`Self::calibrated`] from `calibration`.
     pub fn calibrate(&mut self, calibration: &super::Calibration) {
-        let stds: [f32; NUM_NODES] = std::array::from_fn(|n| self.node_std(n));
+        let stds: [f32; NUM_NODES] = std::array::from_fn(|n| self.calibration_std(n));
         let side = self.letterbox.width.max(self.letterbox.height);
         self.calibrated = Some(calibration.apply(&stds, side));
     }
@@ -163,7 +192,8 @@ pub fn predict_xray(model: &HybridGNet, image: &XrayImage, sampling: Sampling) -
 /// [`HybridGNet::test_time_warps`] places the landmarks by averaging over that many warps
 /// of the image besides the image itself, and with companion models averages theirs in
 /// ([`super::augmented`]); then its shape correction moves the landmarks
-/// ([`super::shape_correction`]), and last its patch refinement ([`super::patch_refinement`]).
+/// ([`super::shape_correction`]), its patch refinement ([`super::patch_refinement`]), and
+/// last its contour spacing ([`super::contour_spacing`]).
 pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampling: Sampling) -> Prediction {
     let mut p = match (model.test_time_warps, model.companions().is_empty()) {
         (0, true) => sample(model, &encode(model, grey, width, height), sampling, None),
@@ -182,6 +212,9 @@ pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampli
     }
     if let Some(r) = model.patch_refinement() {
         r.apply(&mut p, &super::patch_refinement::Patches::new(grey, width, height));
+    }
+    if model.contour_spacing {
+        super::contour_spacing::apply(&mut p);
     }
     p
 }
@@ -236,6 +269,9 @@ pub fn sample_draws(
         Sampling::Random { seed, .. } => Some(seed),
     };
     let mut p = summarise(&decoded, samples, logvar, image.letterbox, seed);
+    if model.contour_spacing && samples > 1 {
+        p.spaced_std = Some(spaced_std(&decoded, samples, image.letterbox));
+    }
     if let (Some(c), Sampling::Random { .. }) = (model.calibration(), sampling) {
         p.calibrate(c);
     }
@@ -285,24 +321,34 @@ fn shapes(decoded: &[f32]) -> impl Iterator<Item = [Point; NUM_NODES]> + '_ {
     decoded.chunks_exact(NUM_NODES * 2).map(|s| std::array::from_fn(|k| [s[2 * k], s[2 * k + 1]]))
 }
 
-/// Statistics of decoded samples (n, 120, 2) in model units, mapped to image pixels.
-pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox, seed: Option<u64>) -> Prediction {
-    assert_eq!(decoded.len(), n * NUM_NODES * 2, "decoded samples");
+/// Per node: mean and population std (x, y) of samples (n, 120, 2), in their units.
+fn node_spread(decoded: &[f32], n: usize) -> ([Point; NUM_NODES], [Point; NUM_NODES]) {
     let mut mean = [[0.0f32; 2]; NUM_NODES];
     let mut std = [[0.0f32; 2]; NUM_NODES];
     for node in 0..NUM_NODES {
-        let mut m = [0.0f32; 2];
-        let mut s = [0.0f32; 2];
         for axis in 0..2 {
             let vals = (0..n).map(|i| decoded[(i * NUM_NODES + node) * 2 + axis] as f64);
             let mu = vals.clone().sum::<f64>() / n as f64;
             let var = vals.map(|v| (v - mu) * (v - mu)).sum::<f64>() / n as f64;
-            m[axis] = mu as f32;
-            s[axis] = var.sqrt() as f32;
+            mean[node][axis] = mu as f32;
+            std[node][axis] = var.sqrt() as f32;
         }
-        mean[node] = letterbox.to_image(m);
-        std[node] = letterbox.scale_to_image(s);
     }
+    (mean, std)
+}
+
+/// Per node: the std (x, y, image pixels) of the samples each re-spaced along its contours as
+/// [`super::contour_spacing`] re-spaces the mean: the spread of the nodes as they are placed.
+fn spaced_std(decoded: &[f32], n: usize, letterbox: Letterbox) -> Vec<Point> {
+    let spaced: Vec<f32> = shapes(decoded).flat_map(|s| super::contour_spacing::respace(&s).into_iter().flatten()).collect();
+    node_spread(&spaced, n).1.iter().map(|&s| letterbox.scale_to_image(s)).collect()
+}
+
+/// Statistics of decoded samples (n, 120, 2) in model units, mapped to image pixels.
+pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox, seed: Option<u64>) -> Prediction {
+    assert_eq!(decoded.len(), n * NUM_NODES * 2, "decoded samples");
+    let (mean, std) = node_spread(decoded, n);
+    let (mean, std) = (mean.map(|m| letterbox.to_image(m)), std.map(|s| letterbox.scale_to_image(s)));
     let latent_sigma2: Vec<f32> = logvar.iter().map(|lv| lv.exp()).collect();
     let latent_sigma2_mean =
         latent_sigma2.iter().map(|&v| v as f64).sum::<f64>() as f32 / latent_sigma2.len().max(1) as f32;
@@ -324,6 +370,8 @@ pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox
         companions: 0,
         shape_corrected: false,
         patch_refined: false,
+        contour_spaced: false,
+        spaced_std: None,
     }
 }
 
@@ -381,6 +429,48 @@ mod tests {
         let placed = ctr(&p.mean).unwrap().ratio;
         assert!((before.mean - placed).abs() > 0.03, "{before:?} vs {placed}");
         assert!((after.mean - placed).abs() < 1e-4 && after.sd < 1e-4 && after.samples == 2, "{after:?} vs {placed}");
+    }
+
+    #[test]
+    fn nodes_slid_along_their_contour_spread_the_paper_std_but_not_the_re_spaced_one() {
+        use super::super::contour_spacing::{ANCHORS, respace};
+        use crate::landmarks::Organ;
+        // Two samples: the template as the protocol spaces it, and the same outline with every
+        // node between anchors slid a third of the way to its next node.
+        let lb = Letterbox::new(1024, 1024);
+        let a = respace(&crate::landmarks::template().map(|q| lb.to_model(q)));
+        let mut b = a;
+        for organ in Organ::ALL {
+            let r = organ.nodes();
+            for (j, i) in r.clone().enumerate() {
+                if !ANCHORS[organ.index()].contains(&j) {
+                    let next = a[r.start + (j + 1) % r.len()];
+                    b[i] = [a[i][0] + (next[0] - a[i][0]) / 3.0, a[i][1] + (next[1] - a[i][1]) / 3.0];
+                }
+            }
+        }
+        let decoded: Vec<f32> = [a, b].iter().flat_map(|s| s.iter().flatten().copied()).collect();
+        let paper = summarise(&decoded, 2, &[0.0], lb, Some(0));
+        let mut spaced = paper.clone();
+        spaced.spaced_std = Some(spaced_std(&decoded, 2, lb));
+        let mean = |f: &dyn Fn(usize) -> f32| (0..NUM_NODES).map(f).sum::<f32>() / NUM_NODES as f32;
+        let (raw, re) = (mean(&|n| paper.calibration_std(n)), mean(&|n| spaced.calibration_std(n)));
+        assert_eq!(raw, mean(&|n| spaced.node_std(n)), "the paper's std stays");
+        assert!(raw > 3.0 && re < 0.25 * raw, "paper's std {raw} px, re-spaced {re} px");
+    }
+
+    #[test]
+    fn a_model_that_re_spaces_its_landmarks_carries_both_stds() {
+        let mut m = model();
+        let (px, w, h) = image();
+        let sampling = Sampling::Random { samples: 6, seed: 2 };
+        let plain = predict(&m, &px, w, h, sampling);
+        m.contour_spacing = true;
+        let p = predict(&m, &px, w, h, sampling);
+        assert!(plain.spaced_std.is_none() && !plain.contour_spaced);
+        assert!(p.contour_spaced && p.spaced_std.as_ref().is_some_and(|s| s.len() == NUM_NODES));
+        assert_eq!((p.std, p.score), (plain.std, plain.score));
+        assert_eq!(p.mean, super::super::contour_spacing::respace(&plain.mean));
     }
 
     #[test]

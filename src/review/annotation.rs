@@ -69,6 +69,9 @@ pub struct ModelIdentity {
     /// The model's patch refinement moved `predicted` after that (absent: it did not).
     #[serde(default, skip_serializing_if = "crate::model::uncertainty::is_false")]
     pub patch_refined: bool,
+    /// The nodes of `predicted` were re-spaced along their contours last (absent: they were not).
+    #[serde(default, skip_serializing_if = "crate::model::uncertainty::is_false")]
+    pub contour_spaced: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -308,7 +311,7 @@ pub(crate) mod tests {
             crate::model::preprocess::Letterbox::new(1024, 1024),
             None,
         );
-        let model = ModelIdentity { weights: "w".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0, shape_corrected: false, patch_refined: false };
+        let model = ModelIdentity { weights: "w".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0, shape_corrected: false, patch_refined: false, contour_spaced: false };
         Annotation::from_prediction(Path::new("x.png"), "ab".into(), &img, &p, model)
     }
 

@@ -17,6 +17,8 @@ pub struct ImageAccuracy {
     pub dice_lungs: f64,
     pub dice_heart: f64,
     pub node_error_1024: [f64; NUM_NODES],
+    /// The node's std as the model's calibration reads it ([`Prediction::calibration_std`]:
+    /// of the re-spaced samples for a model that re-spaces its landmarks).
     pub node_std_1024: [f64; NUM_NODES],
     /// Mean node std, pixels at 1024: the image score the worklist shows.
     pub score_1024: f64,
@@ -40,7 +42,7 @@ pub fn score_prediction(
     let lungs = |l| mask(l, Organ::RightLung).union(&mask(l, Organ::LeftLung));
     let to_1024 = 1024.0 / width.max(height).max(1) as f64;
     let errors = node_errors_px(&prediction.mean, reference).map(|e| e * to_1024);
-    let stds: [f64; NUM_NODES] = std::array::from_fn(|n| prediction.node_std(n) as f64 * to_1024);
+    let stds: [f64; NUM_NODES] = std::array::from_fn(|n| prediction.calibration_std(n) as f64 * to_1024);
     ImageAccuracy {
         name: name.to_string(),
         dice_lungs: dice(&lungs(&prediction.mean), &lungs(reference)),

@@ -28,7 +28,7 @@ fn review(image: &Path, landmarks: [[f32; 2]; NUM_NODES], status: Status) -> Ann
     let decoded: Vec<f32> = landmarks.iter().flat_map(|p| [p[0] / side, p[1] / side]).collect();
     let mut p = summarise(&decoded, 1, &[0.0; 4], letterbox, None);
     p.std = [[2.0, 3.0]; NUM_NODES];
-    let model = ModelIdentity { weights: "test".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0, shape_corrected: false, patch_refined: false };
+    let model = ModelIdentity { weights: "test".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0, shape_corrected: false, patch_refined: false, contour_spaced: false };
     let mut a = Annotation::from_prediction(image, file_sha256(image).unwrap(), &img, &p, model);
     if status == Status::Corrected {
         a.corrected[7] = [a.corrected[7][0] + 6.0, a.corrected[7][1] - 4.0];

@@ -44,7 +44,7 @@ fn seed_annotation(image: &Path, landmarks: [[f32; 2]; 120], std: f32) {
     let mut p = cxr_review::model::uncertainty::summarise(&decoded, 1, &[0.0; 4], letterbox, None);
     p.std = [[std, std]; 120];
     p.score = std;
-    let model = ModelIdentity { weights: "reference".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0, shape_corrected: false, patch_refined: false };
+    let model = ModelIdentity { weights: "reference".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0, shape_corrected: false, patch_refined: false, contour_spaced: false };
     let mut a = Annotation::from_prediction(image, sha, &img, &p, model);
     a.save(&annotation::path_for(image, None)).unwrap();
 }

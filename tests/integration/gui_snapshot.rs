@@ -37,7 +37,7 @@ fn phantom_with_annotation(dir: &Path, calibration: Option<&Calibration>) -> Pat
         let stds: [f32; NUM_NODES] = std::array::from_fn(|n| p.node_std(n));
         p.calibrated = Some(c.apply(&stds, loaded.width.max(loaded.height)));
     }
-    let model = ModelIdentity { weights: "fixed contour".into(), weights_sha256: String::new(), samples: 50, seed: Some(0), test_time_warps: 0, companions: 0, shape_corrected: false, patch_refined: false };
+    let model = ModelIdentity { weights: "fixed contour".into(), weights_sha256: String::new(), samples: 50, seed: Some(0), test_time_warps: 0, companions: 0, shape_corrected: false, patch_refined: false, contour_spaced: false };
     let mut a = Annotation::from_prediction(&path, file_sha256(&path).unwrap(), &loaded, &p, model);
     a.reviewer = "snapshot".into();
     a.save(&annotation::path_for(&path, None)).unwrap();

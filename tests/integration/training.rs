@@ -277,7 +277,7 @@ fn reviewed_annotations_are_a_training_set() {
         let img = cxr_review::xray::load(&image).unwrap();
         let decoded: Vec<f32> = template().iter().flat_map(|p| [p[0] / 1024.0, p[1] / 1024.0]).collect();
         let p = summarise(&decoded, 1, &[0.0; 4], Letterbox::new(img.width, img.height), None);
-        let model = ModelIdentity { weights: "test".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0, shape_corrected: false, patch_refined: false };
+        let model = ModelIdentity { weights: "test".into(), weights_sha256: String::new(), samples: 1, seed: None, test_time_warps: 0, companions: 0, shape_corrected: false, patch_refined: false, contour_spaced: false };
         let mut a = Annotation::from_prediction(&image, file_sha256(&image).unwrap(), &img, &p, model);
         a.corrected[5] = [a.corrected[5][0] + 7.0 + i as f32, a.corrected[5][1]];
         a.status = status;

@@ -148,7 +148,7 @@ fn a_companion_model_is_calibrated_into_the_same_file_and_averaged_into_every_pr
     let px: Vec<f64> = pieces[..pieces.len() - 1].iter().filter_map(|p| p.rsplit(' ').next()?.parse().ok()).collect();
     // (The third figure: the pair's landmarks re-spaced, which `calibrate` turns on.)
     assert!(line.contains("; with 1 companion model(s): ") && px.len() == 3 && px[0] != px[1], "{line}");
-    let pair = HybridGNet::load(&out, &Device::flex()).unwrap();
+    let mut pair = HybridGNet::load(&out, &Device::flex()).unwrap();
     assert_eq!(pair.companions().len(), 1);
     assert_eq!(pair.companions()[0].config().skip_maps, [3, 2]);
     assert!(pair.calibration().unwrap().fitted_on.contains("and 1 companion model(s)"));
@@ -157,20 +157,25 @@ fn a_companion_model_is_calibrated_into_the_same_file_and_averaged_into_every_pr
     let a = load_sample(s).unwrap();
     let g = &a.grey;
     let sampling = Sampling::Random { samples: 10, seed: 1 };
-    let p = predict(&pair, &g.pixels, g.width, g.height, sampling);
     // Without a training split the pair gets no shape correction nor patch refinement: compare
-    // members without them.
+    // members without them, and all three without the contour spacing (which moves the
+    // average's nodes along its outline).
     assert!(pair.shape_correction().is_none() && report.contains("shape correction: none"), "{report}");
     assert!(pair.patch_refinement().is_none() && report.contains("patch refinement: none"), "{report}");
+    assert!(pair.contour_spacing);
+    pair.contour_spacing = false;
+    let p = predict(&pair, &g.pixels, g.width, g.height, sampling);
     let mut alone = shipped_model();
     alone.override_test_time_warps(Some(0)).unwrap();
     alone.set_shape_correction(None);
     alone.set_patch_refinement(None);
+    alone.contour_spacing = false;
     let q = predict(&alone, &g.pixels, g.width, g.height, sampling);
     let mut other = HybridGNet::load(&companion, &Device::flex()).unwrap();
     other.override_test_time_warps(Some(0)).unwrap();
     other.set_shape_correction(None);
     other.set_patch_refinement(None);
+    other.contour_spacing = false;
     let c = predict(&other, &g.pixels, g.width, g.height, sampling);
     assert_eq!((p.companions, p.std), (1, q.std), "the spread stays the shipped model's");
     for n in 0..120 {

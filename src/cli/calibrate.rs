@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use crate::formats::write_atomically;
 use crate::landmarks::NUM_NODES;
-use crate::model::patch_refinement::{Accumulator, Patches};
+use crate::model::patch_refinement::{self, Accumulator, Patches};
 use crate::model::{DeviceChoice, HybridGNet, contour_spacing, PatchRefinement, Prediction, Sampling, augmented, select_device, shape_correction, shipped};
 use crate::train::dataset;
 use crate::validation::accuracy::{ImageAccuracy, score_prediction};
@@ -203,7 +203,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         (false, true) => (None, Some("patch refinement: none (it is fitted on the --profile-split images)".to_string())),
         (false, false) => {
             let fitted_on = format!("{profile_desc}: reference landmarks displaced at random");
-            match fit_patch_refinement(&mut placed, &folds, fitted_on) {
+            match fit_patch_refinement(&mut placed, &folds, fitted_on, spacing) {
                 Ok(r) => (Some(r), None),
                 Err(e) => (None, Some(format!("patch refinement: none ({e})"))),
             }
@@ -212,12 +212,11 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     drop(folds);
     // Re-spacing fits nothing, so its gain on the profile images is an honest one.
     let spacing_gain = (spacing && !placed.is_empty()).then(|| {
-        let n = placed.len() as f64;
-        let before = placed.iter().map(placed_error_1024).sum::<f64>() / n;
+        let before = mean_placed_error_1024(&placed);
         for p in &mut placed {
             contour_spacing::apply(&mut p.prediction);
         }
-        (before, placed.iter().map(placed_error_1024).sum::<f64>() / n)
+        (before, mean_placed_error_1024(&placed))
     });
     let profiled: Vec<ImageAccuracy> =
         placed.iter().map(|p| score_prediction(&p.name, &p.prediction, &p.reference, p.width, p.height)).collect();
@@ -324,11 +323,15 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         let f = &r.fit;
         writeln!(
             out,
-            "patch refinement: fitted on {} ({} images); {CORRECTION_FOLDS}-fold error of the corrected landmarks there {:.2} -> {:.2} px",
+            "patch refinement: fitted on {} ({} images); {CORRECTION_FOLDS}-fold error of the corrected landmarks there {:.2} -> {:.2} px in {} pass(es) (after 1, 2, … passes{}: {}; a pass is kept when it gains ≥ {} px)",
             f.fitted_on,
             f.images,
             f.error_before_1024.unwrap_or(f64::NAN),
-            f.error_after_1024.unwrap_or(f64::NAN)
+            f.error_after_1024.unwrap_or(f64::NAN),
+            f.passes,
+            if spacing { ", re-spaced" } else { "" },
+            f.error_by_passes_1024.iter().map(|e| format!("{e:.2}")).collect::<Vec<_>>().join(", "),
+            patch_refinement::MIN_PASS_GAIN_1024
         )?;
     }
     if let Some((before, after)) = spacing_gain {
@@ -379,32 +382,75 @@ struct Placed {
     patches: Option<Patches>,
 }
 
-/// Mean node error of a placed image, px at 1024 (the letterboxed side).
+/// Mean node error of a placed image's landmarks, px at 1024 (the letterboxed side).
 fn placed_error_1024(p: &Placed) -> f64 {
-    let lb = p.prediction.letterbox;
-    let model_frame = |points: &[crate::landmarks::Point; NUM_NODES]| shape_correction::flatten(&points.map(|q| lb.to_model(q)));
-    shape_correction::mean_distance(&model_frame(&p.prediction.mean), &model_frame(&p.reference)) * 1024.0
+    placed_error_1024_of(p, &p.prediction.mean)
 }
 
-/// Fit the patch refinement on every placed image's reference, and move each image's
-/// (corrected) landmarks by a refinement fitted without it: the node profile is then measured
-/// on errors a new image would have. `folds[f]` holds the images `i` with `i % folds == f`.
-fn fit_patch_refinement(placed: &mut [Placed], folds: &[Accumulator], fitted_on: String) -> Result<PatchRefinement, String> {
+/// Mean node error of `points` (image pixels) against a placed image's reference, px at 1024.
+fn placed_error_1024_of(p: &Placed, points: &[crate::landmarks::Point; NUM_NODES]) -> f64 {
+    let lb = p.prediction.letterbox;
+    let model_frame = |points: &[crate::landmarks::Point; NUM_NODES]| shape_correction::flatten(&points.map(|q| lb.to_model(q)));
+    shape_correction::mean_distance(&model_frame(points), &model_frame(&p.reference)) * 1024.0
+}
+
+/// [`placed_error_1024`] averaged over the placed images.
+fn mean_placed_error_1024(placed: &[Placed]) -> f64 {
+    placed.iter().map(placed_error_1024).sum::<f64>() / placed.len() as f64
+}
+
+/// Fit the patch refinement on every placed image's reference, choose its passes, and move
+/// each image's (corrected) landmarks by a refinement fitted without it: the passes and the
+/// node profile are then judged on errors a new image would have. The passes are judged on the
+/// landmarks as predictions place them: re-spaced afterwards when `respaced`, as the spacing
+/// keeps the anchors where the refinement left them and places the rest from them.
+/// `folds[f]` holds the images `i` with `i % folds == f`.
+fn fit_patch_refinement(
+    placed: &mut [Placed],
+    folds: &[Accumulator],
+    fitted_on: String,
+    respaced: bool,
+) -> Result<PatchRefinement, String> {
     let k = folds.len();
     // Every fit first, so that a failure leaves every image as it was.
     let out_of_fold = (0..k)
         .map(|f| Accumulator::merged(folds.iter().enumerate().filter(|(g, _)| *g != f).map(|(_, a)| a)).solve(String::new()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut r = Accumulator::merged(folds).solve(fitted_on)?;
-    let n = placed.len() as f64;
-    let before = placed.iter().map(placed_error_1024).sum::<f64>() / n;
-    for (i, p) in placed.iter_mut().enumerate() {
-        let patches = p.patches.take().expect("patches of every placed image");
-        out_of_fold[i % k].apply(&mut p.prediction, &patches);
-    }
-    let after = placed.iter().map(placed_error_1024).sum::<f64>() / n;
+    let before = mean_placed_error_1024(placed);
+    // Each image's landmarks after 1, 2, … passes (image pixels).
+    let by_pass: Vec<Vec<[crate::landmarks::Point; NUM_NODES]>> = placed
+        .iter_mut()
+        .enumerate()
+        .map(|(i, p)| {
+            let patches = p.patches.take().expect("patches of every placed image");
+            let lb = p.prediction.letterbox;
+            let mut q = p.prediction.mean.map(|q| lb.to_model(q));
+            (0..patch_refinement::MAX_PASSES)
+                .map(|_| {
+                    q = out_of_fold[i % k].refine_once(&patches, &q);
+                    q.map(|q| lb.to_image(q))
+                })
+                .collect()
+        })
+        .collect();
+    let mean_error = |pass: usize, spaced: bool| {
+        let error = |(p, moved): (&Placed, &Vec<[crate::landmarks::Point; NUM_NODES]>)| {
+            let q = if spaced { contour_spacing::respace(&moved[pass]) } else { moved[pass] };
+            placed_error_1024_of(p, &q)
+        };
+        placed.iter().zip(&by_pass).map(error).sum::<f64>() / placed.len() as f64
+    };
+    let errors: Vec<f64> = (0..patch_refinement::MAX_PASSES).map(|pass| mean_error(pass, respaced)).collect();
+    let passes = patch_refinement::choose_passes(&errors);
     r.fit.error_before_1024 = Some(before);
-    r.fit.error_after_1024 = Some(after);
+    r.fit.error_after_1024 = Some(mean_error(passes - 1, false));
+    r.fit.passes = passes;
+    r.fit.error_by_passes_1024 = errors;
+    for (p, moved) in placed.iter_mut().zip(&by_pass) {
+        p.prediction.move_mean(moved[passes - 1]);
+        p.prediction.patch_refined = true;
+    }
     Ok(r)
 }
 

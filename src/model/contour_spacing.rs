@@ -37,10 +37,7 @@ fn closed_curve(nodes: &[Point]) -> Vec<Point> {
     let mut out = Vec::with_capacity(n * PER_SPAN + 1);
     // Knot step: the square root of the distance, kept off zero for coincident nodes.
     let knot = |a: Point, b: Point| (a[0] - b[0]).hypot(a[1] - b[1]).max(1e-3).sqrt();
-    let lerp = |p: Point, q: Point, ta: f32, tb: f32, t: f32| -> Point {
-        let w = (t - ta) / (tb - ta);
-        [p[0] + (q[0] - p[0]) * w, p[1] + (q[1] - p[1]) * w]
-    };
+    let lerp = |p: Point, q: Point, ta: f32, tb: f32, t: f32| mix(p, q, (t - ta) / (tb - ta));
     for i in 0..n {
         let [p0, p1, p2, p3] = [nodes[(i + n - 1) % n], nodes[i], nodes[(i + 1) % n], nodes[(i + 2) % n]];
         let t1 = knot(p0, p1);
@@ -66,8 +63,12 @@ fn at_length(curve: &[Point], cum: &[f64], s: f64) -> Point {
     let i = cum.partition_point(|&c| c <= s).clamp(1, curve.len() - 1);
     let span = cum[i] - cum[i - 1];
     let t = if span > 0.0 { ((s - cum[i - 1]) / span).clamp(0.0, 1.0) as f32 } else { 0.0 };
-    let (a, b) = (curve[i - 1], curve[i]);
-    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t]
+    mix(curve[i - 1], curve[i], t)
+}
+
+/// The point a fraction `w` of the way from `a` to `b`.
+fn mix(a: Point, b: Point, w: f32) -> Point {
+    [a[0] + (b[0] - a[0]) * w, a[1] + (b[1] - a[1]) * w]
 }
 
 /// One organ's nodes re-spaced: anchors stay, the nodes between two anchors go to equal

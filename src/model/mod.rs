@@ -349,8 +349,10 @@ impl HybridGNet {
         if self.shape_correction.is_some() {
             d += " · shape correction";
         }
-        if self.patch_refinement.is_some() {
-            d += " · patch refinement";
+        match self.patch_refinement.as_ref().map(|r| r.fit.passes) {
+            Some(1) => d += " · patch refinement",
+            Some(n) => d += &format!(" · patch refinement ({n} passes)"),
+            None => {}
         }
         if self.contour_spacing {
             d += " · contour spacing";

@@ -50,6 +50,14 @@ pub const LAMBDA: f64 = 100.0;
 pub const MAX_MOVE_1024: f32 = 30.0;
 /// Fewest images a refinement is fitted on.
 pub const MIN_IMAGES: usize = 10;
+/// Most passes a refinement may make. Each pass reads the patches where the last one left the
+/// nodes: a node the first pass moved part of the way, being nearer, is displaced as the
+/// regression was fitted for, and the next pass moves it further.
+pub const MAX_PASSES: usize = 4;
+/// A further pass is kept only when it lowers the out-of-fold error by at least this, px at
+/// 1024 (`calibrate` chooses the passes on the profile images, never on the images it
+/// calibrates on).
+pub const MIN_PASS_GAIN_1024: f64 = 0.05;
 
 /// The image letterboxed to [`SIDE`] and smoothed at every scale of [`SIGMAS`].
 pub struct Patches {
@@ -167,6 +175,27 @@ pub struct FitInfo {
     pub error_before_1024: Option<f64>,
     #[serde(default)]
     pub error_after_1024: Option<f64>,
+    /// Passes every prediction makes (files from before passes were chosen made one).
+    #[serde(default = "one_pass")]
+    pub passes: usize,
+    /// Out-of-fold error after 1, 2, … passes, px at 1024, when they were compared: of the
+    /// landmarks as predictions place them (re-spaced after, for models that re-space them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_by_passes_1024: Vec<f64>,
+}
+
+fn one_pass() -> usize {
+    1
+}
+
+/// The fewest passes after which a further pass gains less than [`MIN_PASS_GAIN_1024`], given
+/// the error after 1, 2, … passes (1 when there are none).
+pub fn choose_passes(error_by_passes: &[f64]) -> usize {
+    let mut passes = 1;
+    while passes < error_by_passes.len().min(MAX_PASSES) && error_by_passes[passes - 1] - error_by_passes[passes] >= MIN_PASS_GAIN_1024 {
+        passes += 1;
+    }
+    passes
 }
 
 /// Per node, a linear map from the node's patches to the reference's offset across and along
@@ -179,8 +208,17 @@ pub struct PatchRefinement {
 }
 
 impl PatchRefinement {
-    /// The shape (model frame) with every node moved by its patches' offset.
+    /// The shape (model frame) after [`FitInfo::passes`] passes of [`Self::refine_once`].
     pub fn refine(&self, patches: &Patches, points: &[Point; NUM_NODES]) -> [Point; NUM_NODES] {
+        let mut q = *points;
+        for _ in 0..self.fit.passes {
+            q = self.refine_once(patches, &q);
+        }
+        q
+    }
+
+    /// The shape (model frame) with every node moved by its patches' offset.
+    pub fn refine_once(&self, patches: &Patches, points: &[Point; NUM_NODES]) -> [Point; NUM_NODES] {
         let frames = frames(points);
         let mut x = [0.0f64; INPUTS];
         std::array::from_fn(|k| {
@@ -234,7 +272,10 @@ impl PatchRefinement {
             return Err(format!("patch refinement: `{PREFIX}weight` holds a value that is not finite"));
         }
         let fit = sd.metadata.get("fit").ok_or_else(|| format!("patch refinement: metadata `{PREFIX}fit` missing"))?;
-        let fit = serde_json::from_str(fit).map_err(|e| format!("patch refinement: metadata `{PREFIX}fit`: {e}"))?;
+        let fit: FitInfo = serde_json::from_str(fit).map_err(|e| format!("patch refinement: metadata `{PREFIX}fit`: {e}"))?;
+        if !(1..=MAX_PASSES).contains(&fit.passes) {
+            return Err(format!("patch refinement: metadata `{PREFIX}fit` asks for {} passes, expected 1 to {MAX_PASSES}", fit.passes));
+        }
         Ok(PatchRefinement { weight: t.values.clone(), fit })
     }
 }
@@ -356,6 +397,8 @@ impl Accumulator {
             displacement_sd_1024: DISPLACEMENT_SD_1024,
             error_before_1024: None,
             error_after_1024: None,
+            passes: 1,
+            error_by_passes_1024: Vec::new(),
         };
         Ok(PatchRefinement { weight, fit })
     }
@@ -431,6 +474,58 @@ mod tests {
         let before = mean_error_1024(&displaced, &reference);
         let after = mean_error_1024(&r.refine(&patches, &displaced), &reference);
         assert!(after < 0.6 * before, "{before} -> {after} px");
+    }
+
+    #[test]
+    fn a_second_pass_moves_nodes_displaced_beyond_what_one_pass_undoes_further_back() {
+        // Displaced 14 px across (more than twice the displacements it was fitted on), one
+        // pass undoes part of it; a second, reading the patches where the first left the
+        // nodes, brings them nearer still, and `refine` makes the passes its fit names.
+        let (reference, patches, mut r) = fitted_on_phantom(256);
+        let frames = frames(&reference);
+        let displaced: [Point; NUM_NODES] = std::array::from_fn(|k| {
+            let a = if k % 2 == 0 { 14.0 } else { -14.0 } / 1024.0;
+            [reference[k][0] + a * frames[k].0[0], reference[k][1] + a * frames[k].0[1]]
+        });
+        let once = r.refine_once(&patches, &displaced);
+        let twice = r.refine_once(&patches, &once);
+        let (e0, e1, e2) =
+            (mean_error_1024(&displaced, &reference), mean_error_1024(&once, &reference), mean_error_1024(&twice, &reference));
+        assert!(e1 < e0 && e2 < 0.85 * e1, "{e0} -> {e1} -> {e2} px");
+        assert_eq!(r.refine(&patches, &displaced), once);
+        r.fit.passes = 2;
+        assert_eq!(r.refine(&patches, &displaced), twice);
+    }
+
+    #[test]
+    fn passes_are_added_while_each_gains_enough() {
+        assert_eq!(choose_passes(&[]), 1);
+        assert_eq!(choose_passes(&[12.27, 12.40, 12.50, 12.60]), 1, "a pass that loses");
+        assert_eq!(choose_passes(&[12.27, 12.00, 11.98, 11.80]), 2, "stops at the first small gain");
+        assert_eq!(choose_passes(&[12.27, 12.00, 11.90, 11.80]), 4);
+        assert_eq!(choose_passes(&[14.0, 13.0, 12.0, 11.0, 10.0, 9.0]), MAX_PASSES);
+    }
+
+    #[test]
+    fn the_passes_are_stored_checked_and_default_to_one_in_older_files() {
+        let (_, _, mut r) = fitted_on_phantom(128);
+        r.fit.passes = 3;
+        r.fit.error_by_passes_1024 = vec![12.0, 11.5, 11.4, 11.39];
+        assert_eq!(PatchRefinement::from_state_dict(&r.to_state_dict()).unwrap(), r);
+        let mut model = crate::model::testing::small_model(2);
+        model.set_patch_refinement(Some(r.clone()));
+        assert!(model.describe().ends_with(" · patch refinement (3 passes)"), "{}", model.describe());
+        for bad in [0, MAX_PASSES + 1] {
+            r.fit.passes = bad;
+            let e = PatchRefinement::from_state_dict(&r.to_state_dict()).unwrap_err();
+            assert!(e.contains(&format!("{bad} passes")) && e.contains("patch_refinement.fit"), "{e}");
+        }
+        // A fit written before passes were stored: one pass.
+        let mut sd = r.to_state_dict();
+        let old = r#"{"fitted_on":"x","images":10,"lambda":100.0,"displacement_sd_1024":6.0}"#;
+        sd.metadata.insert("fit".into(), old.into());
+        let loaded = PatchRefinement::from_state_dict(&sd).unwrap();
+        assert_eq!((loaded.fit.passes, loaded.fit.error_by_passes_1024.len()), (1, 0));
     }
 
     #[test]

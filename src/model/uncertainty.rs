@@ -34,6 +34,11 @@ pub struct Prediction {
     /// Per node: population standard deviation (x, y) over the samples.
     #[serde(with = "node_array")]
     pub std: [Point; NUM_NODES],
+    /// Per node: the std (x, y) of the samples re-spaced along their contours, for models
+    /// that re-space their landmarks ([`super::contour_spacing`]); what their calibration maps
+    /// ([`Self::calibration_std`]). [`Self::std`] stays the paper's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spaced_std: Option<Vec<Point>>,
     /// σ² = exp(log σ²) of every latent.
     pub latent_sigma2: Vec<f32>,
     pub latent_sigma2_mean: f32,
@@ -62,11 +67,6 @@ pub struct Prediction {
     /// The model's shape correction moved [`Self::mean`] (see [`super::shape_correction`]).
     #[serde(default, skip_serializing_if = "is_false")]
     pub shape_corrected: bool,
-    /// Per node: the std (x, y) of the samples re-spaced along their contours, for models
-    /// that re-space their landmarks ([`super::contour_spacing`]); what their calibration maps
-    /// ([`Self::calibration_std`]). [`Self::std`] stays the paper's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spaced_std: Option<Vec<Point>>,
     /// The model's patch refinement moved [`Self::mean`] after that (see
     /// [`super::patch_refinement`]).
     #[serde(default, skip_serializing_if = "is_false")]

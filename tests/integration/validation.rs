@@ -43,20 +43,21 @@ fn val_summary() -> AccuracySummary {
 #[test]
 fn shipped_model_segments_val_images() {
     // Issue 5's acceptance on the val split (lungs ≥ 0.95, heart ≥ 0.90) and issue 12's Dice
-    // targets (lungs ≥ 0.965, heart ≥ 0.935); `validate` (N = 50) measured lungs 0.9749, heart
-    // 0.9493 and 13.71 px with 7 test-time warps, the shape correction, the patch refinement
-    // and the contour spacing (the β = 3e-4 model; without the spacing 0.9749, 0.9492 and
-    // 14.19 px, without the refinement too 0.9655, 0.944 and 15.06 px; assets/README.md).
+    // targets (lungs ≥ 0.965, heart ≥ 0.935); `validate` (N = 50) measured lungs 0.9762, heart
+    // 0.9493 and 13.38 px with 7 test-time warps, the shape correction, two passes of the patch
+    // refinement and the contour spacing (the β = 3e-4 model; with one pass 0.9749, 0.9493 and
+    // 13.71 px; without the spacing 0.9762, 0.9493 and 14.10 px; without the refinement 0.9655,
+    // 0.944 and 15.06 px; assets/README.md).
     let s = val_summary();
-    assert!(s.dice_lungs.0 >= 0.972, "{s:?}");
+    assert!(s.dice_lungs.0 >= 0.973, "{s:?}");
     assert!(s.dice_heart.0 >= 0.945, "{s:?}");
-    assert!(s.error_1024.0 < 14.1, "{s:?}");
+    assert!(s.error_1024.0 < 13.7, "{s:?}");
 }
 
 #[test]
 fn node_std_tracks_node_error() {
-    // Positive, and clearly so: `validate` measured r = 0.248 over these 2520 nodes at N = 50,
-    // the std of the re-spaced samples (the paper's std: 0.215; before the contour spacing
+    // Positive, and clearly so: `validate` measured r = 0.239 over these 2520 nodes at N = 50,
+    // the std of the re-spaced samples (with one refinement pass 0.248; the paper's std: 0.215; before the contour spacing
     // 0.247, before the patch refinement 0.257; the β = 1e-3 model before it: 0.242; the
     // β = 1e-2 one: 0.177).
     let s = val_summary();
@@ -86,7 +87,9 @@ fn test_time_warps_place_val_landmarks_closer_than_the_image_alone() {
 fn the_shipped_pair_is_the_shipped_model_plus_a_companion_that_places_val_landmarks_closer() {
     // `calibrate --companion` (N = 50, 7 warps, each file's own shape correction) measured
     // 15.31 px for the shipped model and 14.94 px for the pair on these 21 images, Dice lungs
-    // 0.964 and 0.966 (assets/README.md, "Companion models").
+    // 0.964 and 0.966 (assets/README.md, "Companion models"). The steps after the averaging
+    // narrow the gap: with three refinement passes and the contour spacing `validate` gives
+    // 13.31 and 13.16 px, Dice lungs 0.9763 and 0.9774 (here, N = 20: 13.30 and 13.16 px).
     let single = model();
     let path = shipped::default_weights().unwrap().with_file_name("hybridgnet_jsrt_pair.safetensors");
     let pair = HybridGNet::load(&path, &Device::flex()).expect("the pair ships beside the model");
@@ -116,7 +119,7 @@ fn the_shipped_pair_is_the_shipped_model_plus_a_companion_that_places_val_landma
     }
     let (alone, both) = (summarise(&alone), summarise(&both));
     eprintln!("shipped model {alone:?}\npair {both:?}");
-    assert!(both.error_1024.0 < alone.error_1024.0 - 0.2, "{alone:?} vs {both:?}");
+    assert!(both.error_1024.0 < alone.error_1024.0 - 0.1, "{alone:?} vs {both:?}");
     assert!(both.dice_lungs.0 > alone.dice_lungs.0, "{alone:?} vs {both:?}");
 }
 

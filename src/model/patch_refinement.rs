@@ -46,7 +46,8 @@ pub const DISPLACEMENT_SD_1024: f64 = 6.0;
 pub const DISPLACEMENTS: usize = 16;
 /// Ridge weight (inputs are patches standardised to unit RMS).
 pub const LAMBDA: f64 = 100.0;
-/// Longest move allowed, px at 1024: a patch asking for more is outside what was fitted.
+/// Longest move allowed in one pass, px at 1024: a patch asking for more is outside what was
+/// fitted.
 pub const MAX_MOVE_1024: f32 = 30.0;
 /// Fewest images a refinement is fitted on.
 pub const MIN_IMAGES: usize = 10;

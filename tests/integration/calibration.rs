@@ -389,7 +389,7 @@ fn a_shape_correction_a_patch_refinement_and_contour_spacing_place_every_val_ima
     // image alone, N = 4) and the patch refinement on their references, stores both and turns
     // on the contour spacing; every prediction with the file applies them last. The shipped
     // model with 7 warps went from 18.55 to 16.11 px on val with the correction, from 15.06
-    // to 14.10 px with two passes of the refinement after it, and to 13.38 px re-spaced
+    // to 14.14 px with three passes of the refinement after it, and to 13.31 px re-spaced
     // (assets/README.md).
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("corrected.safetensors");

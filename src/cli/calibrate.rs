@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use crate::formats::write_atomically;
 use crate::landmarks::NUM_NODES;
 use crate::model::patch_refinement::{self, Accumulator, Patches};
-use crate::model::{DeviceChoice, HybridGNet, contour_spacing, PatchRefinement, Prediction, Sampling, augmented, select_device, shape_correction, shipped};
+use crate::model::calibration::StdOf;
+use crate::model::uncertainty::Draws;
+use crate::model::{
+    DeviceChoice, HybridGNet, PatchRefinement, Prediction, Sampling, augmented, contour_spacing, refined_spread, select_device, shape_correction, shipped,
+};
 use crate::train::dataset;
 use crate::validation::accuracy::{ImageAccuracy, score_prediction};
 use crate::validation::calibration::{self, Agreement, Method};
@@ -175,7 +179,8 @@ pub fn report(args: Args) -> anyhow::Result<String> {
             let i = placed.len();
             folds[i % CORRECTION_FOLDS].add(patches, &a.landmarks.map(|q| lb.to_model(q)), i as u64);
         }
-        placed.push(Placed { name: g.name.clone(), reference: a.landmarks, width: g.width, height: g.height, prediction, patches });
+        let draws = ap.draws;
+        placed.push(Placed { name: g.name.clone(), reference: a.landmarks, width: g.width, height: g.height, prediction, patches, draws });
     })?;
     let profile_desc = format!(
         "{} ({})",
@@ -218,13 +223,20 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         }
         (before, mean_placed_error_1024(&placed))
     });
-    let profiled: Vec<ImageAccuracy> =
-        placed.iter().map(|p| score_prediction(&p.name, &p.prediction, &p.reference, p.width, p.height)).collect();
-    let profile = calibration::measure_profile(
-        &profiled.iter().collect::<Vec<_>>(),
-        profile_desc,
-    );
-    let mut scored = Vec::new();
+    // Where the samples were carried through the refinement, the maps are fitted on either
+    // spread, the samples' own and the refined samples', and the better kept.
+    let spreads: &[StdOf] = if refinement.is_some() { &[StdOf::Samples, StdOf::RefinedSamples] } else { &[StdOf::Samples] };
+    let profiles: Vec<_> = spreads
+        .iter()
+        .map(|&of| {
+            let profiled: Vec<ImageAccuracy> = placed
+                .iter()
+                .map(|p| with_std_of(score_prediction(&p.name, &p.prediction, &p.reference, p.width, p.height), &p.prediction, of, p.width, p.height))
+                .collect();
+            calibration::measure_profile(&profiled.iter().collect::<Vec<_>>(), profile_desc.clone())
+        })
+        .collect();
+    let mut scored_by = vec![Vec::new(); spreads.len()];
     let mut image_alone = Vec::new();
     let mut model_alone = Vec::new();
     let mut uncorrected = Vec::new();
@@ -242,19 +254,41 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         corrected_only.push(score(a, &p));
         if let Some(r) = &refinement {
             let g = &a.grey;
-            r.apply(&mut p, &Patches::new(&g.pixels, g.width, g.height));
+            let patches = Patches::new(&g.pixels, g.width, g.height);
+            let placed = p.mean;
+            r.apply(&mut p, &patches);
+            refined_spread::set(&mut p, &ap.draws, &placed, spacing, |q| r.refine(&patches, q));
         }
         refined_only.push(score(a, &p));
         if spacing {
             contour_spacing::apply(&mut p);
         }
-        scored.push(score(a, &p));
+        for (scored, &of) in scored_by.iter_mut().zip(spreads) {
+            scored.push(with_std_of(score(a, &p), &p, of, a.grey.width, a.grey.height));
+        }
         image_alone.push(score(a, &ap.prediction));
         model_alone.push(score(a, &ap.without_companions(tta)));
     })?;
     bar.finish_and_clear();
+    let choices: Vec<Choice> = scored_by
+        .iter()
+        .zip(&profiles)
+        .map(|(scored, profile)| choose_and_fit(&scored.iter().collect::<Vec<_>>(), chosen, args.folds, profile.as_ref()))
+        .collect();
+    let chosen_r = |c: &Choice| c.agreements.iter().find(|a| a.0 == c.method).and_then(|a| a.1.pearson_r).unwrap_or(-1.0);
+    let best = (0..choices.len()).max_by(|&a, &b| chosen_r(&choices[a]).total_cmp(&chosen_r(&choices[b]))).expect("a spread");
+    let std_of = spreads[best];
+    let mut tables = String::new();
+    for (c, of) in choices.iter().zip(spreads) {
+        if spreads.len() > 1 {
+            writeln!(tables, "on the std of the {}:", of.describe())?;
+        }
+        tables.push_str(&c.table);
+    }
+    let mut report = choices.into_iter().nth(best).expect("chosen spread");
+    report.table = tables;
+    let scored = scored_by.swap_remove(best);
     let images: Vec<&ImageAccuracy> = scored.iter().collect();
-    let mut report = choose_and_fit(&images, chosen, args.folds, profile.as_ref());
     if args.warps > 0 {
         // Predictive uncertainty from the warps, alone and added to the latent spread, as
         // raw (uncalibrated) scores: does it point at error better than the latent std?
@@ -293,7 +327,8 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         args.seed,
         args.folds
     );
-    let c = calibration::finish(report.fitted.clone(), &report.oof, &images, fitted_on);
+    let mut c = calibration::finish(report.fitted.clone(), &report.oof, &images, fitted_on);
+    c.std_of = std_of;
     let mut out = String::new();
     writeln!(out, "model: {} ({}, {})", weights.display(), model.describe(), device.description)?;
     let corrected = correction.as_ref().map(|_| corrected_only.as_slice());
@@ -339,6 +374,9 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     }
     out.push_str(&report.table);
     writeln!(out, "chosen: {} ({})", report.method.name(), if chosen.is_some() { "--method" } else { "best out-of-fold Pearson r among the maps to px" })?;
+    if spreads.len() > 1 {
+        writeln!(out, "on the std of the {} (the better out-of-fold Pearson r of the two)", std_of.describe())?;
+    }
     if let Some(note) = &profile_note {
         writeln!(out, "{note}")?;
     }
@@ -371,6 +409,13 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// `a` with the node std of `p`'s `of` spread, px at 1024 (`p` being of a `width`×`height`
+/// image).
+fn with_std_of(a: ImageAccuracy, p: &Prediction, of: StdOf, width: u32, height: u32) -> ImageAccuracy {
+    let to_1024 = 1024.0 / width.max(height).max(1) as f64;
+    ImageAccuracy { node_std_1024: std::array::from_fn(|n| p.std_of(of, n) as f64 * to_1024), ..a }
+}
+
 /// An image of the profile split as the model placed its landmarks, beside its reference.
 struct Placed {
     name: String,
@@ -380,6 +425,8 @@ struct Placed {
     prediction: Prediction,
     /// The image as the patch refinement reads it (dropped once the refinement is fitted).
     patches: Option<Patches>,
+    /// The image's latent samples, carried through the refinement for their spread.
+    draws: Draws,
 }
 
 /// Mean node error of a placed image's landmarks, px at 1024 (the letterboxed side).
@@ -400,8 +447,9 @@ fn mean_placed_error_1024(placed: &[Placed]) -> f64 {
 }
 
 /// Fit the patch refinement on every placed image's reference, choose its passes, and move
-/// each image's (corrected) landmarks by a refinement fitted without it: the passes and the
-/// node profile are then judged on errors a new image would have. The passes are judged on the
+/// each image's (corrected) landmarks and samples by a refinement fitted without it (the
+/// samples for their spread, [`refined_spread`]): the passes and the node profile are then
+/// judged on errors and spreads a new image would have. The passes are judged on the
 /// landmarks as predictions place them: re-spaced afterwards when `respaced`, as the spacing
 /// keeps the anchors where the refinement left them and places the rest from them.
 /// `folds[f]` holds the images `i` with `i % folds == f`.
@@ -418,17 +466,18 @@ fn fit_patch_refinement(
         .collect::<Result<Vec<_>, _>>()?;
     let mut r = Accumulator::merged(folds).solve(fitted_on)?;
     let before = mean_placed_error_1024(placed);
+    let patches: Vec<Patches> = placed.iter_mut().map(|p| p.patches.take().expect("patches of every placed image")).collect();
     // Each image's landmarks after 1, 2, … passes (image pixels).
     let by_pass: Vec<Vec<[crate::landmarks::Point; NUM_NODES]>> = placed
-        .iter_mut()
+        .iter()
+        .zip(&patches)
         .enumerate()
-        .map(|(i, p)| {
-            let patches = p.patches.take().expect("patches of every placed image");
+        .map(|(i, (p, patches))| {
             let lb = p.prediction.letterbox;
             let mut q = p.prediction.mean.map(|q| lb.to_model(q));
             (0..patch_refinement::MAX_PASSES)
                 .map(|_| {
-                    q = out_of_fold[i % k].refine_once(&patches, &q);
+                    q = out_of_fold[i % k].refine_once(patches, &q);
                     q.map(|q| lb.to_image(q))
                 })
                 .collect()
@@ -447,7 +496,11 @@ fn fit_patch_refinement(
     r.fit.error_after_1024 = Some(mean_error(passes - 1, false));
     r.fit.passes = passes;
     r.fit.error_by_passes_1024 = errors;
-    for (p, moved) in placed.iter_mut().zip(&by_pass) {
+    for (i, ((p, moved), patches)) in placed.iter_mut().zip(&by_pass).zip(&patches).enumerate() {
+        let fold = &out_of_fold[i % k];
+        let refine = |q: &[crate::landmarks::Point; NUM_NODES]| (0..passes).fold(*q, |q, _| fold.refine_once(patches, &q));
+        let before = p.prediction.mean;
+        refined_spread::set(&mut p.prediction, &p.draws, &before, respaced, refine);
         p.prediction.move_mean(moved[passes - 1]);
         p.prediction.patch_refined = true;
     }

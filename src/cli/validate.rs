@@ -134,7 +134,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
             )?;
         }
     }
-    accuracy_lines(&mut out, &acc, model.calibration(), model.contour_spacing, &args.split)?;
+    accuracy_lines(&mut out, &acc, model.calibration(), std_description(&model), &args.split)?;
     let sets: Vec<&str> = samples.iter().fold(Vec::new(), |mut v, x| {
         if !v.contains(&x.set.as_str()) {
             v.push(x.set.as_str());
@@ -145,7 +145,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         for set in sets {
             let part: Vec<_> = acc.iter().zip(&samples).filter(|(_, x)| x.set == set).map(|(a, _)| a.clone()).collect();
             writeln!(out, "set {set}: {} images", part.len())?;
-            accuracy_lines(&mut out, &part, model.calibration(), model.contour_spacing, &args.split)?;
+            accuracy_lines(&mut out, &part, model.calibration(), std_description(&model), &args.split)?;
         }
     }
     let mean_at = |f: &dyn Fn(&ImageReport) -> &Vec<f64>, k: usize| {
@@ -259,13 +259,24 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// Which std the node table and the figures read: a model that re-spaces its landmarks is
+/// judged by the spread of its re-spaced samples, one that refines them by theirs.
+fn std_description(model: &HybridGNet) -> &'static str {
+    match (model.refines_samples(), model.contour_spacing) {
+        (true, true) => ", std of the refined, re-spaced samples",
+        (true, false) => ", std of the refined samples",
+        (false, true) => ", std of the re-spaced samples",
+        (false, false) => "",
+    }
+}
+
 /// The accuracy block of the report for one group of images; with a calibration, how its
 /// expected errors agree with the real ones too (on images it may have been fitted to).
 fn accuracy_lines(
     out: &mut String,
     acc: &[ImageAccuracy],
     calibration: Option<&Calibration>,
-    spaced: bool,
+    which: &str,
     split: &str,
 ) -> std::fmt::Result {
     let s = summarise(acc);
@@ -273,8 +284,6 @@ fn accuracy_lines(
     writeln!(out, "Dice lungs        {:.4} ± {:.4}", s.dice_lungs.0, s.dice_lungs.1)?;
     writeln!(out, "Dice heart        {:.4} ± {:.4}", s.dice_heart.0, s.dice_heart.1)?;
     writeln!(out, "node error        {:.2} ± {:.2} px at 1024", s.error_1024.0, s.error_1024.1)?;
-    // A model that re-spaces its landmarks is judged by the spread of its re-spaced samples.
-    let which = if spaced { ", std of the re-spaced samples" } else { "" };
     writeln!(
         out,
         "std vs error      Pearson r {}, Spearman rho {} ({} nodes{which})",

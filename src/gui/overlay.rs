@@ -80,9 +80,12 @@ impl NodeColours<'_> {
     }
 }
 
-/// Reliability rows worth a legend line (some fitted at a coarse scale have no nodes).
+/// Reliability rows worth a legend line: those holding at least 1 % of the fitting nodes. Some
+/// rows hold none, and one node (the shipped file's lowest row) says nothing of what its
+/// colour means.
 fn legend_rows(c: &Calibrated) -> Vec<&ReliabilityRow> {
-    c.reliability.iter().filter(|r| r.nodes > 0).collect()
+    let total: usize = c.reliability.iter().map(|r| r.nodes).sum();
+    c.reliability.iter().filter(|r| r.nodes > 0 && r.nodes * 100 >= total).collect()
 }
 
 pub const ORGANS: [Organ; 3] = Organ::ALL;
@@ -322,6 +325,21 @@ fn in_triangle(p: Pos2, a: Pos2, b: Pos2, c: Pos2) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_legend_leaves_out_rows_too_thin_to_mean_anything() {
+        let row = |lo: f64, nodes: usize| ReliabilityRow { lo, hi: lo + 6.0, nodes, mean_expected: lo + 3.0, mean_error: lo + 3.0 };
+        let c = Calibrated {
+            expected_error: vec![10.0; NUM_NODES],
+            scale_top_px: 30.0,
+            reliability: vec![row(0.0, 1), row(6.0, 1450), row(12.0, 599), row(18.0, 0), row(24.0, 189)],
+            px_per_1024: 1.0,
+            ood_score_1024: None,
+        };
+        let kept: Vec<f64> = legend_rows(&c).iter().map(|r| r.lo).collect();
+        assert_eq!(kept, [6.0, 12.0, 24.0]);
+        assert_eq!(NodeColours::Expected(&c).legend_height(), 62.0 + 15.0 * 3.0);
+    }
 
     fn area(points: &[Pos2], tris: &[[usize; 3]]) -> f32 {
         tris.iter().map(|&[a, b, c]| orient(points[a], points[b], points[c]).abs() / 2.0).sum()

@@ -17,9 +17,11 @@ pub struct MonotoneMap {
 }
 
 impl MonotoneMap {
-    /// The identity y = x (what an uncalibrated std means).
+    /// The identity y = x (what an uncalibrated std means), down to 0: a single knot at 1
+    /// would hold every std below 1 px at 1 px, and the refined samples' spread is often
+    /// smaller.
     pub fn identity() -> Self {
-        MonotoneMap { knots: vec![[1.0, 1.0]] }
+        MonotoneMap { knots: vec![[0.0, 0.0], [1.0, 1.0]] }
     }
 
     /// Fit y on x with `bins` quantile bins. `None` without finite pairs.

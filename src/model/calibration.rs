@@ -52,11 +52,41 @@ pub struct Calibration {
     /// The organ maps' input, when it is a node profile rather than the std.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<NodeProfile>,
+    /// Which of a prediction's stds the map reads (files calibrated before the refined
+    /// samples existed read the samples' own).
+    #[serde(default, skip_serializing_if = "StdOf::is_samples")]
+    pub std_of: StdOf,
     /// Image score (mean node std, px at 1024) above which an image is flagged as unusually
     /// uncertain: [`OOD_MARGIN`] × the highest score among the fitting images. It belongs to
     /// the model, whose spread sets the scale (absent in files calibrated before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ood_score_1024: Option<f64>,
+}
+
+/// Which spread of the latent samples a calibration maps to expected error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StdOf {
+    /// The samples as decoded, re-spaced when the model re-spaces its landmarks.
+    #[default]
+    Samples,
+    /// The samples carried through the patch refinement as the mean is
+    /// ([`super::refined_spread`]).
+    RefinedSamples,
+}
+
+impl StdOf {
+    fn is_samples(&self) -> bool {
+        *self == StdOf::Samples
+    }
+
+    /// "samples" or "refined samples", for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StdOf::Samples => "samples",
+            StdOf::RefinedSamples => "refined samples",
+        }
+    }
 }
 
 /// How far above the highest score seen on the fitting images an image must score to be
@@ -236,7 +266,7 @@ impl Calibration {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub fn example() -> Calibration {
@@ -253,6 +283,7 @@ mod tests {
             reliability: vec![ReliabilityRow { lo: 0.0, hi: 40.0, nodes: 3, mean_expected: 12.0, mean_error: 11.0 }],
             profile: None,
             ood_score_1024: None,
+            std_of: Default::default(),
         }
     }
 
@@ -322,6 +353,13 @@ mod tests {
         assert!(Calibration::from_json(&bad.to_json()).unwrap_err().contains("flag threshold"));
         // Files calibrated before the threshold existed still read, and flag nothing.
         assert!(!c.to_json().contains("ood_score"));
+        // … and those calibrated before the refined samples read the samples' own spread.
+        assert!(!c.to_json().contains("std_of") && c.std_of == StdOf::Samples);
+        let refined = Calibration { std_of: StdOf::RefinedSamples, ..example() };
+        assert!(refined.to_json().contains(r#""std_of":"refined-samples""#));
+        assert_eq!(Calibration::from_json(&refined.to_json()).unwrap(), refined);
+        let unknown = refined.to_json().replace("refined-samples", "warps");
+        assert!(Calibration::from_json(&unknown).unwrap_err().contains("unknown variant `warps`"));
         let applied = c.apply(&[5.0; NUM_NODES], 1024);
         assert!(!applied.flags(1e6));
         let with = Calibration { ood_score_1024: Some(12.0), ..example() }.apply(&[5.0; NUM_NODES], 2048);

@@ -23,6 +23,7 @@ pub mod norm;
 pub mod contour_spacing;
 pub mod patch_refinement;
 pub mod preprocess;
+pub mod refined_spread;
 pub mod shape_correction;
 pub mod shipped;
 pub mod uncertainty;
@@ -308,6 +309,14 @@ impl HybridGNet {
     /// correction.
     pub fn set_patch_refinement(&mut self, refinement: Option<PatchRefinement>) {
         self.patch_refinement = refinement;
+    }
+
+    /// Do predictions carry the samples through the patch refinement ([`refined_spread`])?
+    /// When the model has one and its calibration reads their spread, or it has none (so
+    /// the spread reported is the one a calibration would be fitted on); a calibration fitted
+    /// on the samples' own spread keeps reading that.
+    pub fn refines_samples(&self) -> bool {
+        self.patch_refinement.is_some() && self.calibration.as_ref().is_none_or(|c| c.std_of == calibration::StdOf::RefinedSamples)
     }
 
     pub fn calibration(&self) -> Option<&Calibration> {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::HybridGNet;
 use super::encoder::Encoding;
+use super::calibration::StdOf;
 use super::preprocess::{Letterbox, model_input};
 use crate::landmarks::{NUM_NODES, Point};
 use crate::xray::XrayImage;
@@ -39,6 +40,11 @@ pub struct Prediction {
     /// ([`Self::calibration_std`]). [`Self::std`] stays the paper's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spaced_std: Option<Vec<Point>>,
+    /// Per node: the std (x, y) of the samples carried through the patch refinement (and the
+    /// re-spacing) as the mean was ([`super::refined_spread`]), for models whose calibration
+    /// reads it, or that have none; what [`Self::calibration_std`] then reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refined_std: Option<Vec<Point>>,
     /// σ² = exp(log σ²) of every latent.
     pub latent_sigma2: Vec<f32>,
     pub latent_sigma2_mean: f32,
@@ -94,9 +100,9 @@ impl Draws {
         shapes(&self.0)
     }
 
-    /// The cardiothoracic ratio over the samples, each shifted node by node so that their mean
-    /// is `p`'s (placed) mean, then moved by the shape correction as the mean will be.
-    pub fn ctr_about(&self, p: &Prediction, correction: Option<&super::ShapeCorrection>) -> Option<crate::metrics::ctr::CtrSpread> {
+    /// Per node, the shift (model units) that moves the samples' mean onto `placed` (model
+    /// frame); `None` without samples.
+    fn offset_to(&self, placed: &[Point; NUM_NODES]) -> Option<[Point; NUM_NODES]> {
         let n = self.0.len() / (NUM_NODES * 2);
         if n == 0 {
             return None;
@@ -108,9 +114,21 @@ impl Draws {
                 c[1] += q[1] as f64 / n as f64;
             }
         }
-        let placed = p.mean.map(|q| p.letterbox.to_model(q));
-        let offset: [Point; NUM_NODES] =
-            std::array::from_fn(|k| [(placed[k][0] as f64 - centre[k][0]) as f32, (placed[k][1] as f64 - centre[k][1]) as f32]);
+        Some(std::array::from_fn(|k| [(placed[k][0] as f64 - centre[k][0]) as f32, (placed[k][1] as f64 - centre[k][1]) as f32]))
+    }
+
+    /// The samples, each shifted node by node so that their mean is `placed` (model frame).
+    pub fn shifted_to(&self, placed: &[Point; NUM_NODES]) -> Vec<[Point; NUM_NODES]> {
+        match self.offset_to(placed) {
+            Some(o) => self.shapes().map(|s| std::array::from_fn(|k| [s[k][0] + o[k][0], s[k][1] + o[k][1]])).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The cardiothoracic ratio over the samples, each shifted node by node so that their mean
+    /// is `p`'s (placed) mean, then moved by the shape correction as the mean will be.
+    pub fn ctr_about(&self, p: &Prediction, correction: Option<&super::ShapeCorrection>) -> Option<crate::metrics::ctr::CtrSpread> {
+        let offset = self.offset_to(&p.mean.map(|q| p.letterbox.to_model(q)))?;
         self.ctr_shifted(Some(&offset), correction)
     }
 
@@ -165,18 +183,26 @@ impl Prediction {
         }
     }
 
-    /// The node's std as its model's calibration reads it: of the re-spaced samples when the
+    /// The node's std as its model's calibration reads it: of the refined samples when the
+    /// prediction carries them ([`Self::refined_std`]), else of the re-spaced samples when the
     /// model re-spaces its landmarks ([`Self::spaced_std`]), else [`Self::node_std`].
     pub fn calibration_std(&self, node: usize) -> f32 {
-        match &self.spaced_std {
-            Some(s) if s.len() == NUM_NODES => (s[node][0] + s[node][1]) / 2.0,
-            _ => self.node_std(node),
-        }
+        self.std_of(StdOf::RefinedSamples, node)
     }
 
-    /// Fill [`Self::calibrated`] from `calibration`.
+    /// The node's std of `of`'s samples, or of the nearest kind the prediction carries.
+    pub fn std_of(&self, of: StdOf, node: usize) -> f32 {
+        let mean_axis = |s: &Vec<Point>| (s.len() == NUM_NODES).then(|| (s[node][0] + s[node][1]) / 2.0);
+        let refined = match of {
+            StdOf::RefinedSamples => self.refined_std.as_ref().and_then(mean_axis),
+            StdOf::Samples => None,
+        };
+        refined.or_else(|| self.spaced_std.as_ref().and_then(mean_axis)).unwrap_or_else(|| self.node_std(node))
+    }
+
+    /// Fill [`Self::calibrated`] from `calibration`, on the std it was fitted on.
     pub fn calibrate(&mut self, calibration: &super::Calibration) {
-        let stds: [f32; NUM_NODES] = std::array::from_fn(|n| self.calibration_std(n));
+        let stds: [f32; NUM_NODES] = std::array::from_fn(|n| self.std_of(calibration.std_of, n));
         let side = self.letterbox.width.max(self.letterbox.height);
         self.calibrated = Some(calibration.apply(&stds, side));
     }
@@ -193,10 +219,18 @@ pub fn predict_xray(model: &HybridGNet, image: &XrayImage, sampling: Sampling) -
 /// of the image besides the image itself, and with companion models averages theirs in
 /// ([`super::augmented`]); then its shape correction moves the landmarks
 /// ([`super::shape_correction`]), its patch refinement ([`super::patch_refinement`]), and
-/// last its contour spacing ([`super::contour_spacing`]).
+/// last its contour spacing ([`super::contour_spacing`]). A model that refines its samples
+/// too ([`HybridGNet::refines_samples`]) carries them through the refinement and the spacing
+/// ([`super::refined_spread`]) and calibrates on their spread.
 pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampling: Sampling) -> Prediction {
-    let mut p = match (model.test_time_warps, model.companions().is_empty()) {
-        (0, true) => sample(model, &encode(model, grey, width, height), sampling, None),
+    let (mut p, draws) = match (model.test_time_warps, model.companions().is_empty()) {
+        (0, true) => {
+            let (mut p, draws) = sample_draws(model, &encode(model, grey, width, height), sampling, None);
+            if let Some(c) = model.shape_correction() {
+                p.ctr = draws.ctr_shifted(None, Some(c));
+            }
+            (p, draws)
+        }
         (k, _) => {
             let augmented = super::augmented::predict_augmented(model, grey, width, height, sampling, k);
             let mut p = augmented.averaged(k);
@@ -204,14 +238,22 @@ pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampli
             // the landmarks, so the ratio's spread moves with them (else its mean can sit
             // 0.02 from the ratio of the landmarks on screen).
             p.ctr = augmented.draws.ctr_about(&p, model.shape_correction()).or(p.ctr);
-            p
+            (p, augmented.draws)
         }
     };
     if let Some(c) = model.shape_correction() {
         c.apply(&mut p);
     }
     if let Some(r) = model.patch_refinement() {
-        r.apply(&mut p, &super::patch_refinement::Patches::new(grey, width, height));
+        let patches = super::patch_refinement::Patches::new(grey, width, height);
+        let placed = p.mean;
+        r.apply(&mut p, &patches);
+        if model.refines_samples() && p.samples > 1 {
+            super::refined_spread::set(&mut p, &draws, &placed, model.contour_spacing, |q| r.refine(&patches, q));
+            if let Some(c) = model.calibration() {
+                p.calibrate(c);
+            }
+        }
     }
     if model.contour_spacing {
         super::contour_spacing::apply(&mut p);
@@ -322,7 +364,7 @@ fn shapes(decoded: &[f32]) -> impl Iterator<Item = [Point; NUM_NODES]> + '_ {
 }
 
 /// Per node: mean and population std (x, y) of samples (n, 120, 2), in their units.
-fn node_spread(decoded: &[f32], n: usize) -> ([Point; NUM_NODES], [Point; NUM_NODES]) {
+pub(crate) fn node_spread(decoded: &[f32], n: usize) -> ([Point; NUM_NODES], [Point; NUM_NODES]) {
     let mut mean = [[0.0f32; 2]; NUM_NODES];
     let mut std = [[0.0f32; 2]; NUM_NODES];
     for node in 0..NUM_NODES {
@@ -372,6 +414,7 @@ pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox
         patch_refined: false,
         contour_spaced: false,
         spaced_std: None,
+        refined_std: None,
     }
 }
 
@@ -471,6 +514,36 @@ mod tests {
         assert!(p.contour_spaced && p.spaced_std.as_ref().is_some_and(|s| s.len() == NUM_NODES));
         assert_eq!((p.std, p.score), (plain.std, plain.score));
         assert_eq!(p.mean, super::super::contour_spacing::respace(&plain.mean));
+    }
+
+    #[test]
+    fn a_calibration_on_the_refined_samples_reads_their_spread_and_an_older_one_its_own() {
+        use super::super::calibration::Calibration;
+        let mut m = model();
+        m.contour_spacing = true;
+        m.set_patch_refinement(Some(super::super::PatchRefinement::example()));
+        let (px, w, h) = image();
+        let sampling = Sampling::Random { samples: 6, seed: 2 };
+        // No calibration: the spread a calibration would be fitted on.
+        let p = predict(&m, &px, w, h, sampling);
+        let refined = p.refined_std.clone().expect("a refining model carries the refined spread");
+        assert_eq!(p.calibration_std(3), (refined[3][0] + refined[3][1]) / 2.0);
+        assert!(refined != p.spaced_std.clone().unwrap(), "the refinement moves the samples");
+        // A calibration fitted on the refined spread maps it …
+        let on_refined = Calibration { std_of: StdOf::RefinedSamples, ..super::super::calibration::tests::example() };
+        m.set_calibration(Some(on_refined.clone()));
+        let p = predict(&m, &px, w, h, sampling);
+        let stds: [f32; NUM_NODES] = std::array::from_fn(|n| p.calibration_std(n));
+        assert_eq!(p.calibrated.as_ref().unwrap().expected_error, on_refined.expected_errors(&stds, w.max(h)));
+        assert_eq!(p.refined_std.as_ref(), Some(&refined));
+        // … one fitted before it existed maps the re-spaced samples' spread, as it was fitted.
+        let older = super::super::calibration::tests::example();
+        m.set_calibration(Some(older.clone()));
+        let p = predict(&m, &px, w, h, sampling);
+        assert!(p.refined_std.is_none());
+        let spaced = p.spaced_std.as_ref().unwrap();
+        let stds: [f32; NUM_NODES] = std::array::from_fn(|n| (spaced[n][0] + spaced[n][1]) / 2.0);
+        assert_eq!(p.calibrated.as_ref().unwrap().expected_error, older.expected_errors(&stds, w.max(h)));
     }
 
     #[test]

@@ -143,6 +143,7 @@ pub fn fit(method: Method, images: &[&ImageAccuracy], profile: Option<&NodeProfi
             reliability: Vec::new(),
             profile: Some(p),
             ood_score_1024: None,
+            std_of: Default::default(),
         };
     }
     let mut node_err = [0.0f64; NUM_NODES];
@@ -212,6 +213,7 @@ pub fn fit(method: Method, images: &[&ImageAccuracy], profile: Option<&NodeProfi
         reliability: Vec::new(),
         profile: None,
         ood_score_1024: None,
+        std_of: Default::default(),
     }
 }
 

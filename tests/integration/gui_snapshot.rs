@@ -103,6 +103,7 @@ fn fixed_calibration() -> Calibration {
         reliability: vec![row(0.0, 10.0, 400, 6.2, 7.0), row(10.0, 20.0, 900, 14.8, 15.5), row(20.0, 30.0, 0, 0.0, 0.0), row(30.0, 40.0, 120, 34.0, 31.2)],
         profile: None,
         ood_score_1024: None,
+        std_of: Default::default(),
     }
 }
 

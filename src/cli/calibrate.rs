@@ -50,6 +50,12 @@ pub struct Args {
     /// or `none`.
     #[arg(long, default_value = "train")]
     pub profile_split: String,
+    /// Which spread of the samples the map reads: `auto` (for a model with a patch refinement,
+    /// whichever of the two scores the better out-of-fold Pearson r), `samples` (the samples'
+    /// own, re-spaced with the landmarks) or `refined-samples` (carried through the refinement
+    /// as the landmarks are; needs the refinement).
+    #[arg(long, default_value = "auto")]
+    pub spread: String,
     /// Cross-validation folds over images.
     #[arg(long, default_value_t = 7)]
     pub folds: usize,
@@ -108,6 +114,13 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     let chosen = match args.method.as_str() {
         "auto" => None,
         s => Some(Method::parse(s).with_context(|| format!("--method {s}: unknown (see --help)"))?),
+    };
+    let spread = match args.spread.as_str() {
+        "auto" => None,
+        "samples" => Some(StdOf::Samples),
+        "refined-samples" if args.no_patch_refinement => anyhow::bail!("--spread refined-samples needs the patch refinement"),
+        "refined-samples" => Some(StdOf::RefinedSamples),
+        s => anyhow::bail!("--spread {s}: expected auto, samples or refined-samples"),
     };
     let weights = shipped::resolve(args.weights.as_deref()).map_err(anyhow::Error::msg)?;
     let device = select_device(args.device)?;
@@ -173,7 +186,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     predict_each(&profile_samples, tta, &mut |a, ap| {
         let g = &a.grey;
         let prediction = ap.averaged(tta);
-        let patches = (!args.no_patch_refinement).then(|| Patches::new(&g.pixels, g.width, g.height));
+        let patches = (!args.no_patch_refinement).then(|| Patches::new(&g.pixels, g.width, g.height, &patch_refinement::SCALES));
         if let Some(patches) = &patches {
             let lb = prediction.letterbox;
             let i = placed.len();
@@ -225,7 +238,14 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     });
     // Where the samples were carried through the refinement, the maps are fitted on either
     // spread, the samples' own and the refined samples', and the better kept.
-    let spreads: &[StdOf] = if refinement.is_some() { &[StdOf::Samples, StdOf::RefinedSamples] } else { &[StdOf::Samples] };
+    let spreads: &[StdOf] = match (spread, refinement.is_some()) {
+        (None, true) => &[StdOf::Samples, StdOf::RefinedSamples],
+        (None | Some(StdOf::Samples), _) => &[StdOf::Samples],
+        (Some(StdOf::RefinedSamples), true) => &[StdOf::RefinedSamples],
+        (Some(StdOf::RefinedSamples), false) => {
+            anyhow::bail!("--spread refined-samples: no patch refinement was fitted ({})", refinement_note.as_deref().unwrap_or("none"))
+        }
+    };
     let profiles: Vec<_> = spreads
         .iter()
         .map(|&of| {
@@ -254,7 +274,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         corrected_only.push(score(a, &p));
         if let Some(r) = &refinement {
             let g = &a.grey;
-            let patches = Patches::new(&g.pixels, g.width, g.height);
+            let patches = r.patches(&g.pixels, g.width, g.height);
             let placed = p.mean;
             r.apply(&mut p, &patches);
             refined_spread::set(&mut p, &ap.draws, &placed, spacing, |q| r.refine(&patches, q));

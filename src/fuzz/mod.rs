@@ -203,7 +203,7 @@ fn run_target(target: Target, bytes: &[u8], path: &Path) -> Result<(), String> {
             }
             // So must a refinement, on any image.
             if let Some(r) = model.patch_refinement() {
-                let patches = crate::model::patch_refinement::Patches::new(&[0.5; 64], 8, 8);
+                let patches = r.patches(&[0.5; 64], 8, 8);
                 let _ = r.refine(&patches, &crate::landmarks::template().map(|p| [p[0] / 1024.0, p[1] / 1024.0]));
             }
             Ok(())

@@ -3,13 +3,15 @@
 //!
 //! The network sees the image at 256 × 256, where one input pixel is 4 px at 1024, and its
 //! nodes end up ~15 px from the reference on val (`assets/README.md`, "Patch refinement").
-//! Here every node reads two small patches of the image at 512 × 512 (smoothed with σ 2 and
-//! 4 px, 9 × 9 samples 3 px apart, in the node's own frame: across and along its contour),
+//! Here every node reads small patches of the image at 512 × 512 (9 × 9 samples in the node's
+//! own frame, across and along its contour: smoothed with σ 2 and 4 px and 3 px apart, and
+//! since stop 29 a coarser one, σ 8 px and 6 px apart; [`SCALES`]),
 //! and a ridge regression per node maps them to the offset of the reference across and along
 //! the contour. The regression is fitted on the training images' reference landmarks, each
 //! displaced at random by a few pixels as the model's errors displace them, so it needs no
 //! model: `calibrate` fits it and stores it under [`PREFIX`]; every prediction applies it after
-//! the shape correction. The std stays the model's latent spread.
+//! the shape correction. It moves the mean; the paper's std stays the latent spread, and the
+//! samples are moved the same way only for their own spread ([`super::refined_spread`]).
 
 use std::collections::BTreeMap;
 
@@ -26,19 +28,36 @@ use crate::landmarks::{NUM_NODES, Organ, Point};
 /// Key prefix of the refinement's tensor (`weight`) and metadata (`fit`).
 pub const PREFIX: &str = "patch_refinement.";
 /// Side of the letterboxed square the patches are read from, px. A stored refinement's
-/// weights mean something only for the patches they were fitted on: [`SIDE`], [`SIGMAS`],
-/// [`HALF`] and [`STEP`] are part of the weights file's format (the tensor's shape checks only
-/// [`INPUTS`]), so changing them means refitting every shipped file.
+/// weights mean something only for the patches they were fitted on: [`SIDE`] and [`HALF`]
+/// are part of the weights file's format, and its fit names the scales it read
+/// ([`FitInfo::scales`]).
 pub const SIDE: usize = 512;
-/// Gaussian smoothing of each patch scale, px at [`SIDE`].
-pub const SIGMAS: [f32; 2] = [2.0, 4.0];
-/// A patch has (2·HALF + 1)² samples …
+/// A patch has (2·HALF + 1)² samples, [`Scale::step`] apart.
 pub const HALF: usize = 4;
-/// … [`STEP`] px at [`SIDE`] apart.
-pub const STEP: f32 = 3.0;
 const PATCH: usize = (2 * HALF + 1) * (2 * HALF + 1);
-/// Regression inputs per node: every patch sample, then a constant.
-pub const INPUTS: usize = SIGMAS.len() * PATCH + 1;
+
+/// One patch scale: the image smoothed by a Gaussian of `sigma` and sampled every `step`, both
+/// px at [`SIDE`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scale {
+    pub sigma: f32,
+    pub step: f32,
+}
+
+/// The scales refinements are fitted with: fine and middle ones that find the edge a few pixels
+/// away, and a coarse one twice as wide (±24 px at [`SIDE`]) that sees where the organ lies
+/// when the node is further off (stop 29: val 13.31 → 13.10 px; `assets/README.md`, "A coarser
+/// patch scale").
+pub const SCALES: [Scale; 3] = [Scale { sigma: 2.0, step: 3.0 }, Scale { sigma: 4.0, step: 3.0 }, Scale { sigma: 8.0, step: 6.0 }];
+/// The scales of refinements fitted before the fit recorded them (stops 26 to 28).
+pub const FIRST_SCALES: [Scale; 2] = [Scale { sigma: 2.0, step: 3.0 }, Scale { sigma: 4.0, step: 3.0 }];
+/// Most scales a stored fit may name.
+pub const MAX_SCALES: usize = 4;
+
+/// Regression inputs per node with `scales` scales: every patch sample, then a constant.
+pub const fn inputs(scales: usize) -> usize {
+    scales * PATCH + 1
+}
 /// Standard deviation of the random displacements across and along the contour that the
 /// regression learns to undo, px at 1024: about the model's own error across the contour.
 pub const DISPLACEMENT_SD_1024: f64 = 6.0;
@@ -60,24 +79,31 @@ pub const MAX_PASSES: usize = 4;
 /// calibrates on).
 pub const MIN_PASS_GAIN_1024: f64 = 0.05;
 
-/// The image letterboxed to [`SIDE`] and smoothed at every scale of [`SIGMAS`].
+/// The image letterboxed to [`SIDE`] and smoothed at every one of its scales.
 pub struct Patches {
-    scales: Vec<Vec<f32>>,
+    scales: Vec<Scale>,
+    smoothed: Vec<Vec<f32>>,
     pub letterbox: Letterbox,
 }
 
 impl Patches {
     /// From a grey image in [0, 1] (row-major, `width`×`height`), letterboxed as the model's
-    /// input is.
-    pub fn new(grey: &[f32], width: u32, height: u32) -> Self {
+    /// input is, at `scales` (those of the refinement that will read them,
+    /// [`PatchRefinement::patches`]).
+    pub fn new(grey: &[f32], width: u32, height: u32, scales: &[Scale]) -> Self {
         let (square, letterbox) = model_input(grey, width, height, SIDE);
-        let scales = SIGMAS.iter().map(|&s| blur(&square, SIDE, s)).collect();
-        Patches { scales, letterbox }
+        let smoothed = scales.iter().map(|s| blur(&square, SIDE, s.sigma)).collect();
+        Patches { scales: scales.to_vec(), smoothed, letterbox }
+    }
+
+    /// Regression inputs per node these patches give.
+    pub fn inputs_per_node(&self) -> usize {
+        inputs(self.scales.len())
     }
 
     /// Bilinear value of scale `s` at model-frame point `q` (edges clamped).
     fn at(&self, s: usize, q: [f32; 2]) -> f32 {
-        let img = &self.scales[s];
+        let img = &self.smoothed[s];
         let max = (SIDE - 1) as f32;
         let x = (q[0] * SIDE as f32 - 0.5).clamp(0.0, max);
         let y = (q[1] * SIDE as f32 - 0.5).clamp(0.0, max);
@@ -90,10 +116,10 @@ impl Patches {
 
     /// Node inputs at model-frame point `q` in the frame (normal `n`, tangent `t`): each
     /// scale's patch minus its mean over its RMS, then 1.
-    fn inputs(&self, q: Point, n: [f32; 2], t: [f32; 2], out: &mut [f64; INPUTS]) {
-        let step = STEP / SIDE as f32;
+    fn inputs(&self, q: Point, n: [f32; 2], t: [f32; 2], out: &mut [f64]) {
         let h = HALF as i32;
         for s in 0..self.scales.len() {
+            let step = self.scales[s].step / SIDE as f32;
             let patch = &mut out[s * PATCH..(s + 1) * PATCH];
             let mut k = 0;
             for u in -h..=h {
@@ -108,7 +134,7 @@ impl Patches {
             let rms = (patch.iter().map(|v| v * v).sum::<f64>() / PATCH as f64).sqrt() + 1e-4;
             patch.iter_mut().for_each(|v| *v /= rms);
         }
-        out[INPUTS - 1] = 1.0;
+        out[out.len() - 1] = 1.0;
     }
 }
 
@@ -183,10 +209,18 @@ pub struct FitInfo {
     /// landmarks as predictions place them (re-spaced after, for models that re-space them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub error_by_passes_1024: Vec<f64>,
+    /// The patch scales the regression reads (files from before they were recorded read
+    /// [`FIRST_SCALES`]).
+    #[serde(default = "first_scales")]
+    pub scales: Vec<Scale>,
 }
 
 fn one_pass() -> usize {
     1
+}
+
+fn first_scales() -> Vec<Scale> {
+    FIRST_SCALES.to_vec()
 }
 
 /// The fewest passes after which a further pass gains less than [`MIN_PASS_GAIN_1024`], given
@@ -203,12 +237,17 @@ pub fn choose_passes(error_by_passes: &[f64]) -> usize {
 /// its contour (px at 1024).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatchRefinement {
-    /// `NUM_NODES × INPUTS × 2`, row-major.
+    /// `NUM_NODES × inputs × 2`, row-major ([`inputs`] of the fit's scales).
     weight: Vec<f32>,
     pub fit: FitInfo,
 }
 
 impl PatchRefinement {
+    /// A grey image in [0, 1] as this refinement reads it ([`Patches::new`] at its scales).
+    pub fn patches(&self, grey: &[f32], width: u32, height: u32) -> Patches {
+        Patches::new(grey, width, height, &self.fit.scales)
+    }
+
     /// The shape (model frame) after [`FitInfo::passes`] passes of [`Self::refine_once`].
     pub fn refine(&self, patches: &Patches, points: &[Point; NUM_NODES]) -> [Point; NUM_NODES] {
         let mut q = *points;
@@ -220,12 +259,14 @@ impl PatchRefinement {
 
     /// The shape (model frame) with every node moved by its patches' offset.
     pub fn refine_once(&self, patches: &Patches, points: &[Point; NUM_NODES]) -> [Point; NUM_NODES] {
+        debug_assert_eq!(patches.scales, self.fit.scales, "patches read at the refinement's scales");
+        let inputs = inputs(self.fit.scales.len());
         let frames = frames(points);
-        let mut x = [0.0f64; INPUTS];
+        let mut x = vec![0.0f64; inputs];
         std::array::from_fn(|k| {
             let (n, t) = frames[k];
             patches.inputs(points[k], n, t, &mut x);
-            let w = &self.weight[k * INPUTS * 2..(k + 1) * INPUTS * 2];
+            let w = &self.weight[k * inputs * 2..(k + 1) * inputs * 2];
             let (mut across, mut along) = (0.0f64, 0.0f64);
             for (i, v) in x.iter().enumerate() {
                 across += v * w[2 * i] as f64;
@@ -256,8 +297,8 @@ impl PatchRefinement {
 
     /// The tensor and metadata stored under [`PREFIX`] (without it).
     pub fn to_state_dict(&self) -> StateDict {
-        let tensors =
-            BTreeMap::from([("weight".to_string(), StateTensor { shape: vec![NUM_NODES, INPUTS, 2], values: self.weight.clone() })]);
+        let shape = vec![NUM_NODES, inputs(self.fit.scales.len()), 2];
+        let tensors = BTreeMap::from([("weight".to_string(), StateTensor { shape, values: self.weight.clone() })]);
         let fit = serde_json::to_string(&self.fit).expect("plain numbers and text");
         StateDict { source: Default::default(), tensors, metadata: BTreeMap::from([("fit".to_string(), fit)]) }
     }
@@ -265,17 +306,24 @@ impl PatchRefinement {
     /// Read what [`Self::to_state_dict`] wrote; the error says which part is wrong.
     pub fn from_state_dict(sd: &StateDict) -> Result<Self, String> {
         let t = sd.tensors.get("weight").ok_or_else(|| format!("patch refinement: tensor `{PREFIX}weight` missing"))?;
-        let shape = [NUM_NODES, INPUTS, 2];
-        if t.shape != shape || t.values.len() != shape.iter().product::<usize>() {
-            return Err(format!("patch refinement: `{PREFIX}weight` has shape {:?}, expected {shape:?}", t.shape));
-        }
-        if t.values.iter().any(|v| !v.is_finite()) {
-            return Err(format!("patch refinement: `{PREFIX}weight` holds a value that is not finite"));
-        }
         let fit = sd.metadata.get("fit").ok_or_else(|| format!("patch refinement: metadata `{PREFIX}fit` missing"))?;
         let fit: FitInfo = serde_json::from_str(fit).map_err(|e| format!("patch refinement: metadata `{PREFIX}fit`: {e}"))?;
         if !(1..=MAX_PASSES).contains(&fit.passes) {
             return Err(format!("patch refinement: metadata `{PREFIX}fit` asks for {} passes, expected 1 to {MAX_PASSES}", fit.passes));
+        }
+        let scale_ok = |s: &Scale| s.sigma.is_finite() && s.step.is_finite() && (0.5..=32.0).contains(&s.sigma) && (0.5..=16.0).contains(&s.step);
+        if !(1..=MAX_SCALES).contains(&fit.scales.len()) || !fit.scales.iter().all(scale_ok) {
+            return Err(format!(
+                "patch refinement: metadata `{PREFIX}fit` names scales {:?}, expected 1 to {MAX_SCALES} with sigma 0.5–32 and step 0.5–16 px",
+                fit.scales
+            ));
+        }
+        let shape = [NUM_NODES, inputs(fit.scales.len()), 2];
+        if t.shape != shape || t.values.len() != shape.iter().product::<usize>() {
+            return Err(format!("patch refinement: `{PREFIX}weight` has shape {:?}, expected {shape:?} for {} scales", t.shape, fit.scales.len()));
+        }
+        if t.values.iter().any(|v| !v.is_finite()) {
+            return Err(format!("patch refinement: `{PREFIX}weight` holds a value that is not finite"));
         }
         Ok(PatchRefinement { weight: t.values.clone(), fit })
     }
@@ -295,7 +343,7 @@ impl PatchRefinement {
                 (-d * 20.0).exp()
             })
             .collect();
-        let patches = Patches::new(&grey, side as u32, side as u32);
+        let patches = Patches::new(&grey, side as u32, side as u32, &SCALES);
         let mut acc = Accumulator::default();
         for seed in 0..MIN_IMAGES as u64 {
             acc.add(&patches, &reference, seed);
@@ -307,27 +355,44 @@ impl PatchRefinement {
 /// The normal equations of every node's regression, summed over images.
 #[derive(Clone)]
 pub struct Accumulator {
-    /// `NUM_NODES × INPUTS × INPUTS`.
+    scales: Vec<Scale>,
+    inputs: usize,
+    /// `NUM_NODES × inputs × inputs`.
     gram: Vec<f64>,
-    /// `NUM_NODES × INPUTS × 2`.
+    /// `NUM_NODES × inputs × 2`.
     rhs: Vec<f64>,
     pub images: usize,
 }
 
+/// At [`SCALES`].
 impl Default for Accumulator {
     fn default() -> Self {
-        Accumulator { gram: vec![0.0; NUM_NODES * INPUTS * INPUTS], rhs: vec![0.0; NUM_NODES * INPUTS * 2], images: 0 }
+        Accumulator::new(&SCALES)
     }
 }
 
 impl Accumulator {
+    /// Empty, for patches at `scales`.
+    pub fn new(scales: &[Scale]) -> Self {
+        let inputs = inputs(scales.len());
+        Accumulator {
+            scales: scales.to_vec(),
+            inputs,
+            gram: vec![0.0; NUM_NODES * inputs * inputs],
+            rhs: vec![0.0; NUM_NODES * inputs * 2],
+            images: 0,
+        }
+    }
+
     /// Add an image: its reference (model frame) displaced [`DISPLACEMENTS`] times at random
     /// (seeded by `seed`), every node's patches at the displaced place, and the way back.
     pub fn add(&mut self, patches: &Patches, reference: &[Point; NUM_NODES], seed: u64) {
+        assert_eq!(patches.scales, self.scales, "patches read at the accumulator's scales");
+        let inputs = self.inputs;
         let mut rng = StdRng::seed_from_u64(seed);
         let normal = Normal::new(0.0, DISPLACEMENT_SD_1024 / 1024.0).expect("positive sd");
         let truth_frames = frames(reference);
-        let mut x = [0.0f64; INPUTS];
+        let mut x = vec![0.0f64; inputs];
         for _ in 0..DISPLACEMENTS {
             let displaced: [Point; NUM_NODES] = std::array::from_fn(|k| {
                 let (n, t) = truth_frames[k];
@@ -341,17 +406,17 @@ impl Accumulator {
                 patches.inputs(displaced[k], n, t, &mut x);
                 let d = [(reference[k][0] - displaced[k][0]) as f64 * 1024.0, (reference[k][1] - displaced[k][1]) as f64 * 1024.0];
                 let y = [d[0] * n[0] as f64 + d[1] * n[1] as f64, d[0] * t[0] as f64 + d[1] * t[1] as f64];
-                let g = &mut self.gram[k * INPUTS * INPUTS..(k + 1) * INPUTS * INPUTS];
+                let g = &mut self.gram[k * inputs * inputs..(k + 1) * inputs * inputs];
                 // Upper triangle only; `solve` mirrors it.
-                for i in 0..INPUTS {
+                for i in 0..inputs {
                     let xi = x[i];
-                    let row = &mut g[i * INPUTS..(i + 1) * INPUTS];
-                    for j in i..INPUTS {
+                    let row = &mut g[i * inputs..(i + 1) * inputs];
+                    for j in i..inputs {
                         row[j] += xi * x[j];
                     }
                 }
-                let r = &mut self.rhs[k * INPUTS * 2..(k + 1) * INPUTS * 2];
-                for i in 0..INPUTS {
+                let r = &mut self.rhs[k * inputs * 2..(k + 1) * inputs * 2];
+                for i in 0..inputs {
                     r[2 * i] += x[i] * y[0];
                     r[2 * i + 1] += x[i] * y[1];
                 }
@@ -360,10 +425,12 @@ impl Accumulator {
         self.images += 1;
     }
 
-    /// The sum of several accumulators.
+    /// The sum of several accumulators (at [`SCALES`] when there are none).
     pub fn merged<'a>(parts: impl IntoIterator<Item = &'a Accumulator>) -> Accumulator {
-        let mut out = Accumulator::default();
+        let mut parts = parts.into_iter().peekable();
+        let mut out = parts.peek().map_or_else(Accumulator::default, |p| Accumulator::new(&p.scales));
         for p in parts {
+            assert_eq!(p.scales, out.scales, "accumulators at the same scales");
             out.gram.iter_mut().zip(&p.gram).for_each(|(a, b)| *a += b);
             out.rhs.iter_mut().zip(&p.rhs).for_each(|(a, b)| *a += b);
             out.images += p.images;
@@ -376,19 +443,20 @@ impl Accumulator {
         if self.images < MIN_IMAGES {
             return Err(format!("a patch refinement needs at least {MIN_IMAGES} annotated images, got {}", self.images));
         }
-        let mut weight = Vec::with_capacity(NUM_NODES * INPUTS * 2);
+        let inputs = self.inputs;
+        let mut weight = Vec::with_capacity(NUM_NODES * inputs * 2);
         for k in 0..NUM_NODES {
-            let mut a = self.gram[k * INPUTS * INPUTS..(k + 1) * INPUTS * INPUTS].to_vec();
-            for i in 0..INPUTS {
+            let mut a = self.gram[k * inputs * inputs..(k + 1) * inputs * inputs].to_vec();
+            for i in 0..inputs {
                 for j in 0..i {
-                    a[i * INPUTS + j] = a[j * INPUTS + i];
+                    a[i * inputs + j] = a[j * inputs + i];
                 }
-                if i + 1 < INPUTS {
-                    a[i * INPUTS + i] += LAMBDA;
+                if i + 1 < inputs {
+                    a[i * inputs + i] += LAMBDA;
                 }
             }
-            let b = self.rhs[k * INPUTS * 2..(k + 1) * INPUTS * 2].to_vec();
-            let w = super::shape_correction::solve_spd(a, b, INPUTS, 2).map_err(|e| format!("patch refinement, node {k}: {e}"))?;
+            let b = self.rhs[k * inputs * 2..(k + 1) * inputs * 2].to_vec();
+            let w = super::shape_correction::solve_spd(a, b, inputs, 2).map_err(|e| format!("patch refinement, node {k}: {e}"))?;
             weight.extend(w.iter().map(|&v| v as f32));
         }
         let fit = FitInfo {
@@ -400,6 +468,7 @@ impl Accumulator {
             error_after_1024: None,
             passes: 1,
             error_by_passes_1024: Vec::new(),
+            scales: self.scales.clone(),
         };
         Ok(PatchRefinement { weight, fit })
     }
@@ -453,7 +522,7 @@ mod tests {
     /// displaced at random ([`MIN_IMAGES`] times over).
     fn fitted_on_phantom(side: u32) -> ([Point; NUM_NODES], Patches, PatchRefinement) {
         let reference = model_frame_template();
-        let patches = Patches::new(&phantom(side, &reference), side, side);
+        let patches = Patches::new(&phantom(side, &reference), side, side, &SCALES);
         let mut acc = Accumulator::default();
         for seed in 0..MIN_IMAGES as u64 {
             acc.add(&patches, &reference, seed);
@@ -521,12 +590,32 @@ mod tests {
             let e = PatchRefinement::from_state_dict(&r.to_state_dict()).unwrap_err();
             assert!(e.contains(&format!("{bad} passes")) && e.contains("patch_refinement.fit"), "{e}");
         }
-        // A fit written before passes were stored: one pass.
-        let mut sd = r.to_state_dict();
+        // A fit written before passes and scales were stored: one pass, the first two scales.
+        let reference = model_frame_template();
+        let patches = Patches::new(&phantom(128, &reference), 128, 128, &FIRST_SCALES);
+        let mut acc = Accumulator::new(&FIRST_SCALES);
+        for seed in 0..MIN_IMAGES as u64 {
+            acc.add(&patches, &reference, seed);
+        }
+        let mut sd = acc.solve(String::new()).unwrap().to_state_dict();
+        assert_eq!(sd.tensors["weight"].shape, [NUM_NODES, 163, 2]);
         let old = r#"{"fitted_on":"x","images":10,"lambda":100.0,"displacement_sd_1024":6.0}"#;
         sd.metadata.insert("fit".into(), old.into());
         let loaded = PatchRefinement::from_state_dict(&sd).unwrap();
         assert_eq!((loaded.fit.passes, loaded.fit.error_by_passes_1024.len()), (1, 0));
+        assert_eq!(loaded.fit.scales, FIRST_SCALES);
+        let moved = loaded.refine(&loaded.patches(&phantom(128, &reference), 128, 128), &reference);
+        assert!(mean_error_1024(&moved, &reference) < 2.0);
+        // Such a fit beside weights of the three scales (or scales out of range) is refused.
+        let mut sd = r.to_state_dict();
+        sd.metadata.insert("fit".into(), old.into());
+        let e = PatchRefinement::from_state_dict(&sd).unwrap_err();
+        assert!(e.contains("expected [120, 163, 2] for 2 scales"), "{e}");
+        let mut bad = r.clone();
+        bad.fit.passes = 1;
+        bad.fit.scales[2].sigma = 0.0;
+        let e = PatchRefinement::from_state_dict(&bad.to_state_dict()).unwrap_err();
+        assert!(e.contains("names scales") && e.contains("patch_refinement.fit"), "{e}");
     }
 
     #[test]
@@ -534,7 +623,7 @@ mod tests {
         let (_, _, r) = fitted_on_phantom(128);
         assert_eq!(PatchRefinement::from_state_dict(&r.to_state_dict()).unwrap(), r);
         let mut sd = r.to_state_dict();
-        sd.tensors.get_mut("weight").unwrap().shape = vec![NUM_NODES, INPUTS - 1, 2];
+        sd.tensors.get_mut("weight").unwrap().shape = vec![NUM_NODES, inputs(SCALES.len()) - 1, 2];
         let e = PatchRefinement::from_state_dict(&sd).unwrap_err();
         assert!(e.contains("expected [120"), "{e}");
         let mut sd = r.to_state_dict();
@@ -578,14 +667,14 @@ mod tests {
         let refined = predict(&loaded, &img, 64, 64, sampling);
         assert!(refined.patch_refined && !plain.patch_refined);
         assert_eq!(refined.std, plain.std, "the spread stays the latent one");
-        let patches = Patches::new(&img, 64, 64);
+        let patches = r.patches(&img, 64, 64);
         let mut expected = plain.clone();
         r.apply(&mut expected, &patches);
         assert_eq!(refined.mean, expected.mean);
         assert_ne!(refined.mean, plain.mean);
         // A file whose refinement has the wrong shape is refused, naming the file and the part.
         let mut sd = loaded.state_dict();
-        sd.tensors.get_mut("patch_refinement.weight").unwrap().shape = vec![NUM_NODES * INPUTS, 2];
+        sd.tensors.get_mut("patch_refinement.weight").unwrap().shape = vec![NUM_NODES * inputs(SCALES.len()), 2];
         let bad = dir.path().join("bad.safetensors");
         sd.write_safetensors(&bad, &[]).unwrap();
         let e = HybridGNet::load(&bad, &testing::cpu()).unwrap_err().to_string();
@@ -598,7 +687,8 @@ mod tests {
         // node moves exactly the bound, in the direction asked.
         let (reference, patches, mut r) = fitted_on_phantom(128);
         for k in 0..NUM_NODES {
-            let constant = (k * INPUTS + INPUTS - 1) * 2;
+            let n = inputs(SCALES.len());
+            let constant = (k * n + n - 1) * 2;
             r.weight[constant] = 400.0;
             r.weight[constant + 1] = 300.0;
         }

@@ -245,7 +245,7 @@ pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampli
         c.apply(&mut p);
     }
     if let Some(r) = model.patch_refinement() {
-        let patches = super::patch_refinement::Patches::new(grey, width, height);
+        let patches = r.patches(grey, width, height);
         let placed = p.mean;
         r.apply(&mut p, &patches);
         if model.refines_samples() && p.samples > 1 {

@@ -72,9 +72,9 @@ fn calibrated_maps_point_at_error_better_than_raw_std_out_of_fold() {
 #[test]
 fn the_samples_carried_through_the_refinement_point_at_error_better_than_their_own_spread() {
     // The shipped file's calibration maps the spread of the samples refined and re-spaced as
-    // the landmarks are: on val (7 warps, N = 50) its pooled r was 0.321 against 0.233 for the
-    // re-spaced samples' own spread, and over images 0.547 against 0.467 (assets/README.md,
-    // "Refined spread"). Here the image alone, N = 20.
+    // the landmarks are: on val (7 warps, N = 50, the two-scale refinement) its pooled r was
+    // 0.321 against 0.233 for the re-spaced samples' own spread, and over images 0.553 against
+    // 0.467 (assets/README.md, "Refined spread"). Here the image alone, N = 20.
     use cxr_review::metrics::correlation::pearson;
     use cxr_review::model::calibration::StdOf;
     let mut m = shipped_model();
@@ -136,6 +136,11 @@ fn calibrate_refuses_a_node_profile_it_cannot_measure_apart() {
     assert!(e.contains("--profile-split val: the profile must come from other images than --split"), "{e}");
     let e = run(&["--method", "node-profile", "--profile-split", "none"]);
     assert!(e.contains("--method node-profile needs --profile-split"), "{e}");
+    // A spread it cannot read is refused before any image is predicted.
+    let e = run(&["--spread", "warps"]);
+    assert!(e.contains("--spread warps: expected auto, samples or refined-samples"), "{e}");
+    let e = run(&["--spread", "refined-samples", "--no-patch-refinement"]);
+    assert!(e.contains("--spread refined-samples needs the patch refinement"), "{e}");
     assert!(!std::path::Path::new("unused.safetensors").exists());
 }
 
@@ -436,7 +441,7 @@ fn a_shape_correction_a_patch_refinement_and_contour_spacing_place_every_val_ima
     // image alone, N = 4) and the patch refinement on their references, stores both and turns
     // on the contour spacing; every prediction with the file applies them last. The shipped
     // model with 7 warps went from 18.55 to 16.11 px on val with the correction, from 15.06
-    // to 14.14 px with three passes of the refinement after it, and to 13.31 px re-spaced
+    // to 14.05 px with three passes of the refinement after it, and to 13.10 px re-spaced
     // (assets/README.md).
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("corrected.safetensors");

@@ -43,26 +43,26 @@ fn val_summary() -> AccuracySummary {
 #[test]
 fn shipped_model_segments_val_images() {
     // Issue 5's acceptance on the val split (lungs ≥ 0.95, heart ≥ 0.90) and issue 12's Dice
-    // targets (lungs ≥ 0.965, heart ≥ 0.935); `validate` (N = 50) measured lungs 0.9763, heart
-    // 0.9491 and 13.31 px with 7 test-time warps, the shape correction, three passes of the patch
-    // refinement and the contour spacing (the β = 3e-4 model; with one pass 0.9749, 0.9493 and
-    // 13.71 px; without the spacing 0.9763, 0.9490 and 14.14 px; without the refinement 0.9655,
-    // 0.944 and 15.06 px; assets/README.md).
+    // targets (lungs ≥ 0.965, heart ≥ 0.935); `validate` (N = 50) measured lungs 0.9765, heart
+    // 0.9498 and 13.10 px with 7 test-time warps, the shape correction, three passes of the
+    // three-scale patch refinement and the contour spacing (the β = 3e-4 model; with two patch
+    // scales 0.9763, 0.9491 and 13.31 px; with one pass 0.9749, 0.9493 and 13.71 px; without the
+    // refinement 0.9655, 0.944 and 15.06 px; assets/README.md).
     let s = val_summary();
     assert!(s.dice_lungs.0 >= 0.973, "{s:?}");
     assert!(s.dice_heart.0 >= 0.945, "{s:?}");
-    assert!(s.error_1024.0 < 13.7, "{s:?}");
+    assert!(s.error_1024.0 < 13.5, "{s:?}");
 }
 
 #[test]
 fn node_std_tracks_node_error() {
-    // Positive, and clearly so: `validate` measured r = 0.233 over these 2520 nodes at N = 50,
-    // the std of the re-spaced samples (with one refinement pass 0.248; the paper's std: 0.215;
-    // before the contour spacing
-    // 0.247, before the patch refinement 0.257; the β = 1e-3 model before it: 0.242; the
-    // β = 1e-2 one: 0.177).
+    // Positive, and clearly so: `validate` measured r = 0.316 over these 2520 nodes at N = 50,
+    // the std of the samples refined and re-spaced as the landmarks are (their own spread,
+    // re-spaced: 0.233 with the two-scale refinement; with one refinement pass 0.248; the
+    // paper's std: 0.215; before the contour spacing 0.247, before the patch refinement 0.257;
+    // the β = 1e-3 model before it: 0.242; the β = 1e-2 one: 0.177).
     let s = val_summary();
-    assert!(s.pearson_r.unwrap() > 0.22, "node std must track node error: {s:?}");
+    assert!(s.pearson_r.unwrap() > 0.28, "node std must track node error: {s:?}");
 }
 
 #[test]
@@ -89,8 +89,9 @@ fn the_shipped_pair_is_the_shipped_model_plus_a_companion_that_places_val_landma
     // `calibrate --companion` (N = 50, 7 warps, each file's own shape correction) measured
     // 15.31 px for the shipped model and 14.94 px for the pair on these 21 images, Dice lungs
     // 0.964 and 0.966 (assets/README.md, "Companion models"). The steps after the averaging
-    // narrow the gap: with three refinement passes and the contour spacing `validate` gives
-    // 13.31 and 13.16 px, Dice lungs 0.9763 and 0.9774 (here, N = 20: 13.30 and 13.16 px).
+    // narrow the gap: with three passes of the three-scale refinement and the contour spacing
+    // `calibrate` gives 13.10 and 12.91 px, Dice lungs 0.9765 and 0.9776 (two scales: 13.31 and
+    // 13.16 px; here, N = 20, two scales: 13.30 and 13.16 px).
     let single = model();
     let path = shipped::default_weights().unwrap().with_file_name("hybridgnet_jsrt_pair.safetensors");
     let pair = HybridGNet::load(&path, &Device::flex()).expect("the pair ships beside the model");

@@ -246,13 +246,13 @@ pub fn report(args: Args) -> anyhow::Result<String> {
             anyhow::bail!("--spread refined-samples: no patch refinement was fitted ({})", refinement_note.as_deref().unwrap_or("none"))
         }
     };
+    let placed_scores: Vec<ImageAccuracy> =
+        placed.iter().map(|p| score_prediction(&p.name, &p.prediction, &p.reference, p.width, p.height)).collect();
     let profiles: Vec<_> = spreads
         .iter()
         .map(|&of| {
-            let profiled: Vec<ImageAccuracy> = placed
-                .iter()
-                .map(|p| with_std_of(score_prediction(&p.name, &p.prediction, &p.reference, p.width, p.height), &p.prediction, of, p.width, p.height))
-                .collect();
+            let profiled: Vec<ImageAccuracy> =
+                placed.iter().zip(&placed_scores).map(|(p, a)| with_std_of(a.clone(), &p.prediction, of, p.width, p.height)).collect();
             calibration::measure_profile(&profiled.iter().collect::<Vec<_>>(), profile_desc.clone())
         })
         .collect();
@@ -283,8 +283,9 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         if spacing {
             contour_spacing::apply(&mut p);
         }
+        let placed_score = score(a, &p);
         for (scored, &of) in scored_by.iter_mut().zip(spreads) {
-            scored.push(with_std_of(score(a, &p), &p, of, a.grey.width, a.grey.height));
+            scored.push(with_std_of(placed_score.clone(), &p, of, a.grey.width, a.grey.height));
         }
         image_alone.push(score(a, &ap.prediction));
         model_alone.push(score(a, &ap.without_companions(tta)));
@@ -518,9 +519,8 @@ fn fit_patch_refinement(
     r.fit.error_by_passes_1024 = errors;
     for (i, ((p, moved), patches)) in placed.iter_mut().zip(&by_pass).zip(&patches).enumerate() {
         let fold = &out_of_fold[i % k];
-        let refine = |q: &[crate::landmarks::Point; NUM_NODES]| (0..passes).fold(*q, |q, _| fold.refine_once(patches, &q));
         let before = p.prediction.mean;
-        refined_spread::set(&mut p.prediction, &p.draws, &before, respaced, refine);
+        refined_spread::set(&mut p.prediction, &p.draws, &before, respaced, |q| fold.refine_passes(patches, q, passes));
         p.prediction.move_mean(moved[passes - 1]);
         p.prediction.patch_refined = true;
     }

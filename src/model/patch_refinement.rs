@@ -250,11 +250,12 @@ impl PatchRefinement {
 
     /// The shape (model frame) after [`FitInfo::passes`] passes of [`Self::refine_once`].
     pub fn refine(&self, patches: &Patches, points: &[Point; NUM_NODES]) -> [Point; NUM_NODES] {
-        let mut q = *points;
-        for _ in 0..self.fit.passes {
-            q = self.refine_once(patches, &q);
-        }
-        q
+        self.refine_passes(patches, points, self.fit.passes)
+    }
+
+    /// The shape (model frame) after `passes` passes of [`Self::refine_once`].
+    pub fn refine_passes(&self, patches: &Patches, points: &[Point; NUM_NODES], passes: usize) -> [Point; NUM_NODES] {
+        (0..passes).fold(*points, |q, _| self.refine_once(patches, &q))
     }
 
     /// The shape (model frame) with every node moved by its patches' offset.

@@ -224,13 +224,7 @@ pub fn predict_xray(model: &HybridGNet, image: &XrayImage, sampling: Sampling) -
 /// ([`super::refined_spread`]) and calibrates on their spread.
 pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampling: Sampling) -> Prediction {
     let (mut p, draws) = match (model.test_time_warps, model.companions().is_empty()) {
-        (0, true) => {
-            let (mut p, draws) = sample_draws(model, &encode(model, grey, width, height), sampling, None);
-            if let Some(c) = model.shape_correction() {
-                p.ctr = draws.ctr_shifted(None, Some(c));
-            }
-            (p, draws)
-        }
+        (0, true) => sample_corrected(model, &encode(model, grey, width, height), sampling, None),
         (k, _) => {
             let augmented = super::augmented::predict_augmented(model, grey, width, height, sampling, k);
             let mut p = augmented.averaged(k);
@@ -287,13 +281,18 @@ pub fn encode_input(model: &HybridGNet, input: &[f32], letterbox: Letterbox) -> 
 /// log σ² (μ and the image features stay the image's own): probes use it to tell whether a
 /// change of spread comes from the encoder's σ or from the decoder's response to the image.
 pub fn sample(model: &HybridGNet, image: &EncodedImage, sampling: Sampling, logvar: Option<&[f32]>) -> Prediction {
+    sample_corrected(model, image, sampling, logvar).0
+}
+
+/// As [`sample`], with the decoded samples beside the prediction.
+fn sample_corrected(model: &HybridGNet, image: &EncodedImage, sampling: Sampling, logvar: Option<&[f32]>) -> (Prediction, Draws) {
     let (mut p, draws) = sample_draws(model, image, sampling, logvar);
     if let Some(c) = model.shape_correction() {
         // The ratio of the samples as the model's correction places them (it moves the mean
         // in `predict`; being linear, the corrected samples' mean is the corrected mean).
         p.ctr = draws.ctr_shifted(None, Some(c));
     }
-    p
+    (p, draws)
 }
 
 /// As [`sample`], with the decoded samples beside the prediction and its ratio spread left as

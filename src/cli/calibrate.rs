@@ -9,8 +9,9 @@ use std::path::PathBuf;
 
 use crate::formats::write_atomically;
 use crate::landmarks::NUM_NODES;
+use crate::model::calibration::{NodeProfile, StdOf};
+use crate::model::patch_error;
 use crate::model::patch_refinement::{self, Accumulator, Patches};
-use crate::model::calibration::StdOf;
 use crate::model::uncertainty::Draws;
 use crate::model::{
     DeviceChoice, HybridGNet, PatchRefinement, Prediction, Sampling, augmented, contour_spacing, refined_spread, select_device, shape_correction, shipped,
@@ -236,6 +237,39 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         }
         (before, mean_placed_error_1024(&placed))
     });
+    // The error the patches lead one to expect, fitted on the landmarks as placed (each image
+    // refined out of fold) against their references.
+    let mut refinement = refinement;
+    let error_note = match refinement.as_mut() {
+        Some(r) => {
+            let images: Vec<patch_error::Placement> = placed
+                .iter()
+                .filter_map(|p| {
+                    let lb = p.prediction.letterbox;
+                    let patches = p.patches.as_ref()?;
+                    Some(patch_error::Placement { patches, placed: p.prediction.mean.map(|q| lb.to_model(q)), reference: p.reference.map(|q| lb.to_model(q)) })
+                })
+                .collect();
+            match patch_error::fit(&images, &r.fit.scales, CORRECTION_FOLDS, format!("{profile_desc}: the landmarks as placed, refined out of fold")) {
+                Ok(e) => {
+                    let note = format!(
+                        "expected error from the patches: fitted on {} ({} images); {CORRECTION_FOLDS}-fold Pearson r there by ridge weight: {}; kept {}",
+                        e.fit.fitted_on,
+                        e.fit.images,
+                        patch_error::LAMBDAS.iter().zip(&e.fit.r_by_lambda).map(|(l, r)| format!("{l}: {r:.3}")).collect::<Vec<_>>().join(", "),
+                        e.fit.lambda
+                    );
+                    r.error = Some(e);
+                    Some(note)
+                }
+                Err(e) => Some(format!("expected error from the patches: none ({e})")),
+            }
+        }
+        None => None,
+    };
+    for p in &mut placed {
+        p.patches = None;
+    }
     // Where the samples were carried through the refinement, the maps are fitted on either
     // spread, the samples' own and the refined samples', and the better kept.
     let spreads: &[StdOf] = match (spread, refinement.is_some()) {
@@ -256,6 +290,25 @@ pub fn report(args: Args) -> anyhow::Result<String> {
             calibration::measure_profile(&profiled.iter().collect::<Vec<_>>(), profile_desc.clone())
         })
         .collect();
+    // Every spread's maps, and where the refinement expects errors from the patches, its node
+    // profile reading them too: (spread index, profile).
+    // (Only the node profile reads them: a forced other map would fit the same map twice.)
+    let reads_patches =
+        refinement.as_ref().is_some_and(|r| r.error.is_some()) && chosen.is_none_or(|m| m == Method::NodeProfile);
+    let mut candidates: Vec<(usize, Option<NodeProfile>)> = Vec::new();
+    for (i, profile) in profiles.iter().enumerate() {
+        candidates.push((i, profile.clone()));
+        if let (true, Some(p)) = (reads_patches, profile) {
+            candidates.push((i, Some(NodeProfile { typical_from_patches: true, ..p.clone() })));
+        }
+    }
+    let describe = |c: &(usize, Option<NodeProfile>)| {
+        let of = spreads[c.0].describe();
+        match &c.1 {
+            Some(p) if p.typical_from_patches => format!("std of the {of}, the node profile reading the patches' expected error"),
+            _ => format!("std of the {of}"),
+        }
+    };
     let mut scored_by = vec![Vec::new(); spreads.len()];
     let mut image_alone = Vec::new();
     let mut model_alone = Vec::new();
@@ -272,16 +325,20 @@ pub fn report(args: Args) -> anyhow::Result<String> {
             cv.correction.apply(&mut p);
         }
         corrected_only.push(score(a, &p));
-        if let Some(r) = &refinement {
-            let g = &a.grey;
-            let patches = r.patches(&g.pixels, g.width, g.height);
+        let refined = refinement.as_ref().map(|r| (r, r.patches(&a.grey.pixels, a.grey.width, a.grey.height)));
+        if let Some((r, patches)) = &refined {
             let placed = p.mean;
-            r.apply(&mut p, &patches);
-            refined_spread::set(&mut p, &ap.draws, &placed, spacing, |q| r.refine(&patches, q));
+            r.apply(&mut p, patches);
+            refined_spread::set(&mut p, &ap.draws, &placed, spacing, |q| r.refine(patches, q));
         }
         refined_only.push(score(a, &p));
         if spacing {
             contour_spacing::apply(&mut p);
+        }
+        if let Some((r, patches)) = &refined {
+            if let Some(e) = &r.error {
+                crate::model::uncertainty::set_patch_error(&mut p, e, patches);
+            }
         }
         let placed_score = score(a, &p);
         for (scored, &of) in scored_by.iter_mut().zip(spreads) {
@@ -291,24 +348,30 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         model_alone.push(score(a, &ap.without_companions(tta)));
     })?;
     bar.finish_and_clear();
-    let choices: Vec<Choice> = scored_by
+    let choices: Vec<Choice> = candidates
         .iter()
-        .zip(&profiles)
-        .map(|(scored, profile)| choose_and_fit(&scored.iter().collect::<Vec<_>>(), chosen, args.folds, profile.as_ref()))
+        .map(|(i, profile)| choose_and_fit(&scored_by[*i].iter().collect::<Vec<_>>(), chosen, args.folds, profile.as_ref()))
         .collect();
     let chosen_r = |c: &Choice| c.agreements.iter().find(|a| a.0 == c.method).and_then(|a| a.1.pearson_r).unwrap_or(-1.0);
     let best = (0..choices.len()).max_by(|&a, &b| chosen_r(&choices[a]).total_cmp(&chosen_r(&choices[b]))).expect("a spread");
-    let std_of = spreads[best];
+    let std_of = spreads[candidates[best].0];
     let mut tables = String::new();
-    for (c, of) in choices.iter().zip(spreads) {
-        if spreads.len() > 1 {
-            writeln!(tables, "on the std of the {}:", of.describe())?;
+    for (c, candidate) in choices.iter().zip(&candidates) {
+        if candidates.len() > 1 {
+            writeln!(tables, "on the {}:", describe(candidate))?;
         }
         tables.push_str(&c.table);
     }
+    let best_description = describe(&candidates[best]);
     let mut report = choices.into_iter().nth(best).expect("chosen spread");
     report.table = tables;
-    let scored = scored_by.swap_remove(best);
+    if !report.fitted.profile.as_ref().is_some_and(|p| p.typical_from_patches) {
+        // Nothing reads it: a file carries only what its predictions use.
+        if let Some(r) = refinement.as_mut() {
+            r.error = None;
+        }
+    }
+    let scored = scored_by.swap_remove(candidates[best].0);
     let images: Vec<&ImageAccuracy> = scored.iter().collect();
     if args.warps > 0 {
         // Predictive uncertainty from the warps, alone and added to the latent spread, as
@@ -390,13 +453,16 @@ pub fn report(args: Args) -> anyhow::Result<String> {
             patch_refinement::MIN_PASS_GAIN_1024
         )?;
     }
+    if let Some(note) = &error_note {
+        writeln!(out, "{note}")?;
+    }
     if let Some((before, after)) = spacing_gain {
         writeln!(out, "contour spacing: error of the placed landmarks on the --profile-split images {before:.2} -> {after:.2} px")?;
     }
     out.push_str(&report.table);
     writeln!(out, "chosen: {} ({})", report.method.name(), if chosen.is_some() { "--method" } else { "best out-of-fold Pearson r among the maps to px" })?;
-    if spreads.len() > 1 {
-        writeln!(out, "on the std of the {} (the better out-of-fold Pearson r of the two)", std_of.describe())?;
+    if candidates.len() > 1 {
+        writeln!(out, "on the {best_description} (the best out-of-fold Pearson r of {} candidates)", candidates.len())?;
     }
     if let Some(note) = &profile_note {
         writeln!(out, "{note}")?;
@@ -418,10 +484,11 @@ pub fn report(args: Args) -> anyhow::Result<String> {
     model.save(&args.out).with_context(|| format!("{}", args.out.display()))?;
     writeln!(out, "wrote {}", args.out.display())?;
     if let Some(path) = &args.nodes {
-        let mut csv = String::from("image,node,std px 1024,error px 1024,warp std px 1024\n");
+        let mut csv = String::from("image,node,std px 1024,error px 1024,warp std px 1024,patch expected error px 1024\n");
         for (a, w) in scored.iter().zip(&warp_std) {
             for n in 0..NUM_NODES {
-                writeln!(csv, "{},{n},{:.4},{:.4},{:.4}", a.name, a.node_std_1024[n], a.node_error_1024[n], w[n])?;
+                let patch = a.node_patch_error_1024.map_or(String::new(), |e| format!("{:.4}", e[n]));
+                writeln!(csv, "{},{n},{:.4},{:.4},{:.4},{patch}", a.name, a.node_std_1024[n], a.node_error_1024[n], w[n])?;
             }
         }
         write_atomically(path, csv.as_bytes())?;
@@ -523,6 +590,9 @@ fn fit_patch_refinement(
         refined_spread::set(&mut p.prediction, &p.draws, &before, respaced, |q| fold.refine_passes(patches, q, passes));
         p.prediction.move_mean(moved[passes - 1]);
         p.prediction.patch_refined = true;
+    }
+    for (p, patches) in placed.iter_mut().zip(patches) {
+        p.patches = Some(patches);
     }
     Ok(r)
 }

@@ -114,20 +114,33 @@ pub struct NodeProfile {
     pub image_exponent: f64,
     /// "jsrt 174 (174 images of `train`)" (see [`fitted_images`]).
     pub measured_on: String,
+    /// Each node's usual error is replaced by the error its patches lead one to expect on this
+    /// image ([`crate::model::patch_error`]), where the prediction carries it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub typical_from_patches: bool,
 }
+
+/// Least expected error from the patches a profile scales, px at 1024: a regression saying a
+/// node is exactly placed would pin its expected error at 0 whatever its spread.
+pub const MIN_PATCH_ERROR_1024: f64 = 0.5;
 
 /// The exponents' range: beyond it a profile would be dominated by the spread's noise.
 pub const MAX_PROFILE_EXPONENT: f64 = 4.0;
 
 impl NodeProfile {
-    /// The profile's value for every node of an image, from its stds (px at 1024).
-    pub fn value(&self, std_1024: &[f64; NUM_NODES]) -> [f64; NUM_NODES] {
+    /// The profile's value for every node of an image, from its stds and, for a profile that
+    /// reads them, its patches' expected errors (both px at 1024).
+    pub fn value(&self, std_1024: &[f64; NUM_NODES], patch_1024: Option<&[f64; NUM_NODES]>) -> [f64; NUM_NODES] {
+        let typical = |n: usize| match patch_1024.filter(|_| self.typical_from_patches) {
+            Some(e) => e[n].max(MIN_PATCH_ERROR_1024),
+            None => self.typical_error[n],
+        };
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         let image = (mean(std_1024) / mean(&self.typical_std).max(1e-9)).max(0.0);
         let image_term = image.powf(self.image_exponent);
         std::array::from_fn(|n| {
             let rel = (std_1024[n] / self.typical_std[n].max(1e-9)).max(0.0);
-            let v = self.typical_error[n] * rel.powf(self.node_exponent) * image_term;
+            let v = typical(n) * rel.powf(self.node_exponent) * image_term;
             if v.is_finite() { v } else { 0.0 }
         })
     }
@@ -202,10 +215,10 @@ impl Calibration {
     }
 
     /// Apply to node stds (image pixels) of an image whose long side is `long_side` pixels.
-    pub fn apply(&self, node_std_px: &[f32; NUM_NODES], long_side: u32) -> Calibrated {
+    pub fn apply(&self, node_std_px: &[f32; NUM_NODES], patch_error_px: Option<&[f32]>, long_side: u32) -> Calibrated {
         let px_per_1024 = long_side.max(1) as f32 / 1024.0;
         Calibrated {
-            expected_error: self.expected_errors(node_std_px, long_side),
+            expected_error: self.expected_errors(node_std_px, patch_error_px, long_side),
             scale_top_px: self.scale_top_1024 as f32 * px_per_1024,
             reliability: self.reliability.clone(),
             px_per_1024,
@@ -213,10 +226,11 @@ impl Calibration {
         }
     }
 
-    /// Every node's expected error given the image's node stds, both px at 1024.
-    pub fn expected_errors_1024(&self, std_1024: &[f64; NUM_NODES]) -> [f64; NUM_NODES] {
+    /// Every node's expected error given the image's node stds and, where the prediction
+    /// carries them, its patches' expected errors, all px at 1024.
+    pub fn expected_errors_1024(&self, std_1024: &[f64; NUM_NODES], patch_1024: Option<&[f64; NUM_NODES]>) -> [f64; NUM_NODES] {
         let input = match &self.profile {
-            Some(p) => p.value(std_1024),
+            Some(p) => p.value(std_1024, patch_1024),
             None => *std_1024,
         };
         std::array::from_fn(|n| {
@@ -227,10 +241,13 @@ impl Calibration {
 
     /// Every node's expected error in image pixels, from its std in image pixels, for an image
     /// whose long side is `long_side` pixels.
-    pub fn expected_errors(&self, node_std_px: &[f32; NUM_NODES], long_side: u32) -> Vec<f32> {
+    pub fn expected_errors(&self, node_std_px: &[f32; NUM_NODES], patch_error_px: Option<&[f32]>, long_side: u32) -> Vec<f32> {
         let to_1024 = 1024.0 / long_side.max(1) as f64;
         let std_1024: [f64; NUM_NODES] = std::array::from_fn(|n| node_std_px[n] as f64 * to_1024);
-        self.expected_errors_1024(&std_1024).iter().map(|e| (e / to_1024) as f32).collect()
+        let patch_1024 = patch_error_px
+            .filter(|e| e.len() == NUM_NODES)
+            .map(|e| -> [f64; NUM_NODES] { std::array::from_fn(|n| e[n] as f64 * to_1024) });
+        self.expected_errors_1024(&std_1024, patch_1024.as_ref()).iter().map(|e| (e / to_1024) as f32).collect()
     }
 
     pub fn check(&self) -> Result<(), String> {
@@ -297,6 +314,7 @@ pub(crate) mod tests {
                 node_exponent: 0.5,
                 image_exponent: 1.0,
                 measured_on: "jsrt 174 (174 images of `train`)".into(),
+                typical_from_patches: false,
             }),
             ..example()
         }
@@ -305,29 +323,41 @@ pub(crate) mod tests {
     #[test]
     fn expected_error_combines_organ_map_and_node_factor() {
         let c = example();
-        let e = c.expected_errors_1024(&[6.0; NUM_NODES]);
+        let e = c.expected_errors_1024(&[6.0; NUM_NODES], None);
         assert_eq!((e[0], e[21], e[50]), (15.0, 30.0, 6.0));
         // A 2048-px image: its pixels are half the size of those at 1024.
         let mut std = [0.0f32; NUM_NODES];
         std[0] = 12.0;
-        assert_eq!(c.expected_errors(&std, 2048)[0], 30.0);
+        assert_eq!(c.expected_errors(&std, None, 2048)[0], 30.0);
     }
 
     #[test]
     fn a_node_profile_scales_the_usual_error_by_the_node_and_image_spread() {
         let c = profiled();
         // Typical spread everywhere: twice (the organ scale) the node's usual error.
-        let e = c.expected_errors_1024(&[5.0; NUM_NODES]);
+        let e = c.expected_errors_1024(&[5.0; NUM_NODES], None);
         assert_eq!((e[0], e[21]), (20.0, 60.0));
         // One node four times as unsure: √4 = 2 × (node), and the image's mean rises with it.
         let mut std = [5.0; NUM_NODES];
         std[3] = 20.0;
         let image = (5.0 * 119.0 + 20.0) / 120.0 / 5.0;
-        let e = c.expected_errors_1024(&std);
+        let e = c.expected_errors_1024(&std, None);
         assert!((e[3] - 2.0 * 10.0 * 2.0 * image).abs() < 1e-9, "{}", e[3]);
         assert!((e[0] - 2.0 * 10.0 * image).abs() < 1e-9, "{}", e[0]);
         assert!(c.fitted_on_split("train") && !c.fitted_on_split("val"));
         assert_eq!(Calibration::from_json(&c.to_json()).unwrap(), c);
+        // A profile that reads the patches scales their expected error instead of the usual
+        // one, where the prediction carries it (and never below the floor).
+        let mut patches = [4.0; NUM_NODES];
+        patches[21] = 0.0;
+        assert_eq!(c.expected_errors_1024(&[5.0; NUM_NODES], Some(&patches))[0], 20.0, "not asked to: ignored");
+        let mut reads = profiled();
+        reads.profile.as_mut().unwrap().typical_from_patches = true;
+        let e = reads.expected_errors_1024(&[5.0; NUM_NODES], Some(&patches));
+        assert_eq!((e[0], e[21]), (8.0, 2.0 * MIN_PATCH_ERROR_1024));
+        assert_eq!(reads.expected_errors_1024(&[5.0; NUM_NODES], None)[21], 60.0, "without them: the usual error");
+        assert!(reads.to_json().contains("typical_from_patches") && !c.to_json().contains("typical_from_patches"));
+        assert_eq!(Calibration::from_json(&reads.to_json()).unwrap(), reads);
         // Files written before profiles existed still read.
         assert!(!example().to_json().contains("profile"));
         let mut bad = profiled();
@@ -360,9 +390,9 @@ pub(crate) mod tests {
         assert_eq!(Calibration::from_json(&refined.to_json()).unwrap(), refined);
         let unknown = refined.to_json().replace("refined-samples", "warps");
         assert!(Calibration::from_json(&unknown).unwrap_err().contains("unknown variant `warps`"));
-        let applied = c.apply(&[5.0; NUM_NODES], 1024);
+        let applied = c.apply(&[5.0; NUM_NODES], None, 1024);
         assert!(!applied.flags(1e6));
-        let with = Calibration { ood_score_1024: Some(12.0), ..example() }.apply(&[5.0; NUM_NODES], 2048);
+        let with = Calibration { ood_score_1024: Some(12.0), ..example() }.apply(&[5.0; NUM_NODES], None, 2048);
         assert!(with.flags(12.5) && !with.flags(11.9), "the threshold is px at 1024, whatever the image size");
         assert!(Calibration::from_json("{").is_err());
     }

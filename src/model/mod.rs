@@ -21,6 +21,7 @@ pub mod graph;
 pub mod lookup;
 pub mod norm;
 pub mod contour_spacing;
+pub mod patch_error;
 pub mod patch_refinement;
 pub mod preprocess;
 pub mod refined_spread;
@@ -362,6 +363,9 @@ impl HybridGNet {
             Some(1) => d += " · patch refinement",
             Some(n) => d += &format!(" · patch refinement ({n} passes)"),
             None => {}
+        }
+        if self.patch_refinement.as_ref().is_some_and(|r| r.error.is_some()) {
+            d += " · expected error from the patches";
         }
         if self.contour_spacing {
             d += " · contour spacing";

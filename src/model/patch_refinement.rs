@@ -20,6 +20,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
+use super::patch_error::PatchError;
 use super::preprocess::{Letterbox, model_input};
 use super::uncertainty::Prediction;
 use super::weights::{StateDict, StateTensor};
@@ -116,7 +117,7 @@ impl Patches {
 
     /// Node inputs at model-frame point `q` in the frame (normal `n`, tangent `t`): each
     /// scale's patch minus its mean over its RMS, then 1.
-    fn inputs(&self, q: Point, n: [f32; 2], t: [f32; 2], out: &mut [f64]) {
+    pub(super) fn inputs(&self, q: Point, n: [f32; 2], t: [f32; 2], out: &mut [f64]) {
         let h = HALF as i32;
         for s in 0..self.scales.len() {
             let step = self.scales[s].step / SIDE as f32;
@@ -240,6 +241,9 @@ pub struct PatchRefinement {
     /// `NUM_NODES × inputs × 2`, row-major ([`inputs`] of the fit's scales).
     weight: Vec<f32>,
     pub fit: FitInfo,
+    /// How far each node is expected to remain off once placed, read from the same patches
+    /// ([`super::patch_error`]); stored under `error.`.
+    pub error: Option<PatchError>,
 }
 
 impl PatchRefinement {
@@ -301,7 +305,11 @@ impl PatchRefinement {
         let shape = vec![NUM_NODES, inputs(self.fit.scales.len()), 2];
         let tensors = BTreeMap::from([("weight".to_string(), StateTensor { shape, values: self.weight.clone() })]);
         let fit = serde_json::to_string(&self.fit).expect("plain numbers and text");
-        StateDict { source: Default::default(), tensors, metadata: BTreeMap::from([("fit".to_string(), fit)]) }
+        let mut sd = StateDict { source: Default::default(), tensors, metadata: BTreeMap::from([("fit".to_string(), fit)]) };
+        if let Some(e) = &self.error {
+            sd.insert_prefixed("error.", e.to_state_dict());
+        }
+        sd
     }
 
     /// Read what [`Self::to_state_dict`] wrote; the error says which part is wrong.
@@ -326,7 +334,11 @@ impl PatchRefinement {
         if t.values.iter().any(|v| !v.is_finite()) {
             return Err(format!("patch refinement: `{PREFIX}weight` holds a value that is not finite"));
         }
-        Ok(PatchRefinement { weight: t.values.clone(), fit })
+        let error = match sd.tensors.keys().chain(sd.metadata.keys()).any(|k| k.starts_with("error.")) {
+            true => Some(PatchError::from_state_dict(&sd.clone().take_prefixed("error."), &fit.scales).map_err(|e| format!("patch refinement: {e}"))?),
+            false => None,
+        };
+        Ok(PatchRefinement { weight: t.values.clone(), fit, error })
     }
 }
 
@@ -471,7 +483,7 @@ impl Accumulator {
             error_by_passes_1024: Vec::new(),
             scales: self.scales.clone(),
         };
-        Ok(PatchRefinement { weight, fit })
+        Ok(PatchRefinement { weight, fit, error: None })
     }
 }
 

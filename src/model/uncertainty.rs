@@ -45,6 +45,11 @@ pub struct Prediction {
     /// reads it, or that have none; what [`Self::calibration_std`] then reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refined_std: Option<Vec<Point>>,
+    /// Per node: the error the image around it leads one to expect once placed, pixels of the
+    /// image ([`super::patch_error`]), for models whose refinement carries one; what a node
+    /// profile that reads the patches scales ([`super::calibration::NodeProfile`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_error: Option<Vec<f32>>,
     /// σ² = exp(log σ²) of every latent.
     pub latent_sigma2: Vec<f32>,
     pub latent_sigma2_mean: f32,
@@ -204,7 +209,7 @@ impl Prediction {
     pub fn calibrate(&mut self, calibration: &super::Calibration) {
         let stds: [f32; NUM_NODES] = std::array::from_fn(|n| self.std_of(calibration.std_of, n));
         let side = self.letterbox.width.max(self.letterbox.height);
-        self.calibrated = Some(calibration.apply(&stds, side));
+        self.calibrated = Some(calibration.apply(&stds, self.patch_error.as_deref(), side));
     }
 }
 
@@ -238,21 +243,33 @@ pub fn predict(model: &HybridGNet, grey: &[f32], width: u32, height: u32, sampli
     if let Some(c) = model.shape_correction() {
         c.apply(&mut p);
     }
-    if let Some(r) = model.patch_refinement() {
-        let patches = r.patches(grey, width, height);
+    let refined = model.patch_refinement().map(|r| (r, r.patches(grey, width, height)));
+    if let Some((r, patches)) = &refined {
         let placed = p.mean;
-        r.apply(&mut p, &patches);
+        r.apply(&mut p, patches);
         if model.refines_samples() && p.samples > 1 {
-            super::refined_spread::set(&mut p, &draws, &placed, model.contour_spacing, |q| r.refine(&patches, q));
-            if let Some(c) = model.calibration() {
-                p.calibrate(c);
-            }
+            super::refined_spread::set(&mut p, &draws, &placed, model.contour_spacing, |q| r.refine(patches, q));
         }
     }
     if model.contour_spacing {
         super::contour_spacing::apply(&mut p);
     }
+    if let Some((r, patches)) = &refined {
+        if let Some(e) = &r.error {
+            set_patch_error(&mut p, e, patches);
+        }
+        if let Some(c) = model.calibration().filter(|_| p.refined_std.is_some() || p.patch_error.is_some()) {
+            p.calibrate(c);
+        }
+    }
     p
+}
+
+/// Set `p`'s [`Prediction::patch_error`] from its landmarks as placed.
+pub fn set_patch_error(p: &mut Prediction, e: &super::patch_error::PatchError, patches: &super::patch_refinement::Patches) {
+    let lb = p.letterbox;
+    let expected = e.expected_1024(patches, &p.mean.map(|q| lb.to_model(q)));
+    p.patch_error = Some(expected.iter().map(|&v| lb.scale_to_image([v as f32 / 1024.0; 2])[0]).collect());
 }
 
 /// An image encoded once: what [`sample`] decodes, as often as asked.
@@ -412,6 +429,7 @@ pub fn summarise(decoded: &[f32], n: usize, logvar: &[f32], letterbox: Letterbox
         shape_corrected: false,
         patch_refined: false,
         contour_spaced: false,
+        patch_error: None,
         spaced_std: None,
         refined_std: None,
     }
@@ -533,7 +551,7 @@ mod tests {
         m.set_calibration(Some(on_refined.clone()));
         let p = predict(&m, &px, w, h, sampling);
         let stds: [f32; NUM_NODES] = std::array::from_fn(|n| p.calibration_std(n));
-        assert_eq!(p.calibrated.as_ref().unwrap().expected_error, on_refined.expected_errors(&stds, w.max(h)));
+        assert_eq!(p.calibrated.as_ref().unwrap().expected_error, on_refined.expected_errors(&stds, None, w.max(h)));
         assert_eq!(p.refined_std.as_ref(), Some(&refined));
         // … one fitted before it existed maps the re-spaced samples' spread, as it was fitted.
         let older = super::super::calibration::tests::example();
@@ -542,7 +560,7 @@ mod tests {
         assert!(p.refined_std.is_none());
         let spaced = p.spaced_std.as_ref().unwrap();
         let stds: [f32; NUM_NODES] = std::array::from_fn(|n| (spaced[n][0] + spaced[n][1]) / 2.0);
-        assert_eq!(p.calibrated.as_ref().unwrap().expected_error, older.expected_errors(&stds, w.max(h)));
+        assert_eq!(p.calibrated.as_ref().unwrap().expected_error, older.expected_errors(&stds, None, w.max(h)));
     }
 
     #[test]

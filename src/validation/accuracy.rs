@@ -22,6 +22,9 @@ pub struct ImageAccuracy {
     pub node_std_1024: [f64; NUM_NODES],
     /// Mean node std, pixels at 1024: the image score the worklist shows.
     pub score_1024: f64,
+    /// The error the patches lead one to expect at each node, px at 1024, where the
+    /// prediction carries it ([`Prediction::patch_error`]).
+    pub node_patch_error_1024: Option<[f64; NUM_NODES]>,
 }
 
 impl ImageAccuracy {
@@ -50,6 +53,11 @@ pub fn score_prediction(
         node_error_1024: errors,
         node_std_1024: stds,
         score_1024: prediction.score as f64 * to_1024,
+        node_patch_error_1024: prediction
+            .patch_error
+            .as_ref()
+            .filter(|e| e.len() == NUM_NODES)
+            .map(|e| std::array::from_fn(|n| e[n] as f64 * to_1024)),
     }
 }
 

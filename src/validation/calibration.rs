@@ -97,6 +97,7 @@ pub fn measure_profile(images: &[&ImageAccuracy], measured_on: String) -> Option
         node_exponent: 1.0,
         image_exponent: 0.0,
         measured_on,
+        typical_from_patches: false,
     })
 }
 
@@ -107,7 +108,7 @@ fn choose_exponents(profile: &NodeProfile, images: &[&ImageAccuracy]) -> NodePro
     for a in PROFILE_EXPONENTS {
         for b in PROFILE_EXPONENTS.map(|e| 2.0 * e) {
             let p = NodeProfile { node_exponent: a, image_exponent: b, ..profile.clone() };
-            let v: Vec<f64> = images.iter().flat_map(|x| p.value(&x.node_std_1024)).collect();
+            let v: Vec<f64> = images.iter().flat_map(|x| p.value(&x.node_std_1024, x.node_patch_error_1024.as_ref())).collect();
             let r = pearson(&v, &err).unwrap_or(f64::NEG_INFINITY);
             if r > best.0 {
                 best = (r, p);
@@ -129,7 +130,7 @@ pub fn fit(method: Method, images: &[&ImageAccuracy], profile: Option<&NodeProfi
         let (mut err, mut val) = (0.0, 0.0);
         for a in images {
             err += a.node_error_1024.iter().sum::<f64>();
-            val += p.value(&a.node_std_1024).iter().sum::<f64>();
+            val += p.value(&a.node_std_1024, a.node_patch_error_1024.as_ref()).iter().sum::<f64>();
         }
         let scale = (err / val.max(1e-9)).max(1e-6);
         // A knot near zero, so that the map is a line through the origin.
@@ -219,7 +220,7 @@ pub fn fit(method: Method, images: &[&ImageAccuracy], profile: Option<&NodeProfi
 
 /// Apply a calibration to a scored image: expected error per node, px at 1024.
 pub fn expected(c: &Calibration, a: &ImageAccuracy) -> [f64; NUM_NODES] {
-    c.expected_errors_1024(&a.node_std_1024)
+    c.expected_errors_1024(&a.node_std_1024, a.node_patch_error_1024.as_ref())
 }
 
 /// How well an expected error points at the real one, over a set of images.
@@ -340,6 +341,7 @@ mod tests {
             node_error_1024: err,
             node_std_1024: std,
             score_1024: std.iter().sum::<f64>() / NUM_NODES as f64,
+            node_patch_error_1024: None,
         }
     }
 

@@ -467,10 +467,22 @@ fn a_shape_correction_a_patch_refinement_and_contour_spacing_place_every_val_ima
     assert_eq!(refit.passes, patch_refinement::choose_passes(by_pass), "{refit:?}");
     assert!(report.contains(&format!("in {} pass(es) (after 1, 2, … passes, re-spaced: ", refit.passes)), "{report}");
     assert!(model.calibration().unwrap().fitted_on.contains("shape-corrected, patch-refined, contour-spaced"));
-    // The maps were compared on both spreads, and the file reads the one that won.
+    // The maps were compared on both spreads, each with a node profile reading the patches'
+    // expected error too, and the file reads the one that won.
     assert!(report.contains("on the std of the samples:\n") && report.contains("on the std of the refined samples:\n"), "{report}");
+    for of in ["samples", "refined samples"] {
+        assert!(report.contains(&format!("on the std of the {of}, the node profile reading the patches' expected error:\n")), "{report}");
+    }
+    assert!(report.contains("expected error from the patches: fitted on jsrt 174 (174 images of `train`)"), "{report}");
     let kept = model.calibration().unwrap().std_of;
-    assert!(report.contains(&format!("on the std of the {} (the better out-of-fold", kept.describe())), "{report}");
+    let reads_patches = model.calibration().unwrap().profile.as_ref().is_some_and(|p| p.typical_from_patches);
+    let kept_line = match reads_patches {
+        true => format!("on the std of the {}, the node profile reading the patches' expected error (the best out-of-fold", kept.describe()),
+        false => format!("on the std of the {} (the best out-of-fold", kept.describe()),
+    };
+    assert!(report.contains(&kept_line), "{report}");
+    // The file carries the expected error from the patches only when its profile reads it.
+    assert_eq!(model.patch_refinement().unwrap().error.is_some(), reads_patches);
     assert_eq!(model.refines_samples(), kept == cxr_review::model::calibration::StdOf::RefinedSamples);
     assert!(model.contour_spacing && report.contains("contour spacing: error of the placed landmarks"), "{report}");
     let mut unspaced = HybridGNet::load(&out, &Device::flex()).unwrap();

@@ -35,7 +35,7 @@ fn phantom_with_annotation(dir: &Path, calibration: Option<&Calibration>) -> Pat
     p.score = p.std.iter().map(|s| (s[0] + s[1]) / 2.0).sum::<f32>() / NUM_NODES as f32;
     if let Some(c) = calibration {
         let stds: [f32; NUM_NODES] = std::array::from_fn(|n| p.node_std(n));
-        p.calibrated = Some(c.apply(&stds, loaded.width.max(loaded.height)));
+        p.calibrated = Some(c.apply(&stds, None, loaded.width.max(loaded.height)));
     }
     let model = ModelIdentity { weights: "fixed contour".into(), weights_sha256: String::new(), samples: 50, seed: Some(0), test_time_warps: 0, companions: 0, shape_corrected: false, patch_refined: false, contour_spaced: false };
     let mut a = Annotation::from_prediction(&path, file_sha256(&path).unwrap(), &loaded, &p, model);

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::patch_refinement::{Patches, Scale, frames, inputs};
+use super::patch_refinement::{Patches, Scale, add_outer_upper, frames, inputs, solve_ridge};
 use super::weights::{StateDict, StateTensor};
 use crate::landmarks::{NUM_NODES, Point};
 
@@ -127,14 +127,8 @@ pub fn fit(images: &[Placement], scales: &[Scale], folds: usize, fitted_on: Stri
     for (i, image) in rows.iter().enumerate() {
         let (g, r) = (&mut gram[i % folds], &mut rhs[i % folds]);
         for (k, (x, y)) in image.iter().enumerate() {
-            let g = &mut g[k * n * n..(k + 1) * n * n];
-            for a in 0..n {
-                let xa = x[a];
-                for b in a..n {
-                    g[a * n + b] += xa * x[b];
-                }
-                r[k * n + a] += xa * y;
-            }
+            add_outer_upper(&mut g[k * n * n..(k + 1) * n * n], x);
+            r[k * n..(k + 1) * n].iter_mut().zip(x).for_each(|(r, xa)| *r += xa * y);
         }
     }
     let solve = |without: Option<usize>, lambda: f64| -> Result<Vec<f32>, String> {
@@ -146,15 +140,7 @@ pub fn fit(images: &[Placement], scales: &[Scale], folds: usize, fitted_on: Stri
                 a.iter_mut().zip(&gram[f][k * n * n..(k + 1) * n * n]).for_each(|(s, v)| *s += v);
                 b.iter_mut().zip(&rhs[f][k * n..(k + 1) * n]).for_each(|(s, v)| *s += v);
             }
-            for i in 0..n {
-                for j in 0..i {
-                    a[i * n + j] = a[j * n + i];
-                }
-                if i + 1 < n {
-                    a[i * n + i] += lambda;
-                }
-            }
-            let w = super::shape_correction::solve_spd(a, b, n, 1).map_err(|e| format!("expected error, node {k}: {e}"))?;
+            let w = solve_ridge(a, b, n, 1, lambda).map_err(|e| format!("expected error, node {k}: {e}"))?;
             weight.extend(w.iter().map(|&v| v as f32));
         }
         Ok(weight)

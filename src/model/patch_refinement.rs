@@ -171,6 +171,33 @@ fn blur(img: &[f32], side: usize, sigma: f32) -> Vec<f32> {
     out
 }
 
+/// Add `x xᵀ` to the upper triangle of `gram` (`x.len()²`, row-major); [`solve_ridge`] mirrors it.
+pub(super) fn add_outer_upper(gram: &mut [f64], x: &[f64]) {
+    let n = x.len();
+    for i in 0..n {
+        let xi = x[i];
+        let row = &mut gram[i * n..(i + 1) * n];
+        for j in i..n {
+            row[j] += xi * x[j];
+        }
+    }
+}
+
+/// Solve a ridge regression from its normal equations: `gram` (`n × n`, upper triangle as
+/// [`add_outer_upper`] fills it) and `rhs` (`n × cols`); the last input is the constant, which
+/// is not penalised.
+pub(super) fn solve_ridge(mut gram: Vec<f64>, rhs: Vec<f64>, n: usize, cols: usize, lambda: f64) -> Result<Vec<f64>, String> {
+    for i in 0..n {
+        for j in 0..i {
+            gram[i * n + j] = gram[j * n + i];
+        }
+        if i + 1 < n {
+            gram[i * n + i] += lambda;
+        }
+    }
+    super::shape_correction::solve_spd(gram, rhs, n, cols)
+}
+
 /// Unit normal and tangent of every node of a shape (closed contours; tangent from the
 /// previous node to the next, normal a quarter turn from it).
 pub fn frames(points: &[Point; NUM_NODES]) -> [([f32; 2], [f32; 2]); NUM_NODES] {
@@ -419,15 +446,7 @@ impl Accumulator {
                 patches.inputs(displaced[k], n, t, &mut x);
                 let d = [(reference[k][0] - displaced[k][0]) as f64 * 1024.0, (reference[k][1] - displaced[k][1]) as f64 * 1024.0];
                 let y = [d[0] * n[0] as f64 + d[1] * n[1] as f64, d[0] * t[0] as f64 + d[1] * t[1] as f64];
-                let g = &mut self.gram[k * inputs * inputs..(k + 1) * inputs * inputs];
-                // Upper triangle only; `solve` mirrors it.
-                for i in 0..inputs {
-                    let xi = x[i];
-                    let row = &mut g[i * inputs..(i + 1) * inputs];
-                    for j in i..inputs {
-                        row[j] += xi * x[j];
-                    }
-                }
+                add_outer_upper(&mut self.gram[k * inputs * inputs..(k + 1) * inputs * inputs], &x);
                 let r = &mut self.rhs[k * inputs * 2..(k + 1) * inputs * 2];
                 for i in 0..inputs {
                     r[2 * i] += x[i] * y[0];
@@ -459,17 +478,9 @@ impl Accumulator {
         let inputs = self.inputs;
         let mut weight = Vec::with_capacity(NUM_NODES * inputs * 2);
         for k in 0..NUM_NODES {
-            let mut a = self.gram[k * inputs * inputs..(k + 1) * inputs * inputs].to_vec();
-            for i in 0..inputs {
-                for j in 0..i {
-                    a[i * inputs + j] = a[j * inputs + i];
-                }
-                if i + 1 < inputs {
-                    a[i * inputs + i] += LAMBDA;
-                }
-            }
+            let a = self.gram[k * inputs * inputs..(k + 1) * inputs * inputs].to_vec();
             let b = self.rhs[k * inputs * 2..(k + 1) * inputs * 2].to_vec();
-            let w = super::shape_correction::solve_spd(a, b, inputs, 2).map_err(|e| format!("patch refinement, node {k}: {e}"))?;
+            let w = solve_ridge(a, b, inputs, 2, LAMBDA).map_err(|e| format!("patch refinement, node {k}: {e}"))?;
             weight.extend(w.iter().map(|&v| v as f32));
         }
         let fit = FitInfo {

@@ -442,9 +442,10 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         let f = &r.fit;
         writeln!(
             out,
-            "patch refinement: fitted on {} ({} images); {CORRECTION_FOLDS}-fold error of the corrected landmarks there {:.2} -> {:.2} px in {} pass(es) (after 1, 2, … passes{}: {}; a pass is kept when it gains ≥ {} px)",
+            "patch refinement: fitted on {} ({} images, the patches and {} random features of them); {CORRECTION_FOLDS}-fold error of the corrected landmarks there {:.2} -> {:.2} px in {} pass(es) (after 1, 2, … passes{}: {}; a pass is kept when it gains ≥ {} px)",
             f.fitted_on,
             f.images,
+            f.features,
             f.error_before_1024.unwrap_or(f64::NAN),
             f.error_after_1024.unwrap_or(f64::NAN),
             f.passes,

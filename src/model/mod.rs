@@ -22,6 +22,7 @@ pub mod lookup;
 pub mod norm;
 pub mod contour_spacing;
 pub mod patch_error;
+pub mod patch_features;
 pub mod patch_refinement;
 pub mod preprocess;
 pub mod refined_spread;
@@ -359,10 +360,13 @@ impl HybridGNet {
         if self.shape_correction.is_some() {
             d += " · shape correction";
         }
-        match self.patch_refinement.as_ref().map(|r| r.fit.passes) {
-            Some(1) => d += " · patch refinement",
-            Some(n) => d += &format!(" · patch refinement ({n} passes)"),
-            None => {}
+        if let Some(r) = &self.patch_refinement {
+            let passes = (r.fit.passes > 1).then(|| format!("{} passes", r.fit.passes));
+            let features = (r.fit.features > 0).then(|| format!("{} random features", r.fit.features));
+            match [passes, features].into_iter().flatten().collect::<Vec<_>>().join(", ") {
+                how if how.is_empty() => d += " · patch refinement",
+                how => d += &format!(" · patch refinement ({how})"),
+            }
         }
         if self.patch_refinement.as_ref().is_some_and(|r| r.error.is_some()) {
             d += " · expected error from the patches";

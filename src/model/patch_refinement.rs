@@ -6,8 +6,8 @@
 //! Here every node reads small patches of the image at 512 × 512 (9 × 9 samples in the node's
 //! own frame, across and along its contour: smoothed with σ 2 and 4 px and 3 px apart, and
 //! since stop 29 a coarser one, σ 8 px and 6 px apart; [`SCALES`]),
-//! and a ridge regression per node maps them to the offset of the reference across and along
-//! the contour. The regression is fitted on the training images' reference landmarks, each
+//! and a ridge regression per node maps them (and, since stop 31, random nonlinear features of
+//! them; [`super::patch_features`]) to the offset of the reference across and along the contour. The regression is fitted on the training images' reference landmarks, each
 //! displaced at random by a few pixels as the model's errors displace them, so it needs no
 //! model: `calibrate` fits it and stores it under [`PREFIX`]; every prediction applies it after
 //! the shape correction. It moves the mean; the paper's std stays the latent spread, and the
@@ -21,6 +21,7 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use super::patch_error::PatchError;
+use super::patch_features::{self, PatchFeatures};
 use super::preprocess::{Letterbox, model_input};
 use super::uncertainty::Prediction;
 use super::weights::{StateDict, StateTensor};
@@ -217,6 +218,27 @@ pub fn frames(points: &[Point; NUM_NODES]) -> [([f32; 2], [f32; 2]); NUM_NODES] 
     out
 }
 
+/// A node's regression inputs at `q` in its frame: the patch samples and the constant in `x`,
+/// then, with `features`, those features before them in `z`; the slice the regression reads.
+fn regression_inputs<'a>(
+    patches: &Patches,
+    features: Option<&PatchFeatures>,
+    q: Point,
+    n: [f32; 2],
+    t: [f32; 2],
+    x: &'a mut [f64],
+    z: &'a mut [f64],
+) -> &'a [f64] {
+    patches.inputs(q, n, t, x);
+    match features {
+        Some(f) => {
+            f.apply(x, z);
+            z
+        }
+        None => x,
+    }
+}
+
 /// How a refinement was fitted (the weights file's `patch_refinement.fit` metadata).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FitInfo {
@@ -241,6 +263,14 @@ pub struct FitInfo {
     /// [`FIRST_SCALES`]).
     #[serde(default = "first_scales")]
     pub scales: Vec<Scale>,
+    /// Random features of the patches the regression also reads ([`super::patch_features`];
+    /// 0 in files from before stop 31, whose regression reads the patches alone).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub features: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn one_pass() -> usize {
@@ -261,12 +291,14 @@ pub fn choose_passes(error_by_passes: &[f64]) -> usize {
     passes
 }
 
-/// Per node, a linear map from the node's patches to the reference's offset across and along
-/// its contour (px at 1024).
+/// Per node, a linear map from the node's patches (and random features of them) to the
+/// reference's offset across and along its contour (px at 1024).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatchRefinement {
-    /// `NUM_NODES × inputs × 2`, row-major ([`inputs`] of the fit's scales).
+    /// `NUM_NODES × regression inputs × 2`, row-major ([`Self::regression_inputs`]).
     weight: Vec<f32>,
+    /// Stored under `features.` when the fit names some.
+    features: Option<PatchFeatures>,
     pub fit: FitInfo,
     /// How far each node is expected to remain off once placed, read from the same patches
     /// ([`super::patch_error`]); stored under `error.`.
@@ -277,6 +309,12 @@ impl PatchRefinement {
     /// A grey image in [0, 1] as this refinement reads it ([`Patches::new`] at its scales).
     pub fn patches(&self, grey: &[f32], width: u32, height: u32) -> Patches {
         Patches::new(grey, width, height, &self.fit.scales)
+    }
+
+    /// Inputs of every node's regression: the random features, then the patch samples and the
+    /// constant.
+    pub fn regression_inputs(&self) -> usize {
+        inputs(self.fit.scales.len()) + self.fit.features
     }
 
     /// The shape (model frame) after [`FitInfo::passes`] passes of [`Self::refine_once`].
@@ -292,15 +330,16 @@ impl PatchRefinement {
     /// The shape (model frame) with every node moved by its patches' offset.
     pub fn refine_once(&self, patches: &Patches, points: &[Point; NUM_NODES]) -> [Point; NUM_NODES] {
         debug_assert_eq!(patches.scales, self.fit.scales, "patches read at the refinement's scales");
-        let inputs = inputs(self.fit.scales.len());
+        let count = self.regression_inputs();
         let frames = frames(points);
-        let mut x = vec![0.0f64; inputs];
+        let mut x = vec![0.0f64; inputs(self.fit.scales.len())];
+        let mut z = vec![0.0f64; count];
         std::array::from_fn(|k| {
             let (n, t) = frames[k];
-            patches.inputs(points[k], n, t, &mut x);
-            let w = &self.weight[k * inputs * 2..(k + 1) * inputs * 2];
+            let z = regression_inputs(patches, self.features.as_ref(), points[k], n, t, &mut x, &mut z);
+            let w = &self.weight[k * count * 2..(k + 1) * count * 2];
             let (mut across, mut along) = (0.0f64, 0.0f64);
-            for (i, v) in x.iter().enumerate() {
+            for (i, v) in z.iter().enumerate() {
                 across += v * w[2 * i] as f64;
                 along += v * w[2 * i + 1] as f64;
             }
@@ -329,10 +368,13 @@ impl PatchRefinement {
 
     /// The tensor and metadata stored under [`PREFIX`] (without it).
     pub fn to_state_dict(&self) -> StateDict {
-        let shape = vec![NUM_NODES, inputs(self.fit.scales.len()), 2];
+        let shape = vec![NUM_NODES, self.regression_inputs(), 2];
         let tensors = BTreeMap::from([("weight".to_string(), StateTensor { shape, values: self.weight.clone() })]);
         let fit = serde_json::to_string(&self.fit).expect("plain numbers and text");
         let mut sd = StateDict { source: Default::default(), tensors, metadata: BTreeMap::from([("fit".to_string(), fit)]) };
+        if let Some(f) = &self.features {
+            sd.insert_prefixed("features.", f.to_state_dict());
+        }
         if let Some(e) = &self.error {
             sd.insert_prefixed("error.", e.to_state_dict());
         }
@@ -354,9 +396,29 @@ impl PatchRefinement {
                 fit.scales
             ));
         }
-        let shape = [NUM_NODES, inputs(fit.scales.len()), 2];
+        if fit.features > patch_features::MAX_FEATURES {
+            return Err(format!("patch refinement: metadata `{PREFIX}fit` names {} features, at most {} are read", fit.features, patch_features::MAX_FEATURES));
+        }
+        let features = match fit.features {
+            0 => None,
+            count => {
+                let prefix = format!("{PREFIX}features.");
+                let f = PatchFeatures::from_state_dict(&sd.clone().take_prefixed("features."), inputs(fit.scales.len()) - 1, &prefix)
+                    .map_err(|e| format!("patch refinement: {e}"))?;
+                if f.count() != count {
+                    return Err(format!("patch refinement: `{prefix}bias` holds {} features, metadata `{PREFIX}fit` names {count}", f.count()));
+                }
+                Some(f)
+            }
+        };
+        let shape = [NUM_NODES, inputs(fit.scales.len()) + fit.features, 2];
         if t.shape != shape || t.values.len() != shape.iter().product::<usize>() {
-            return Err(format!("patch refinement: `{PREFIX}weight` has shape {:?}, expected {shape:?} for {} scales", t.shape, fit.scales.len()));
+            return Err(format!(
+                "patch refinement: `{PREFIX}weight` has shape {:?}, expected {shape:?} for {} scales and {} features",
+                t.shape,
+                fit.scales.len(),
+                fit.features
+            ));
         }
         if t.values.iter().any(|v| !v.is_finite()) {
             return Err(format!("patch refinement: `{PREFIX}weight` holds a value that is not finite"));
@@ -365,7 +427,7 @@ impl PatchRefinement {
             true => Some(PatchError::from_state_dict(&sd.clone().take_prefixed("error."), &fit.scales).map_err(|e| format!("patch refinement: {e}"))?),
             false => None,
         };
-        Ok(PatchRefinement { weight: t.values.clone(), fit, error })
+        Ok(PatchRefinement { weight: t.values.clone(), features, fit, error })
     }
 }
 
@@ -384,7 +446,8 @@ impl PatchRefinement {
             })
             .collect();
         let patches = Patches::new(&grey, side as u32, side as u32, &SCALES);
-        let mut acc = Accumulator::default();
+        // Without features: fuzzing and tests build it often, and the linear map is enough.
+        let mut acc = Accumulator::new(&SCALES, 0);
         for seed in 0..MIN_IMAGES as u64 {
             acc.add(&patches, &reference, seed);
         }
@@ -396,6 +459,8 @@ impl PatchRefinement {
 #[derive(Clone)]
 pub struct Accumulator {
     scales: Vec<Scale>,
+    features: Option<PatchFeatures>,
+    /// Of every node's regression: features, patch samples, constant.
     inputs: usize,
     /// `NUM_NODES × inputs × inputs`.
     gram: Vec<f64>,
@@ -404,19 +469,27 @@ pub struct Accumulator {
     pub images: usize,
 }
 
-/// At [`SCALES`].
+/// As refinements are fitted today: at [`SCALES`], with [`patch_features::FEATURES`] features.
 impl Default for Accumulator {
     fn default() -> Self {
-        Accumulator::new(&SCALES)
+        Accumulator::new(&SCALES, patch_features::FEATURES)
     }
 }
 
 impl Accumulator {
-    /// Empty, for patches at `scales`.
-    pub fn new(scales: &[Scale]) -> Self {
-        let inputs = inputs(scales.len());
+    /// Empty, for patches at `scales` and a fresh draw of `features` random features (none
+    /// when 0). Its normal equations take `NUM_NODES × inputs²` doubles: 240 MB at the
+    /// shipped 3 scales and 256 features.
+    pub fn new(scales: &[Scale], features: usize) -> Self {
+        let features = (features > 0).then(|| PatchFeatures::random(features, inputs(scales.len()) - 1));
+        Self::with_features(scales, features)
+    }
+
+    fn with_features(scales: &[Scale], features: Option<PatchFeatures>) -> Self {
+        let inputs = inputs(scales.len()) + features.as_ref().map_or(0, |f| f.count());
         Accumulator {
             scales: scales.to_vec(),
+            features,
             inputs,
             gram: vec![0.0; NUM_NODES * inputs * inputs],
             rhs: vec![0.0; NUM_NODES * inputs * 2],
@@ -432,7 +505,8 @@ impl Accumulator {
         let mut rng = StdRng::seed_from_u64(seed);
         let normal = Normal::new(0.0, DISPLACEMENT_SD_1024 / 1024.0).expect("positive sd");
         let truth_frames = frames(reference);
-        let mut x = vec![0.0f64; inputs];
+        let mut x = vec![0.0f64; self::inputs(self.scales.len())];
+        let mut z = vec![0.0f64; inputs];
         for _ in 0..DISPLACEMENTS {
             let displaced: [Point; NUM_NODES] = std::array::from_fn(|k| {
                 let (n, t) = truth_frames[k];
@@ -443,10 +517,10 @@ impl Accumulator {
             let frames = frames(&displaced);
             for k in 0..NUM_NODES {
                 let (n, t) = frames[k];
-                patches.inputs(displaced[k], n, t, &mut x);
+                let x = regression_inputs(patches, self.features.as_ref(), displaced[k], n, t, &mut x, &mut z);
                 let d = [(reference[k][0] - displaced[k][0]) as f64 * 1024.0, (reference[k][1] - displaced[k][1]) as f64 * 1024.0];
                 let y = [d[0] * n[0] as f64 + d[1] * n[1] as f64, d[0] * t[0] as f64 + d[1] * t[1] as f64];
-                add_outer_upper(&mut self.gram[k * inputs * inputs..(k + 1) * inputs * inputs], &x);
+                add_outer_upper(&mut self.gram[k * inputs * inputs..(k + 1) * inputs * inputs], x);
                 let r = &mut self.rhs[k * inputs * 2..(k + 1) * inputs * 2];
                 for i in 0..inputs {
                     r[2 * i] += x[i] * y[0];
@@ -460,9 +534,9 @@ impl Accumulator {
     /// The sum of several accumulators (at [`SCALES`] when there are none).
     pub fn merged<'a>(parts: impl IntoIterator<Item = &'a Accumulator>) -> Accumulator {
         let mut parts = parts.into_iter().peekable();
-        let mut out = parts.peek().map_or_else(Accumulator::default, |p| Accumulator::new(&p.scales));
+        let mut out = parts.peek().map_or_else(Accumulator::default, |p| Accumulator::with_features(&p.scales, p.features.clone()));
         for p in parts {
-            assert_eq!(p.scales, out.scales, "accumulators at the same scales");
+            assert_eq!((&p.scales, &p.features), (&out.scales, &out.features), "accumulators at the same scales and features");
             out.gram.iter_mut().zip(&p.gram).for_each(|(a, b)| *a += b);
             out.rhs.iter_mut().zip(&p.rhs).for_each(|(a, b)| *a += b);
             out.images += p.images;
@@ -493,8 +567,9 @@ impl Accumulator {
             passes: 1,
             error_by_passes_1024: Vec::new(),
             scales: self.scales.clone(),
+            features: self.features.as_ref().map_or(0, |f| f.count()),
         };
-        Ok(PatchRefinement { weight, fit, error: None })
+        Ok(PatchRefinement { weight, features: self.features.clone(), fit, error: None })
     }
 }
 
@@ -543,16 +618,21 @@ mod tests {
     }
 
     /// The template, a phantom `side`² drawn from it, and a refinement fitted on its reference
-    /// displaced at random ([`MIN_IMAGES`] times over).
-    fn fitted_on_phantom(side: u32) -> ([Point; NUM_NODES], Patches, PatchRefinement) {
+    /// displaced at random ([`MIN_IMAGES`] times over), with `features` random features (most
+    /// tests take none: the fit with them is slow in a debug build).
+    fn fitted_on_phantom_with(side: u32, features: usize) -> ([Point; NUM_NODES], Patches, PatchRefinement) {
         let reference = model_frame_template();
         let patches = Patches::new(&phantom(side, &reference), side, side, &SCALES);
-        let mut acc = Accumulator::default();
+        let mut acc = Accumulator::new(&SCALES, features);
         for seed in 0..MIN_IMAGES as u64 {
             acc.add(&patches, &reference, seed);
         }
         let r = acc.solve("phantom".into()).unwrap();
         (reference, patches, r)
+    }
+
+    fn fitted_on_phantom(side: u32) -> ([Point; NUM_NODES], Patches, PatchRefinement) {
+        fitted_on_phantom_with(side, 0)
     }
 
     #[test]
@@ -617,7 +697,7 @@ mod tests {
         // A fit written before passes and scales were stored: one pass, the first two scales.
         let reference = model_frame_template();
         let patches = Patches::new(&phantom(128, &reference), 128, 128, &FIRST_SCALES);
-        let mut acc = Accumulator::new(&FIRST_SCALES);
+        let mut acc = Accumulator::new(&FIRST_SCALES, 0);
         for seed in 0..MIN_IMAGES as u64 {
             acc.add(&patches, &reference, seed);
         }
@@ -658,6 +738,40 @@ mod tests {
     }
 
     #[test]
+    fn reads_random_features_stored_with_it_and_refuses_them_missing_or_miscounted() {
+        let (reference, patches, r) = fitted_on_phantom_with(128, patch_features::FEATURES);
+        assert_eq!(r.fit.features, patch_features::FEATURES);
+        assert_eq!(r.regression_inputs(), inputs(SCALES.len()) + patch_features::FEATURES);
+        let sd = r.to_state_dict();
+        assert_eq!(sd.tensors["weight"].shape, vec![NUM_NODES, inputs(SCALES.len()) + patch_features::FEATURES, 2]);
+        assert_eq!(sd.tensors["features.projection"].shape, vec![patch_features::FEATURES, inputs(SCALES.len()) - 1]);
+        let back = PatchRefinement::from_state_dict(&sd).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.refine(&patches, &reference), r.refine(&patches, &reference));
+        let mut model = crate::model::testing::small_model(2);
+        model.set_patch_refinement(Some(r.clone()));
+        assert!(model.describe().ends_with(" · patch refinement (256 random features)"), "{}", model.describe());
+        let mut missing = sd.clone();
+        missing.tensors.remove("features.projection");
+        let e = PatchRefinement::from_state_dict(&missing).unwrap_err();
+        assert!(e.contains("`patch_refinement.features.projection` missing"), "{e}");
+        let mut miscounted = r.clone();
+        miscounted.fit.features = 255;
+        let e = PatchRefinement::from_state_dict(&miscounted.to_state_dict()).unwrap_err();
+        assert!(e.contains("names 255"), "{e}");
+        // The features change what the regression reads: the same images fitted without them
+        // place the nodes elsewhere.
+        let mut acc = Accumulator::new(&SCALES, 0);
+        for seed in 0..MIN_IMAGES as u64 {
+            acc.add(&patches, &reference, seed);
+        }
+        let linear = acc.solve("phantom".into()).unwrap();
+        assert_eq!(linear.fit.features, 0);
+        assert!(linear.to_state_dict().tensors.keys().all(|k| !k.starts_with("features.")));
+        assert_ne!(linear.refine(&patches, &reference), r.refine(&patches, &reference));
+    }
+
+    #[test]
     fn the_blur_is_a_normalised_gaussian_with_clamped_edges() {
         let side = 17;
         let img: Vec<f32> = (0..side * side).map(|i| ((i * 7919) % 13) as f32 / 13.0).collect();
@@ -680,7 +794,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("refined.safetensors");
         let mut model = testing::small_model(2);
-        let (_, _, r) = fitted_on_phantom(64);
+        let (_, _, r) = fitted_on_phantom_with(64, patch_features::FEATURES);
         let img = phantom(64, &model_frame_template());
         let sampling = Sampling::Random { samples: 3, seed: 1 };
         let plain = predict(&model, &img, 64, 64, sampling);
@@ -698,7 +812,7 @@ mod tests {
         assert_ne!(refined.mean, plain.mean);
         // A file whose refinement has the wrong shape is refused, naming the file and the part.
         let mut sd = loaded.state_dict();
-        sd.tensors.get_mut("patch_refinement.weight").unwrap().shape = vec![NUM_NODES * inputs(SCALES.len()), 2];
+        sd.tensors.get_mut("patch_refinement.weight").unwrap().shape = vec![NUM_NODES * r.regression_inputs(), 2];
         let bad = dir.path().join("bad.safetensors");
         sd.write_safetensors(&bad, &[]).unwrap();
         let e = HybridGNet::load(&bad, &testing::cpu()).unwrap_err().to_string();
@@ -711,7 +825,7 @@ mod tests {
         // node moves exactly the bound, in the direction asked.
         let (reference, patches, mut r) = fitted_on_phantom(128);
         for k in 0..NUM_NODES {
-            let n = inputs(SCALES.len());
+            let n = r.regression_inputs();
             let constant = (k * n + n - 1) * 2;
             r.weight[constant] = 400.0;
             r.weight[constant + 1] = 300.0;

@@ -56,13 +56,14 @@ fn shipped_model_segments_val_images() {
 
 #[test]
 fn node_std_tracks_node_error() {
-    // Positive, and clearly so: `validate` measured r = 0.316 over these 2520 nodes at N = 50,
-    // the std of the samples refined and re-spaced as the landmarks are (their own spread,
-    // re-spaced: 0.233 with the two-scale refinement; with one refinement pass 0.248; the
-    // paper's std: 0.215; before the contour spacing 0.247, before the patch refinement 0.257;
-    // the β = 1e-3 model before it: 0.242; the β = 1e-2 one: 0.177).
+    // Positive, and clearly so: `validate` measured r = 0.232 over these 2520 nodes at N = 50,
+    // the std of the samples re-spaced as the landmarks are, which the shipped map reads since
+    // stop 31 (with the random features' refinement; the samples refined too gave 0.316 in
+    // stop 30, when the map read them; with one refinement pass 0.248; the paper's std: 0.215;
+    // before the contour spacing 0.247, before the patch refinement 0.257; the β = 1e-3 model
+    // before it: 0.242; the β = 1e-2 one: 0.177).
     let s = val_summary();
-    assert!(s.pearson_r.unwrap() > 0.28, "node std must track node error: {s:?}");
+    assert!(s.pearson_r.unwrap() > 0.2, "node std must track node error: {s:?}");
 }
 
 #[test]
@@ -89,9 +90,10 @@ fn the_shipped_pair_is_the_shipped_model_plus_a_companion_that_places_val_landma
     // `calibrate --companion` (N = 50, 7 warps, each file's own shape correction) measured
     // 15.31 px for the shipped model and 14.94 px for the pair on these 21 images, Dice lungs
     // 0.964 and 0.966 (assets/README.md, "Companion models"). The steps after the averaging
-    // narrow the gap: with three passes of the three-scale refinement and the contour spacing
-    // `calibrate` gives 13.10 and 12.91 px, Dice lungs 0.9765 and 0.9776 (two scales: 13.31 and
-    // 13.16 px; here, N = 20, two scales: 13.30 and 13.16 px).
+    // narrow the gap: with two passes of the refinement reading random features of its three
+    // patch scales and the contour spacing `calibrate` gives 12.87 and 12.62 px, Dice lungs
+    // 0.9771 and 0.9778 (stop 30, linear: 13.10 and 12.91 px; two scales: 13.31 and 13.16 px;
+    // here, N = 20, two scales: 13.30 and 13.16 px).
     let single = model();
     let path = shipped::default_weights().unwrap().with_file_name("hybridgnet_jsrt_pair.safetensors");
     let pair = HybridGNet::load(&path, &Device::flex()).expect("the pair ships beside the model");

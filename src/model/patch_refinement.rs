@@ -7,7 +7,8 @@
 //! own frame, across and along its contour: smoothed with σ 2 and 4 px and 3 px apart, and
 //! since stop 29 a coarser one, σ 8 px and 6 px apart; [`SCALES`]),
 //! and a ridge regression per node maps them (and, since stop 31, random nonlinear features of
-//! them; [`super::patch_features`]) to the offset of the reference across and along the contour. The regression is fitted on the training images' reference landmarks, each
+//! them; [`super::patch_features`]) to the offset of the reference across and along the
+//! contour. The regression is fitted on the training images' reference landmarks, each
 //! displaced at random by a few pixels as the model's errors displace them, so it needs no
 //! model: `calibrate` fits it and stores it under [`PREFIX`]; every prediction applies it after
 //! the shape correction. It moves the mean; the paper's std stays the latent spread, and the

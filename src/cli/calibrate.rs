@@ -97,6 +97,12 @@ pub struct Args {
     /// the map is fitted on those landmarks; see `assets/README.md`, "Contour spacing").
     #[arg(long)]
     pub no_contour_spacing: bool,
+    /// Neighbours on each side whose moves along the contour every refined node's is averaged
+    /// with: `auto` (the radius of 0 to 3 with the lowest out-of-fold error on the
+    /// --profile-split images, a larger one kept only where it gains ≥ 0.05 px) or a number
+    /// from 0 to 8 (see `assets/README.md`, "Moves shared along the contour")
+    #[arg(long, default_value = "auto")]
+    pub along_smoothing: String,
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
 }
@@ -122,6 +128,13 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         "refined-samples" if args.no_patch_refinement => anyhow::bail!("--spread refined-samples needs the patch refinement"),
         "refined-samples" => Some(StdOf::RefinedSamples),
         s => anyhow::bail!("--spread {s}: expected auto, samples or refined-samples"),
+    };
+    let smoothings: Vec<usize> = match args.along_smoothing.as_str() {
+        "auto" => patch_refinement::SMOOTHINGS.to_vec(),
+        s => match s.parse::<usize>() {
+            Ok(r) if r <= patch_refinement::MAX_SMOOTHING => vec![r],
+            _ => anyhow::bail!("--along-smoothing {s}: expected auto or a number from 0 to {}", patch_refinement::MAX_SMOOTHING),
+        },
     };
     let weights = shipped::resolve(args.weights.as_deref()).map_err(anyhow::Error::msg)?;
     let device = select_device(args.device)?;
@@ -222,7 +235,7 @@ pub fn report(args: Args) -> anyhow::Result<String> {
         (false, true) => (None, Some("patch refinement: none (it is fitted on the --profile-split images)".to_string())),
         (false, false) => {
             let fitted_on = format!("{profile_desc}: reference landmarks displaced at random");
-            match fit_patch_refinement(&mut placed, &folds, fitted_on, spacing) {
+            match fit_patch_refinement(&mut placed, &folds, fitted_on, spacing, &smoothings) {
                 Ok(r) => (Some(r), None),
                 Err(e) => (None, Some(format!("patch refinement: none ({e})"))),
             }
@@ -453,6 +466,14 @@ pub fn report(args: Args) -> anyhow::Result<String> {
             f.error_by_passes_1024.iter().map(|e| format!("{e:.2}")).collect::<Vec<_>>().join(", "),
             patch_refinement::MIN_PASS_GAIN_1024
         )?;
+        writeln!(
+            out,
+            "patch refinement: moves along the contour averaged over ±{} neighbours ({}-fold error by radius, each at its best passes: {}; a larger radius is kept when it gains ≥ {} px)",
+            f.along_smoothing,
+            CORRECTION_FOLDS,
+            f.error_by_smoothing_1024.iter().map(|(r, e)| format!("{r}: {e:.2}")).collect::<Vec<_>>().join(", "),
+            patch_refinement::MIN_PASS_GAIN_1024
+        )?;
     }
     if let Some(note) = &error_note {
         writeln!(out, "{note}")?;
@@ -547,42 +568,61 @@ fn fit_patch_refinement(
     folds: &[Accumulator],
     fitted_on: String,
     respaced: bool,
+    smoothings: &[usize],
 ) -> Result<PatchRefinement, String> {
     let k = folds.len();
     // Every fit first, so that a failure leaves every image as it was.
-    let out_of_fold = (0..k)
+    let mut out_of_fold = (0..k)
         .map(|f| Accumulator::merged(folds.iter().enumerate().filter(|(g, _)| *g != f).map(|(_, a)| a)).solve(String::new()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut r = Accumulator::merged(folds).solve(fitted_on)?;
     let before = mean_placed_error_1024(placed);
     let patches: Vec<Patches> = placed.iter_mut().map(|p| p.patches.take().expect("patches of every placed image")).collect();
-    // Each image's landmarks after 1, 2, … passes (image pixels).
-    let by_pass: Vec<Vec<[crate::landmarks::Point; NUM_NODES]>> = placed
-        .iter()
-        .zip(&patches)
-        .enumerate()
-        .map(|(i, (p, patches))| {
-            let lb = p.prediction.letterbox;
-            let mut q = p.prediction.mean.map(|q| lb.to_model(q));
-            (0..patch_refinement::MAX_PASSES)
-                .map(|_| {
-                    q = out_of_fold[i % k].refine_once(patches, &q);
-                    q.map(|q| lb.to_image(q))
-                })
-                .collect()
-        })
-        .collect();
-    let mean_error = |pass: usize, spaced: bool| {
+    // Each image's landmarks after 1, 2, … passes (image pixels) of its out-of-fold
+    // refinement, as that refinement's smoothing along the contour stands.
+    let by_pass = |out_of_fold: &[PatchRefinement]| -> Vec<Vec<[crate::landmarks::Point; NUM_NODES]>> {
+        placed
+            .iter()
+            .zip(&patches)
+            .enumerate()
+            .map(|(i, (p, patches))| {
+                let lb = p.prediction.letterbox;
+                let mut q = p.prediction.mean.map(|q| lb.to_model(q));
+                (0..patch_refinement::MAX_PASSES)
+                    .map(|_| {
+                        q = out_of_fold[i % k].refine_once(patches, &q);
+                        q.map(|q| lb.to_image(q))
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let mean_error = |moved: &[Vec<[crate::landmarks::Point; NUM_NODES]>], pass: usize, spaced: bool| {
         let error = |(p, moved): (&Placed, &Vec<[crate::landmarks::Point; NUM_NODES]>)| {
             let q = if spaced { contour_spacing::respace(&moved[pass]) } else { moved[pass] };
             placed_error_1024_of(p, &q)
         };
-        placed.iter().zip(&by_pass).map(error).sum::<f64>() / placed.len() as f64
+        placed.iter().zip(moved).map(error).sum::<f64>() / placed.len() as f64
     };
-    let errors: Vec<f64> = (0..patch_refinement::MAX_PASSES).map(|pass| mean_error(pass, respaced)).collect();
-    let passes = patch_refinement::choose_passes(&errors);
+    // Every radius with its own best passes, then the radius.
+    let mut tried = Vec::new();
+    for &radius in smoothings {
+        out_of_fold.iter_mut().for_each(|f| f.fit.along_smoothing = radius);
+        let moved = by_pass(&out_of_fold);
+        let errors: Vec<f64> = (0..patch_refinement::MAX_PASSES).map(|pass| mean_error(&moved, pass, respaced)).collect();
+        let passes = patch_refinement::choose_passes(&errors);
+        tried.push((errors, passes, moved));
+    }
+    let error_by_smoothing: Vec<(usize, f64)> = smoothings.iter().zip(&tried).map(|(&r, (errors, passes, _))| (r, errors[passes - 1])).collect();
+    let radius = patch_refinement::choose_smoothing(&error_by_smoothing);
+    let chosen = smoothings.iter().position(|&s| s == radius).expect("a radius tried");
+    let (errors, passes, by_pass) = tried.swap_remove(chosen);
+    drop(tried);
+    out_of_fold.iter_mut().for_each(|f| f.fit.along_smoothing = radius);
+    r.fit.along_smoothing = radius;
+    r.fit.error_by_smoothing_1024 = error_by_smoothing;
     r.fit.error_before_1024 = Some(before);
-    r.fit.error_after_1024 = Some(mean_error(passes - 1, false));
+    r.fit.error_after_1024 = Some(mean_error(&by_pass, passes - 1, false));
     r.fit.passes = passes;
     r.fit.error_by_passes_1024 = errors;
     for (i, ((p, moved), patches)) in placed.iter_mut().zip(&by_pass).zip(&patches).enumerate() {

@@ -363,7 +363,8 @@ impl HybridGNet {
         if let Some(r) = &self.patch_refinement {
             let passes = (r.fit.passes > 1).then(|| format!("{} passes", r.fit.passes));
             let features = (r.fit.features > 0).then(|| format!("{} random features", r.fit.features));
-            match [passes, features].into_iter().flatten().collect::<Vec<_>>().join(", ") {
+            let smoothing = (r.fit.along_smoothing > 0).then(|| format!("moves along the contour averaged over ±{} nodes", r.fit.along_smoothing));
+            match [passes, features, smoothing].into_iter().flatten().collect::<Vec<_>>().join(", ") {
                 how if how.is_empty() => d += " · patch refinement",
                 how => d += &format!(" · patch refinement ({how})"),
             }

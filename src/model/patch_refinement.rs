@@ -11,8 +11,10 @@
 //! contour. The regression is fitted on the training images' reference landmarks, each
 //! displaced at random by a few pixels as the model's errors displace them, so it needs no
 //! model: `calibrate` fits it and stores it under [`PREFIX`]; every prediction applies it after
-//! the shape correction. It moves the mean; the paper's std stays the latent spread, and the
-//! samples are moved the same way only for their own spread ([`super::refined_spread`]).
+//! the shape correction. Since stop 32 each node's move along its contour is averaged with its
+//! neighbours' ([`smooth_along`], the radius chosen out of fold by `calibrate`). It moves the
+//! mean; the paper's std stays the latent spread, and the samples are moved the same way only
+//! for their own spread ([`super::refined_spread`]).
 
 use std::collections::BTreeMap;
 
@@ -81,6 +83,26 @@ pub const MAX_PASSES: usize = 4;
 /// 1024 (`calibrate` chooses the passes on the profile images, never on the images it
 /// calibrates on).
 pub const MIN_PASS_GAIN_1024: f64 = 0.05;
+
+/// Radii of the smoothing along the contour ([`smooth_along`]) `calibrate` compares, each with
+/// its own best passes ([`choose_smoothing`]; stop 32, the single file: 0 → 1 gained 0.12 px,
+/// 1 → 2 lost).
+pub const SMOOTHINGS: [usize; 4] = [0, 1, 2, 3];
+/// Largest radius a stored fit may name.
+pub const MAX_SMOOTHING: usize = 8;
+
+/// The radius to keep, given the out-of-fold error at each radius tried, in increasing
+/// radius: the first, then a larger one only where it gains at least [`MIN_PASS_GAIN_1024`]
+/// on the one kept.
+pub fn choose_smoothing(error_by_smoothing: &[(usize, f64)]) -> usize {
+    let mut best: Option<(usize, f64)> = None;
+    for &(radius, e) in error_by_smoothing {
+        if best.is_none_or(|(_, b)| b - e >= MIN_PASS_GAIN_1024) {
+            best = Some((radius, e));
+        }
+    }
+    best.map_or(0, |(radius, _)| radius)
+}
 
 /// The image letterboxed to [`SIDE`] and smoothed at every one of its scales.
 pub struct Patches {
@@ -219,6 +241,39 @@ pub fn frames(points: &[Point; NUM_NODES]) -> [([f32; 2], [f32; 2]); NUM_NODES] 
     out
 }
 
+/// Every node's move (model frame) with its component along the contour replaced by the
+/// weighted mean of its own and its `radius` neighbours' on each side (weights `radius + 1 −
+/// distance`, each neighbour's move read along this node's tangent); the component across is
+/// the node's own. The model's errors along an outline are shared by neighbouring nodes, while
+/// each node's regression reads the noise of its own patches; and as the contour spacing keeps
+/// only the anchors' places along the contour ([`super::contour_spacing`]), this is how the
+/// other nodes' estimates reach them. `radius` 0 leaves the moves as they are.
+pub fn smooth_along(moves: &[[f32; 2]; NUM_NODES], frames: &[([f32; 2], [f32; 2]); NUM_NODES], radius: usize) -> [[f32; 2]; NUM_NODES] {
+    if radius == 0 {
+        return *moves;
+    }
+    let mut out = *moves;
+    for organ in Organ::ALL {
+        let (start, len) = (organ.nodes().start, organ.nodes().len());
+        // At most the whole closed contour once.
+        let reach = radius.min((len - 1) / 2) as isize;
+        for j in 0..len {
+            let (n, t) = frames[start + j];
+            let (mut along, mut total) = (0.0f32, 0.0f32);
+            for o in -reach..=reach {
+                let m = moves[start + (j as isize + o).rem_euclid(len as isize) as usize];
+                let w = (reach + 1 - o.abs()) as f32;
+                along += w * (m[0] * t[0] + m[1] * t[1]);
+                total += w;
+            }
+            let own = moves[start + j];
+            let (across, along) = (own[0] * n[0] + own[1] * n[1], along / total);
+            out[start + j] = [across * n[0] + along * t[0], across * n[1] + along * t[1]];
+        }
+    }
+    out
+}
+
 /// A node's regression inputs at `q` in its frame: the patch samples and the constant in `x`,
 /// then, with `features`, those features before them in `z`; the slice the regression reads.
 fn regression_inputs<'a>(
@@ -268,6 +323,14 @@ pub struct FitInfo {
     /// 0 in files from before stop 31, whose regression reads the patches alone).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub features: usize,
+    /// Neighbours on each side whose moves along the contour every node's is averaged with
+    /// ([`smooth_along`]; 0, none, in files from before stop 32).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub along_smoothing: usize,
+    /// Out-of-fold error at each radius tried (after its own best passes), px at 1024, as
+    /// (radius, error), when they were compared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_by_smoothing_1024: Vec<(usize, f64)>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -335,7 +398,8 @@ impl PatchRefinement {
         let frames = frames(points);
         let mut x = vec![0.0f64; inputs(self.fit.scales.len())];
         let mut z = vec![0.0f64; count];
-        std::array::from_fn(|k| {
+        // Every node's move first (model frame), then shared along the contour.
+        let moves: [[f32; 2]; NUM_NODES] = std::array::from_fn(|k| {
             let (n, t) = frames[k];
             let z = regression_inputs(patches, self.features.as_ref(), points[k], n, t, &mut x, &mut z);
             let w = &self.weight[k * count * 2..(k + 1) * count * 2];
@@ -347,14 +411,15 @@ impl PatchRefinement {
             let (mut a, mut b) = (across as f32, along as f32);
             let len = a.hypot(b);
             if !len.is_finite() {
-                return points[k];
+                return [0.0, 0.0];
             }
             if len > MAX_MOVE_1024 {
                 (a, b) = (a * MAX_MOVE_1024 / len, b * MAX_MOVE_1024 / len);
             }
-            let q = points[k];
-            [q[0] + (a * n[0] + b * t[0]) / 1024.0, q[1] + (a * n[1] + b * t[1]) / 1024.0]
-        })
+            [(a * n[0] + b * t[0]) / 1024.0, (a * n[1] + b * t[1]) / 1024.0]
+        });
+        let moves = smooth_along(&moves, &frames, self.fit.along_smoothing);
+        std::array::from_fn(|k| [points[k][0] + moves[k][0], points[k][1] + moves[k][1]])
     }
 
     /// Move a prediction's landmarks (image pixels) by [`Self::refine`], and its ratio's
@@ -399,6 +464,12 @@ impl PatchRefinement {
         }
         if fit.features > patch_features::MAX_FEATURES {
             return Err(format!("patch refinement: metadata `{PREFIX}fit` names {} features, at most {} are read", fit.features, patch_features::MAX_FEATURES));
+        }
+        if fit.along_smoothing > MAX_SMOOTHING {
+            return Err(format!(
+                "patch refinement: metadata `{PREFIX}fit` averages moves over {} neighbours each side, at most {MAX_SMOOTHING} are read",
+                fit.along_smoothing
+            ));
         }
         let features = match fit.features {
             0 => None,
@@ -569,6 +640,8 @@ impl Accumulator {
             error_by_passes_1024: Vec::new(),
             scales: self.scales.clone(),
             features: self.features.as_ref().map_or(0, |f| f.count()),
+            along_smoothing: 0,
+            error_by_smoothing_1024: Vec::new(),
         };
         Ok(PatchRefinement { weight, features: self.features.clone(), fit, error: None })
     }
@@ -670,6 +743,85 @@ mod tests {
         assert_eq!(r.refine(&patches, &displaced), once);
         r.fit.passes = 2;
         assert_eq!(r.refine(&patches, &displaced), twice);
+    }
+
+    #[test]
+    fn smoothing_averages_the_moves_along_the_contour_and_keeps_each_move_across() {
+        let shape = model_frame_template();
+        let frames = frames(&shape);
+        let along = |m: [f32; 2], k: usize| m[0] * frames[k].1[0] + m[1] * frames[k].1[1];
+        let across = |m: [f32; 2], k: usize| m[0] * frames[k].0[0] + m[1] * frames[k].0[1];
+        // One node of the right lung moved 9 px along and 4 across, the rest still.
+        let k = 10;
+        let mut moves = [[0.0f32; 2]; NUM_NODES];
+        let (n, t) = frames[k];
+        moves[k] = [(4.0 * n[0] + 9.0 * t[0]) / 1024.0, (4.0 * n[1] + 9.0 * t[1]) / 1024.0];
+        assert_eq!(smooth_along(&moves, &frames, 0), moves);
+        let smoothed = smooth_along(&moves, &frames, 1);
+        // Weights 1, 2, 1: half its move along stays, and a quarter of its move read along
+        // each neighbour's tangent reaches that neighbour; nothing across but its own.
+        assert!((along(smoothed[k], k) * 1024.0 - 4.5).abs() < 1e-4, "{}", along(smoothed[k], k) * 1024.0);
+        assert!((across(smoothed[k], k) * 1024.0 - 4.0).abs() < 1e-4);
+        for j in [k - 1, k + 1] {
+            let want = along(moves[k], j) * 1024.0 / 4.0;
+            assert!((along(smoothed[j], j) * 1024.0 - want).abs() < 1e-4, "{j}");
+            assert!(across(smoothed[j], j).abs() < 1e-7, "{j}");
+        }
+        assert!(smoothed.iter().enumerate().all(|(j, m)| j.abs_diff(k) <= 1 || *m == [0.0, 0.0]), "two further nodes stay still");
+        // Where the tangents agree, the same shift along every node of an outline is left as
+        // it is, the first node of the heart wrapping round to its last.
+        let straight = [([0.0f32, 1.0], [1.0f32, 0.0]); NUM_NODES];
+        let heart = Organ::Heart.nodes();
+        let mut shift = [[0.0f32; 2]; NUM_NODES];
+        for j in heart.clone() {
+            shift[j] = [3.0, 0.5];
+        }
+        let kept = smooth_along(&shift, &straight, 3);
+        assert!(kept.iter().zip(&shift).all(|(a, b)| (a[0] - b[0]).abs() < 1e-6 && (a[1] - b[1]).abs() < 1e-6), "{:?}", &kept[heart]);
+    }
+
+    #[test]
+    fn a_larger_smoothing_is_kept_only_where_it_gains_enough() {
+        let tried = |errors: [f64; 4]| -> Vec<(usize, f64)> { SMOOTHINGS.into_iter().zip(errors).collect() };
+        assert_eq!(choose_smoothing(&[]), 0);
+        assert_eq!(choose_smoothing(&tried([11.29, 11.17, 11.19, 11.25])), 1);
+        assert_eq!(choose_smoothing(&tried([11.29, 11.26, 11.10, 11.08])), 2, "past a small gain to a larger one");
+        assert_eq!(choose_smoothing(&tried([11.29, 11.40, 11.50, 11.60])), 0);
+        assert_eq!(choose_smoothing(&[(2, 12.0)]), 2, "one radius tried (`calibrate --along-smoothing 2`)");
+    }
+
+    #[test]
+    fn the_smoothing_is_stored_checked_and_applied() {
+        let (reference, patches, mut r) = fitted_on_phantom(128);
+        let frames = frames(&reference);
+        let displaced: [Point; NUM_NODES] = std::array::from_fn(|k| {
+            let a = if k % 3 == 0 { 7.0 } else { -5.0 } / 1024.0;
+            [reference[k][0] + a * frames[k].1[0], reference[k][1] + a * frames[k].1[1]]
+        });
+        let plain = r.refine_once(&patches, &displaced);
+        r.fit.along_smoothing = 2;
+        r.fit.error_by_smoothing_1024 = vec![(0, 11.3), (1, 11.2), (2, 11.1), (3, 11.15)];
+        let smoothed = r.refine_once(&patches, &displaced);
+        assert_ne!(plain, smoothed);
+        let plain_moves: [[f32; 2]; NUM_NODES] = std::array::from_fn(|k| [plain[k][0] - displaced[k][0], plain[k][1] - displaced[k][1]]);
+        let want = smooth_along(&plain_moves, &super::frames(&displaced), 2);
+        for k in 0..NUM_NODES {
+            let got = [smoothed[k][0] - displaced[k][0], smoothed[k][1] - displaced[k][1]];
+            assert!((got[0] - want[k][0]).abs() < 1e-6 && (got[1] - want[k][1]).abs() < 1e-6, "node {k}");
+        }
+        assert_eq!(PatchRefinement::from_state_dict(&r.to_state_dict()).unwrap(), r);
+        let mut model = crate::model::testing::small_model(2);
+        model.set_patch_refinement(Some(r.clone()));
+        assert!(model.describe().ends_with(" · patch refinement (moves along the contour averaged over ±2 nodes)"), "{}", model.describe());
+        r.fit.along_smoothing = MAX_SMOOTHING + 1;
+        let e = PatchRefinement::from_state_dict(&r.to_state_dict()).unwrap_err();
+        assert!(e.contains("patch_refinement.fit") && e.contains("9 neighbours"), "{e}");
+        // Older fits name none and are read without it.
+        r.fit.along_smoothing = 0;
+        r.fit.error_by_smoothing_1024.clear();
+        let sd = r.to_state_dict();
+        assert!(!sd.metadata["fit"].contains("smoothing"), "{}", sd.metadata["fit"]);
+        assert_eq!(PatchRefinement::from_state_dict(&sd).unwrap().refine_once(&patches, &displaced), plain);
     }
 
     #[test]
@@ -838,3 +990,4 @@ mod tests {
         }
     }
 }
+

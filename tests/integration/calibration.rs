@@ -145,6 +145,8 @@ fn calibrate_refuses_a_node_profile_it_cannot_measure_apart() {
     assert!(e.contains("--spread warps: expected auto, samples or refined-samples"), "{e}");
     let e = run(&["--spread", "refined-samples", "--no-patch-refinement"]);
     assert!(e.contains("--spread refined-samples needs the patch refinement"), "{e}");
+    let e = run(&["--along-smoothing", "9"]);
+    assert!(e.contains("--along-smoothing 9: expected auto or a number from 0 to 8"), "{e}");
     assert!(!std::path::Path::new("unused.safetensors").exists());
 }
 
@@ -470,6 +472,14 @@ fn a_shape_correction_a_patch_refinement_and_contour_spacing_place_every_val_ima
     assert_eq!(by_pass.len(), patch_refinement::MAX_PASSES, "{refit:?}");
     assert_eq!(refit.passes, patch_refinement::choose_passes(by_pass), "{refit:?}");
     assert!(report.contains(&format!("in {} pass(es) (after 1, 2, … passes, re-spaced: ", refit.passes)), "{report}");
+    // So was the radius its moves are shared over along the contour, each radius at its own
+    // best passes, the passes kept being those of the radius kept.
+    let radii: Vec<usize> = refit.error_by_smoothing_1024.iter().map(|&(r, _)| r).collect();
+    assert_eq!(radii, patch_refinement::SMOOTHINGS, "{refit:?}");
+    assert_eq!(refit.along_smoothing, patch_refinement::choose_smoothing(&refit.error_by_smoothing_1024), "{refit:?}");
+    let kept = refit.error_by_smoothing_1024.iter().find(|&&(r, _)| r == refit.along_smoothing).unwrap().1;
+    assert!((kept - by_pass[refit.passes - 1]).abs() < 1e-9, "{refit:?}");
+    assert!(report.contains(&format!("moves along the contour averaged over ±{} neighbours", refit.along_smoothing)), "{report}");
     assert!(model.calibration().unwrap().fitted_on.contains("shape-corrected, patch-refined, contour-spaced"));
     // The maps were compared on both spreads, each with a node profile reading the patches'
     // expected error too, and the file reads the one that won.
